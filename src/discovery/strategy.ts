@@ -1,0 +1,104 @@
+// The discovery contract (libcluster's Cluster.Strategy, in TypeScript): a strategy finds
+// addresses and proposes them through its context; the node does the joining, and the shared
+// Reconciler does the diffing, logging and telemetry for every strategy.
+import type { Member } from '../cluster/membership.js';
+import { type Address, formatAddress } from '../transport/types.js';
+import type { Clock } from '../util/clock.js';
+import { publish } from '../util/diagnostics.js';
+import type { Logger } from '../util/log.js';
+
+export interface DiscoveryContext {
+  /** Cluster name this node belongs to. */
+  readonly cluster: string;
+  /** This node: its name and the address peers dial. */
+  readonly self: { name: string; address: Address; incarnation: number };
+  /** Asks the node to join through `address`. Resolves with the node name that answered, or rejects. */
+  connect(address: Address): Promise<string | undefined>;
+  /** Current members (including this node). */
+  knownNodes(): Member[];
+  readonly clock: Clock;
+  readonly log: Logger;
+  /** Aborted when the node stops; strategies stop their loops on it. */
+  readonly signal: AbortSignal;
+}
+
+export interface DiscoveryStrategy {
+  /** Short name for logs, e.g. 'static'. */
+  readonly name: string;
+  /** Starts finding peers. Called once, after the node listens. May return before peers are found. */
+  start(ctx: DiscoveryContext): void | Promise<void>;
+  /** Stops and releases everything (files, sockets, timers). Called once. */
+  stop(): void | Promise<void>;
+}
+
+/**
+ * Shared reconcile helper: given the addresses a strategy currently sees, joins those that are not
+ * already live members (so a node that dropped and came back is joined again), skips this node,
+ * and publishes telemetry for every attempt.
+ */
+export class Reconciler {
+  constructor(
+    private readonly ctx: DiscoveryContext,
+    private readonly strategy: string,
+  ) {}
+
+  async reconcile(addresses: Address[]): Promise<void> {
+    const self = formatAddress(this.ctx.self.address);
+    const live = new Set(
+      this.ctx
+        .knownNodes()
+        .filter((m) => m.status === 'alive' || m.status === 'suspect')
+        .map((m) => m.address),
+    );
+    const todo = addresses.filter((a) => {
+      const key = formatAddress(a);
+      return key !== self && !live.has(key);
+    });
+    await Promise.all(todo.map((a) => this.connect(a)));
+  }
+
+  private async connect(address: Address): Promise<void> {
+    const started = this.ctx.clock.now();
+    try {
+      const name = await this.ctx.connect(address);
+      publish('discoveryConnect', () => ({
+        strategy: this.strategy,
+        address: formatAddress(address),
+        node: name,
+        ok: true,
+        durationMs: this.ctx.clock.now() - started,
+      }));
+    } catch (err) {
+      this.ctx.log.debug(
+        { strategy: this.strategy, address: formatAddress(address), err: (err as Error).message },
+        'discovery connect failed',
+      );
+      publish('discoveryConnect', () => ({
+        strategy: this.strategy,
+        address: formatAddress(address),
+        ok: false,
+        error: (err as Error).message,
+        durationMs: this.ctx.clock.now() - started,
+      }));
+    }
+  }
+}
+
+/** Runs `fn` now and every `ms` until the signal aborts; one run at a time. */
+export function poll(ctx: DiscoveryContext, ms: number, fn: () => Promise<void>): { stop(): void } {
+  let running = false;
+  const tick = () => {
+    if (running || ctx.signal.aborted) return;
+    running = true;
+    fn()
+      .catch((err: Error) => ctx.log.warn({ err: err.message }, 'discovery poll failed'))
+      .finally(() => {
+        running = false;
+      });
+  };
+  const timer = ctx.clock.setInterval(tick, ms);
+  tick();
+  const stop = () => timer.cancel();
+  ctx.signal.addEventListener('abort', stop, { once: true });
+  return { stop };
+}

@@ -1,0 +1,97 @@
+// The one error registry. Every error Foundation raises is a FoundationError with a literal
+// `code` from this table; callers match on `code`, never on message text. docs/errors.md lists
+// the same codes (a test keeps the two in sync).
+
+/** Code → what it means and what to do about it. Append only; codes are part of the API. */
+export const ERRORS = {
+  FND_ERR_INVALID_OPTION:
+    'An option passed to Foundation is invalid; the message names the field and what is allowed.',
+  FND_ERR_INSECURE_BIND:
+    'The node would listen on a non-loopback address without a cluster secret. Pass `secret`, bind to 127.0.0.1, or opt out explicitly with `insecure: true`.',
+  FND_ERR_LISTEN:
+    'The node could not listen on the requested host/port (in use, or not an address of this machine).',
+  FND_ERR_HANDSHAKE_SECRET:
+    'The peer does not know the same cluster secret (HMAC challenge failed). Give every node of the cluster the same `secret`.',
+  FND_ERR_HANDSHAKE_CLUSTER:
+    'The peer belongs to a different cluster name. Check the `cluster` option on both nodes.',
+  FND_ERR_HANDSHAKE_VERSION:
+    'The peer speaks no protocol version in common with this node. Upgrade the older node.',
+  FND_ERR_HANDSHAKE_DUPLICATE_NAME:
+    'Another live node of the cluster already uses this node name. Give each node a unique `name`.',
+  FND_ERR_HANDSHAKE_PROTOCOL:
+    'The peer sent something other than a Foundation handshake (bad magic or unexpected message). It is probably not a Foundation node.',
+  FND_ERR_HANDSHAKE_TIMEOUT: 'The peer did not complete the handshake in time.',
+  FND_ERR_FRAME_TOO_LARGE:
+    'A frame larger than the configured maximum frame size was received or sent; the connection is closed.',
+  FND_ERR_FRAME_DECODE: 'A frame could not be decoded; the connection is closed.',
+  FND_ERR_BACKPRESSURE:
+    'The outbound queue to this peer is full (the peer or network is slower than the sender). Retry later or slow down.',
+  FND_ERR_REQUEST_TIMEOUT: 'No reply arrived within the timeout.',
+  FND_ERR_NODE_DOWN:
+    'The target node left the cluster or was declared down; the request cannot complete.',
+  FND_ERR_UNKNOWN_NODE: 'The target node is not a member of this cluster.',
+  FND_ERR_NO_HANDLER: 'The target node has no handler registered for this message kind.',
+  FND_ERR_REMOTE: 'The remote handler threw; `data` carries the remote error code and message.',
+  FND_ERR_NODE_STOPPED: 'The node has been stopped; start a new one.',
+  FND_ERR_DISCOVERY: 'A discovery strategy failed; the message says which and why.',
+} as const;
+
+export type ErrorCode = keyof typeof ERRORS;
+
+/** The plain shape an error takes on the wire. */
+export interface SerializedError {
+  code: string;
+  message: string;
+  data?: unknown;
+}
+
+export class FoundationError extends Error {
+  readonly code: ErrorCode;
+  readonly data: Record<string, unknown> | undefined;
+
+  /** `detail` says what happened here; the registry's text (what to do) is appended. */
+  constructor(
+    code: ErrorCode,
+    detail?: string,
+    data?: Record<string, unknown>,
+    options?: ErrorOptions,
+  ) {
+    super(detail ? `${detail} [${code}] ${ERRORS[code]}` : `[${code}] ${ERRORS[code]}`, options);
+    this.name = 'FoundationError';
+    this.code = code;
+    this.data = data;
+  }
+
+  /** Rebuilds an error received from another node, keeping its message as it was written. */
+  static fromWire(
+    code: ErrorCode,
+    message: string,
+    data?: Record<string, unknown>,
+  ): FoundationError {
+    const e = new FoundationError(code, undefined, data);
+    e.message = message;
+    return e;
+  }
+
+  toJSON(): SerializedError {
+    return { code: this.code, message: this.message, data: this.data };
+  }
+}
+
+export function isFoundationError(err: unknown, code?: ErrorCode): err is FoundationError {
+  return err instanceof FoundationError && (code === undefined || err.code === code);
+}
+
+export function isErrorCode(code: unknown): code is ErrorCode {
+  return typeof code === 'string' && Object.hasOwn(ERRORS, code);
+}
+
+/** Turns anything thrown into the wire shape, keeping a Foundation code when there is one. */
+export function serializeError(err: unknown): SerializedError {
+  if (err instanceof FoundationError) return err.toJSON();
+  if (err instanceof Error) {
+    const code = (err as { code?: unknown }).code;
+    return { code: typeof code === 'string' ? code : 'ERR', message: err.message };
+  }
+  return { code: 'ERR', message: String(err) };
+}

@@ -1,0 +1,46 @@
+// The public API. Everything exported here is supported; everything else is internal.
+import { FoundationNode } from './node.js';
+import type { FoundationOptions } from './options.js';
+
+export const Foundation = {
+  /** Starts a node. With no options: a same-host cluster on 127.0.0.1, found with zero configuration. */
+  start(options?: FoundationOptions): Promise<FoundationNode> {
+    return FoundationNode.start(options);
+  },
+};
+
+export type { ChangeInfo, Member, MemberStatus } from './cluster/membership.js';
+export type {
+  MessageHandler,
+  Messenger,
+  RequestHandler,
+  RequestOptions,
+  SendOptions,
+} from './cluster/messenger.js';
+export { type MembershipTiming, PRESETS, type PresetName } from './cluster/presets.js';
+export {
+  defaultLocalDirectory,
+  type LocalOptions,
+  LocalStrategy,
+} from './discovery/strategies/local.js';
+export { type StaticOptions, StaticStrategy } from './discovery/strategies/static.js';
+export {
+  type DiscoveryContext,
+  type DiscoveryStrategy,
+  poll,
+  Reconciler,
+} from './discovery/strategy.js';
+export {
+  ERRORS,
+  type ErrorCode,
+  FoundationError,
+  isFoundationError,
+  type SerializedError,
+} from './errors.js';
+export { FoundationNode, type FoundationNodeEvents, type MemberEventName } from './node.js';
+export { DEFAULTS, type DiscoveryOptions, type FoundationOptions } from './options.js';
+export type { TlsOptions } from './transport/tcp.js';
+export type { Address, ConnectionHandlers, RawConnection, Transport } from './transport/types.js';
+export type { Clock, TimerHandle } from './util/clock.js';
+export { CHANNELS } from './util/diagnostics.js';
+export type { Logger, LogLevel } from './util/log.js';

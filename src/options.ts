@@ -1,0 +1,315 @@
+// Options for one node: the typed interface users see, the frozen defaults with the reason for
+// each, and validation at start (zod) that names the bad field and what is allowed.
+import os from 'node:os';
+import { z } from 'zod';
+import { type MembershipTiming, PRESETS, type PresetName } from './cluster/presets.js';
+import type { DiscoveryStrategy } from './discovery/strategy.js';
+import { FoundationError } from './errors.js';
+import { DEFAULT_MAX_FRAME_SIZE } from './transport/protocol.js';
+import type { TlsOptions } from './transport/tcp.js';
+import type { Transport } from './transport/types.js';
+import type { Clock } from './util/clock.js';
+import type { Logger, LogLevel } from './util/log.js';
+
+export type DiscoveryOptions =
+  /** Picks a strategy from the environment; see docs/discovery.md. */
+  | { strategy: 'auto' }
+  /** Fixed seeds. */
+  | { strategy: 'static'; hosts: string[]; pollingIntervalMs?: number }
+  /** Same-host, zero-config, file-based. */
+  | { strategy: 'local'; directory?: string; pollingIntervalMs?: number };
+
+export interface FoundationOptions {
+  /** Unique node name within the cluster. Default: `<hostname>-<pid>`. */
+  name?: string;
+  /** Cluster name; nodes of different clusters refuse each other. Default 'default'. */
+  cluster?: string;
+  /** Shared secret (≥ 16 characters) for the HMAC handshake; required off loopback. Never sent. */
+  secret?: string;
+  /** Address to listen on. Default '127.0.0.1' (loopback: safe, same-host cluster). */
+  host?: string;
+  /** TCP port. Default 0 (the OS picks a free one; discovery publishes it). */
+  port?: number;
+  /** Address other nodes dial, when it differs from `host` (e.g. host '0.0.0.0'). */
+  advertiseHost?: string;
+  /** How to find other nodes. Default { strategy: 'auto' }. A DiscoveryStrategy object plugs in a custom one. */
+  discovery?: DiscoveryOptions | DiscoveryStrategy;
+  /** Failure-detector timing. Default 'local' on loopback, else 'lan'. */
+  preset?: PresetName;
+  /** Overrides of single timing fields of the preset. */
+  membership?: Partial<MembershipTiming>;
+  /** Allow a non-loopback listener without a secret. Default false: refuse to start. */
+  insecure?: boolean;
+  /** Wrap every connection in TLS with mutual certificate authentication. Default off. */
+  tls?: TlsOptions;
+  /** Largest frame accepted or sent, in bytes. Default 128 MiB. Larger: bigger single messages, more memory per connection. */
+  maxFrameSize?: number;
+  /** Outbound queue bound per peer and channel, in bytes, before sends fail with FND_ERR_BACKPRESSURE. Default 64 MiB. */
+  maxQueueBytes?: number;
+  /** Messages of at least this many encoded bytes go on the `bulk` channel. Default 64 KiB. */
+  bulkThreshold?: number;
+  /** Default request timeout in ms. Default 5000. */
+  requestTimeoutMs?: number;
+  /** Handshake deadline in ms. Default 5000. */
+  handshakeTimeoutMs?: number;
+  /** TCP connect deadline in ms. Default 3000. */
+  connectTimeoutMs?: number;
+  /** Send all channels over one connection. Only for measuring head-of-line blocking. Default false. */
+  singleConnection?: boolean;
+  /** Log level of the built-in pino logger. Default 'warn'. */
+  logLevel?: LogLevel;
+  /** Your own logger (a pino instance works). Overrides logLevel. */
+  logger?: Logger;
+  /** Transport seam: default TCP; tests pass an in-memory one. */
+  transport?: Transport;
+  /** Clock seam: default the system clock; tests pass a ManualClock. */
+  clock?: Clock;
+}
+
+/** Defaults, each chosen for the zero-config same-host case and safe everywhere else. */
+export const DEFAULTS = Object.freeze({
+  cluster: 'default',
+  // Loopback by default: nothing is exposed until the user asks, and no secret is needed.
+  host: '127.0.0.1',
+  port: 0,
+  // 128 MiB: room for a 64 MiB payload, while a hostile length prefix can never make us allocate gigabytes.
+  maxFrameSize: DEFAULT_MAX_FRAME_SIZE,
+  // 64 MiB per (peer, channel): absorbs bursts, bounded so a slow peer cannot exhaust memory.
+  maxQueueBytes: 64 * 1024 * 1024,
+  // 64 KiB: above this, serialising a message takes long enough that it should not share a connection with heartbeats.
+  bulkThreshold: 64 * 1024,
+  requestTimeoutMs: 5_000,
+  handshakeTimeoutMs: 5_000,
+  connectTimeoutMs: 3_000,
+  logLevel: 'warn' as LogLevel,
+});
+
+const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null;
+const pem = z.union([z.string().min(1), z.instanceof(Buffer)]);
+const ms = z.number().int().positive();
+
+const discoverySchema = z.union([
+  z.strictObject({ strategy: z.literal('auto') }),
+  z.strictObject({
+    strategy: z.literal('static'),
+    hosts: z.array(z.string().min(3)).min(1),
+    pollingIntervalMs: ms.optional(),
+  }),
+  z.strictObject({
+    strategy: z.literal('local'),
+    directory: z.string().min(1).optional(),
+    pollingIntervalMs: ms.optional(),
+  }),
+  z.custom<DiscoveryStrategy>(
+    (v) =>
+      isObj(v) &&
+      typeof v.name === 'string' &&
+      typeof v.start === 'function' &&
+      typeof v.stop === 'function',
+    {
+      message:
+        "expected { strategy: 'auto' | 'static' | 'local', ... } or an object with name, start() and stop()",
+    },
+  ),
+]);
+
+const timingSchema = z.strictObject({
+  probeIntervalMs: ms.optional(),
+  probeTimeoutMs: ms.optional(),
+  indirectChecks: z.number().int().min(0).max(16).optional(),
+  suspicionMinMs: ms.optional(),
+  suspicionMaxMs: ms.optional(),
+  syncIntervalMs: ms.optional(),
+  reconnectIntervalMs: ms.optional(),
+  downRetentionMs: ms.optional(),
+  awarenessMax: z.number().int().min(0).max(32).optional(),
+  lagToleranceMs: ms.optional(),
+});
+
+const schema = z.strictObject({
+  name: z
+    .string()
+    .min(1)
+    .max(255)
+    .regex(/^[^\s\p{Cc}]+$/u, 'must not contain whitespace or control characters')
+    .optional(),
+  cluster: z
+    .string()
+    .min(1)
+    .max(255)
+    .regex(/^[^\s\p{Cc}]+$/u, 'must not contain whitespace or control characters')
+    .optional(),
+  secret: z.string().min(16, 'must be at least 16 characters').optional(),
+  host: z.string().min(1).optional(),
+  port: z.number().int().min(0).max(65535).optional(),
+  advertiseHost: z.string().min(1).optional(),
+  discovery: discoverySchema.optional(),
+  preset: z.enum(['local', 'lan', 'wan']).optional(),
+  membership: timingSchema.optional(),
+  insecure: z.boolean().optional(),
+  tls: z
+    .strictObject({
+      key: pem,
+      cert: pem,
+      ca: z.union([pem, z.array(pem)]),
+      checkServerIdentity: z.boolean().optional(),
+    })
+    .optional(),
+  maxFrameSize: z
+    .number()
+    .int()
+    .min(1024)
+    .max(2 ** 31)
+    .optional(),
+  maxQueueBytes: z.number().int().min(1024).optional(),
+  bulkThreshold: z.number().int().min(1).optional(),
+  requestTimeoutMs: ms.optional(),
+  handshakeTimeoutMs: ms.optional(),
+  connectTimeoutMs: ms.optional(),
+  singleConnection: z.boolean().optional(),
+  logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).optional(),
+  logger: z
+    .custom<Logger>(
+      (v) => isObj(v) && typeof v.warn === 'function' && typeof v.child === 'function',
+      {
+        message: 'expected a pino-compatible logger',
+      },
+    )
+    .optional(),
+  transport: z
+    .custom<Transport>(
+      (v) => isObj(v) && typeof v.listen === 'function' && typeof v.connect === 'function',
+      {
+        message: 'expected a Transport (listen, connect, close)',
+      },
+    )
+    .optional(),
+  clock: z
+    .custom<Clock>(
+      (v) => isObj(v) && typeof v.now === 'function' && typeof v.setTimeout === 'function',
+      {
+        message: 'expected a Clock (now, wallNow, setTimeout, setInterval)',
+      },
+    )
+    .optional(),
+});
+
+export function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
+}
+
+function firstExternalIPv4(): string | undefined {
+  for (const list of Object.values(os.networkInterfaces())) {
+    for (const i of list ?? []) if (i.family === 'IPv4' && !i.internal) return i.address;
+  }
+  return undefined;
+}
+
+export interface ResolvedOptions {
+  name: string;
+  cluster: string;
+  secret: string | undefined;
+  host: string;
+  port: number;
+  advertiseHost: string;
+  discovery: DiscoveryOptions | DiscoveryStrategy;
+  preset: PresetName;
+  timing: MembershipTiming;
+  tls: TlsOptions | undefined;
+  maxFrameSize: number;
+  maxQueueBytes: number;
+  bulkThreshold: number;
+  requestTimeoutMs: number;
+  handshakeTimeoutMs: number;
+  connectTimeoutMs: number;
+  singleConnection: boolean;
+  logLevel: LogLevel;
+  logger: Logger | undefined;
+  transport: Transport | undefined;
+  clock: Clock | undefined;
+}
+
+/** Validates and fills in defaults; throws FND_ERR_INVALID_OPTION / FND_ERR_INSECURE_BIND. */
+export function resolveOptions(input: unknown = {}): ResolvedOptions {
+  const parsed = schema.safeParse(input ?? {});
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    const field = issue.path.length ? issue.path.join('.') : '(options)';
+    const unknownKeys =
+      issue.code === 'unrecognized_keys' ? (issue as { keys: string[] }).keys : undefined;
+    const where = unknownKeys ? [...issue.path, unknownKeys[0]].join('.') : field;
+    throw new FoundationError('FND_ERR_INVALID_OPTION', `option "${where}": ${issue.message}`, {
+      field: where,
+      issue: issue.message,
+    });
+  }
+  const o = parsed.data;
+  const host = o.host ?? DEFAULTS.host;
+  const loopback = isLoopback(host);
+  if (!loopback && !o.secret && !o.insecure) {
+    throw new FoundationError(
+      'FND_ERR_INSECURE_BIND',
+      `host "${host}" is not loopback and no secret was given`,
+      {
+        field: 'secret',
+        host,
+      },
+    );
+  }
+  const wildcard = host === '0.0.0.0' || host === '::';
+  const advertiseHost = o.advertiseHost ?? (wildcard ? firstExternalIPv4() : host);
+  if (!advertiseHost) {
+    throw new FoundationError(
+      'FND_ERR_INVALID_OPTION',
+      `option "advertiseHost": required when host is "${host}" and no external IPv4 address exists`,
+      {
+        field: 'advertiseHost',
+      },
+    );
+  }
+  const preset = o.preset ?? (loopback ? 'local' : 'lan');
+  const timing: MembershipTiming = { ...PRESETS[preset] };
+  for (const [k, v] of Object.entries(o.membership ?? {}))
+    if (v !== undefined) (timing as unknown as Record<string, number>)[k] = v;
+  if (timing.probeTimeoutMs >= timing.probeIntervalMs) {
+    throw new FoundationError(
+      'FND_ERR_INVALID_OPTION',
+      'option "membership.probeTimeoutMs": must be less than probeIntervalMs',
+      {
+        field: 'membership.probeTimeoutMs',
+      },
+    );
+  }
+  if (timing.suspicionMinMs > timing.suspicionMaxMs) {
+    throw new FoundationError(
+      'FND_ERR_INVALID_OPTION',
+      'option "membership.suspicionMinMs": must not exceed suspicionMaxMs',
+      {
+        field: 'membership.suspicionMinMs',
+      },
+    );
+  }
+  return {
+    name: o.name ?? `${os.hostname()}-${process.pid}`,
+    cluster: o.cluster ?? DEFAULTS.cluster,
+    secret: o.secret,
+    host,
+    port: o.port ?? DEFAULTS.port,
+    advertiseHost,
+    discovery: o.discovery ?? { strategy: 'auto' },
+    preset,
+    timing,
+    tls: o.tls,
+    maxFrameSize: o.maxFrameSize ?? DEFAULTS.maxFrameSize,
+    maxQueueBytes: o.maxQueueBytes ?? DEFAULTS.maxQueueBytes,
+    bulkThreshold: o.bulkThreshold ?? DEFAULTS.bulkThreshold,
+    requestTimeoutMs: o.requestTimeoutMs ?? DEFAULTS.requestTimeoutMs,
+    handshakeTimeoutMs: o.handshakeTimeoutMs ?? DEFAULTS.handshakeTimeoutMs,
+    connectTimeoutMs: o.connectTimeoutMs ?? DEFAULTS.connectTimeoutMs,
+    singleConnection: o.singleConnection ?? false,
+    logLevel: o.logLevel ?? DEFAULTS.logLevel,
+    logger: o.logger,
+    transport: o.transport,
+    clock: o.clock,
+  };
+}

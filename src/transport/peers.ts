@@ -1,0 +1,418 @@
+// Peers: one outbound connection per (peer, channel), dialled lazily (control eagerly for
+// members), re-dialled with jittered backoff, with a bounded outbound queue and one write per tick
+// per connection. Data flows one way per connection: a node sends on the connections it dialled
+// and receives on the ones it accepted, so two nodes never race to dial each other.
+import { type ErrorCode, FoundationError } from '../errors.js';
+import { Backoff } from '../util/backoff.js';
+import type { Clock, TimerHandle } from '../util/clock.js';
+import { publish } from '../util/diagnostics.js';
+import type { Logger } from '../util/log.js';
+import { frameHeader } from './frame.js';
+import type { Identity } from './handshake.js';
+import { Link, type LinkOptions, type PeerHello } from './link.js';
+import type { ChannelName } from './protocol.js';
+import { type Address, formatAddress, type RawConnection, type Transport } from './types.js';
+
+export interface PeerManagerOptions {
+  transport: Transport;
+  self: Identity;
+  secret: string | undefined;
+  clock: Clock;
+  log: Logger;
+  maxFrameSize: number;
+  /** Most bytes queued for one (peer, channel) before sends are refused with FND_ERR_BACKPRESSURE. */
+  maxQueueBytes: number;
+  handshakeTimeoutMs: number;
+  connectTimeoutMs: number;
+  backoff: { baseMs: number; maxMs: number };
+  /** Send every channel over one connection (only to measure head-of-line blocking). */
+  singleConnection: boolean;
+}
+
+export interface PeerEvents {
+  /** A decoded message from an authenticated peer. Never called concurrently; must not block. */
+  message(from: PeerHello, channel: ChannelName, msg: unknown[]): void;
+  /** An inbound handshake passed; may refuse (e.g. duplicate name). */
+  accept(peer: PeerHello): { code: ErrorCode; message: string } | undefined;
+  /** A connection to/from `name` closed unexpectedly (hint for failure detection). */
+  linkDown(name: string, channel: ChannelName, direction: 'in' | 'out'): void;
+  /** A handshake failed; `err.code` says why. */
+  handshakeError(err: FoundationError, remote: string, direction: 'in' | 'out'): void;
+}
+
+class Outbound {
+  link: Link | undefined;
+  connecting = false;
+  private pending: Uint8Array[] = [];
+  queuedBytes = 0;
+  private flushScheduled = false;
+  private waitingDrain = false;
+  private retry: TimerHandle | undefined;
+  readonly backoff: Backoff;
+
+  constructor(
+    readonly peer: Peer,
+    readonly channel: ChannelName,
+    private readonly mgr: PeerManager,
+  ) {
+    this.backoff = new Backoff(mgr.opts.backoff);
+  }
+
+  enqueue(header: Uint8Array, body: Uint8Array): void {
+    const size = header.length + body.length;
+    if (this.queuedBytes > 0 && this.queuedBytes + size > this.mgr.opts.maxQueueBytes) {
+      throw new FoundationError(
+        'FND_ERR_BACKPRESSURE',
+        `outbound queue to ${this.peer.name} (${this.channel}) holds ${this.queuedBytes} bytes`,
+        { peer: this.peer.name, channel: this.channel, queuedBytes: this.queuedBytes },
+      );
+    }
+    this.pending.push(header, body);
+    this.queuedBytes += size;
+    if (this.link) this.scheduleFlush();
+    else this.connect();
+  }
+
+  private scheduleFlush(): void {
+    if (this.flushScheduled || this.waitingDrain) return;
+    this.flushScheduled = true;
+    setImmediate(() => {
+      this.flushScheduled = false;
+      this.flush();
+    });
+  }
+
+  /** Writes everything queued as one chunk (one syscall), unless the socket asked us to wait. */
+  flush(): void {
+    const link = this.link;
+    if (!link || this.waitingDrain || this.pending.length === 0) return;
+    const chunk =
+      this.pending.length === 1 ? this.pending[0]! : Buffer.concat(this.pending, this.queuedBytes);
+    this.pending = [];
+    this.queuedBytes = 0;
+    if (!link.write(chunk)) this.waitingDrain = true;
+  }
+
+  connect(): void {
+    if (this.link || this.connecting || this.peer.removed || this.mgr.stopped) return;
+    this.retry?.cancel();
+    this.retry = undefined;
+    this.connecting = true;
+    this.mgr
+      .dialLink(this.peer.address, this.channel)
+      .then((link) => {
+        this.connecting = false;
+        if (link.peer.name !== this.peer.name) {
+          link.destroy();
+          throw new Error(
+            `${formatAddress(this.peer.address)} is now node ${link.peer.name}, not ${this.peer.name}`,
+          );
+        }
+        if (this.peer.removed || this.mgr.stopped) {
+          link.end();
+          return;
+        }
+        this.attach(link);
+      })
+      .catch((err: Error) => {
+        this.connecting = false;
+        this.mgr.opts.log.debug(
+          { peer: this.peer.name, channel: this.channel, err: err.message },
+          'connect failed',
+        );
+        this.scheduleRetry();
+      });
+  }
+
+  attach(link: Link): void {
+    this.link = link;
+    this.backoff.reset();
+    this.waitingDrain = false;
+    link.setHandlers({
+      message: () => {}, // outbound connections carry no data back after the handshake
+      drain: () => {
+        this.waitingDrain = false;
+        this.flush();
+      },
+      close: (err) => {
+        if (this.link !== link) return;
+        this.link = undefined;
+        publish('transportDisconnect', () => ({
+          peer: this.peer.name,
+          channel: this.channel,
+          reason: err?.message,
+        }));
+        if (!this.peer.removed && !this.mgr.stopped) {
+          this.mgr.events.linkDown(this.peer.name, this.channel, 'out');
+          this.scheduleRetry();
+        }
+      },
+    });
+    publish('transportConnect', () => ({
+      peer: this.peer.name,
+      channel: this.channel,
+      address: link.remote,
+    }));
+    this.flush();
+  }
+
+  private scheduleRetry(): void {
+    if (this.peer.removed || this.mgr.stopped || this.retry) return;
+    if (this.pending.length === 0 && !(this.channel === 'control' && this.peer.keepAlive)) return;
+    this.retry = this.mgr.opts.clock.setTimeout(() => {
+      this.retry = undefined;
+      this.connect();
+    }, this.backoff.next());
+  }
+
+  /** Drops the connection to re-dial (the peer moved to another address). */
+  reset(): void {
+    const link = this.link;
+    this.link = undefined;
+    link?.destroy();
+    this.retry?.cancel();
+    this.retry = undefined;
+    this.backoff.reset();
+    if (this.pending.length > 0 || (this.channel === 'control' && this.peer.keepAlive))
+      this.connect();
+  }
+
+  close(graceful: boolean): void {
+    this.retry?.cancel();
+    this.retry = undefined;
+    if (graceful) {
+      this.flush();
+      this.link?.end();
+    } else this.link?.destroy();
+    this.link = undefined;
+    this.pending = [];
+    this.queuedBytes = 0;
+  }
+}
+
+export class Peer {
+  readonly channels = new Map<ChannelName, Outbound>();
+  removed = false;
+  keepAlive = false;
+  constructor(
+    readonly name: string,
+    public address: Address,
+    public incarnation: number,
+  ) {}
+}
+
+export class PeerManager {
+  private readonly peers = new Map<string, Peer>();
+  private readonly inbound = new Set<Link>();
+  private readonly linkOptions: LinkOptions;
+  stopped = false;
+  /** Inbound connections refused because of bad frames or handshakes (for tests and stats). */
+  rejected = 0;
+
+  constructor(
+    readonly opts: PeerManagerOptions,
+    readonly events: PeerEvents,
+  ) {
+    this.linkOptions = {
+      self: opts.self,
+      secret: opts.secret,
+      maxFrameSize: opts.maxFrameSize,
+      handshakeTimeoutMs: opts.handshakeTimeoutMs,
+      clock: opts.clock,
+    };
+  }
+
+  async listen(address: Address): Promise<Address> {
+    return this.opts.transport.listen(address, (conn) => this.accept(conn));
+  }
+
+  private accept(conn: RawConnection): void {
+    if (this.stopped) {
+      conn.destroy();
+      return;
+    }
+    Link.server(conn, this.linkOptions, (hello) => this.events.accept(hello)).then(
+      (link) => {
+        if (this.stopped) {
+          link.destroy();
+          return;
+        }
+        const from = link.peer;
+        this.learn(from.name, from.address, from.incarnation);
+        this.inbound.add(link);
+        link.setHandlers({
+          message: (msg) => this.events.message(from, from.channel, msg),
+          drain: () => {},
+          close: (err) => {
+            this.inbound.delete(link);
+            if (err) {
+              this.rejected++;
+              this.opts.log.warn(
+                { peer: from.name, remote: link.remote, err: err.message },
+                'closed connection from peer',
+              );
+              publish('transportFrameError', () => ({
+                peer: from.name,
+                remote: link.remote,
+                reason: err.message,
+              }));
+            }
+            if (!this.stopped) this.events.linkDown(from.name, from.channel, 'in');
+          },
+        });
+      },
+      (err: FoundationError) => {
+        this.rejected++;
+        this.opts.log.warn(
+          { remote: conn.remote, code: err.code, err: err.message },
+          'inbound handshake failed',
+        );
+        publish('transportHandshakeError', () => ({
+          remote: conn.remote,
+          code: err.code,
+          direction: 'in',
+        }));
+        this.events.handshakeError(err, conn.remote, 'in');
+      },
+    );
+  }
+
+  /** Opens and authenticates one connection; used for channels and for joining by address. */
+  async dialLink(address: Address, channel: ChannelName): Promise<Link> {
+    const conn = await this.opts.transport.connect(address, this.opts.connectTimeoutMs);
+    try {
+      return await Link.client(conn, channel, this.linkOptions);
+    } catch (err) {
+      const e = err as FoundationError;
+      this.opts.log.warn(
+        { remote: formatAddress(address), code: e.code, err: e.message },
+        'outbound handshake failed',
+      );
+      publish('transportHandshakeError', () => ({
+        remote: formatAddress(address),
+        code: e.code,
+        direction: 'out',
+      }));
+      this.events.handshakeError(e, formatAddress(address), 'out');
+      throw err;
+    }
+  }
+
+  /**
+   * Dials an address whose node we may not know yet (discovery), on the control channel, and
+   * keeps the connection as that node's control link. Resolves with who answered.
+   */
+  async join(address: Address): Promise<PeerHello> {
+    const link = await this.dialLink(address, this.route('control'));
+    const hello = link.peer;
+    const peer = this.learn(hello.name, hello.address, hello.incarnation);
+    const out = this.outbound(peer, 'control');
+    if (out.link || peer.removed || this.stopped) link.end();
+    else out.attach(link);
+    return hello;
+  }
+
+  /** Records (or updates) where a peer lives; a newer incarnation at a new address re-dials. */
+  learn(name: string, address: Address, incarnation: number): Peer {
+    let peer = this.peers.get(name);
+    if (!peer || (peer.removed && incarnation >= peer.incarnation)) {
+      peer = new Peer(name, address, incarnation);
+      this.peers.set(name, peer);
+      return peer;
+    }
+    if (incarnation >= peer.incarnation) {
+      const moved = formatAddress(peer.address) !== formatAddress(address);
+      peer.incarnation = incarnation;
+      if (moved) {
+        peer.address = address;
+        for (const out of peer.channels.values()) out.reset();
+      }
+    }
+    return peer;
+  }
+
+  get(name: string): Peer | undefined {
+    return this.peers.get(name);
+  }
+
+  /** Keep the control connection to this peer open (and re-dialled) while it is a member. */
+  keepAlive(name: string, on: boolean): void {
+    const peer = this.peers.get(name);
+    if (!peer || peer.removed) return;
+    peer.keepAlive = on;
+    if (on) this.outbound(peer, 'control').connect();
+  }
+
+  private route(channel: ChannelName): ChannelName {
+    return this.opts.singleConnection ? 'control' : channel;
+  }
+
+  private outbound(peer: Peer, channel: ChannelName): Outbound {
+    const ch = this.route(channel);
+    let out = peer.channels.get(ch);
+    if (!out) {
+      out = new Outbound(peer, ch, this);
+      peer.channels.set(ch, out);
+    }
+    return out;
+  }
+
+  /**
+   * Queues one encoded message body for `name` on `channel`. Throws FND_ERR_UNKNOWN_NODE for a
+   * peer we have no address for, FND_ERR_BACKPRESSURE when the queue is full.
+   */
+  send(name: string, channel: ChannelName, body: Uint8Array): void {
+    if (this.stopped) throw new FoundationError('FND_ERR_NODE_STOPPED');
+    const peer = this.peers.get(name);
+    if (!peer || peer.removed)
+      throw new FoundationError('FND_ERR_UNKNOWN_NODE', `no route to node ${name}`, { node: name });
+    if (body.length > this.opts.maxFrameSize) {
+      throw new FoundationError(
+        'FND_ERR_FRAME_TOO_LARGE',
+        `message of ${body.length} bytes to ${name}`,
+        {
+          length: body.length,
+          max: this.opts.maxFrameSize,
+        },
+      );
+    }
+    this.outbound(peer, channel).enqueue(frameHeader(body.length), body);
+  }
+
+  /** Closes a peer's connections and stops re-dialling, but remembers its address (it may come back). */
+  disconnect(name: string): void {
+    const peer = this.peers.get(name);
+    if (!peer) return;
+    peer.keepAlive = false;
+    for (const out of peer.channels.values()) out.close(false);
+    peer.channels.clear();
+  }
+
+  /** Forgets a peer: closes its connections (flushing them when graceful) and stops re-dialling. */
+  remove(name: string, graceful = false): void {
+    const peer = this.peers.get(name);
+    if (!peer) return;
+    peer.removed = true;
+    peer.keepAlive = false;
+    for (const out of peer.channels.values()) out.close(graceful);
+    peer.channels.clear();
+  }
+
+  /** Bytes waiting in outbound queues (not yet handed to the OS). */
+  queuedBytes(name: string): number {
+    let n = 0;
+    for (const out of this.peers.get(name)?.channels.values() ?? []) n += out.queuedBytes;
+    return n;
+  }
+
+  /** Flushes queues and closes everything. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    for (const peer of this.peers.values())
+      for (const out of peer.channels.values()) out.close(true);
+    for (const link of this.inbound) link.end();
+    // Give ended sockets a moment to flush before the transport destroys them.
+    await new Promise((r) => setTimeout(r, 20));
+    await this.opts.transport.close();
+  }
+}
