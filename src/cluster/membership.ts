@@ -300,6 +300,10 @@ export class Membership {
       },
     };
     this.probes.set(seq, p);
+    // Lifeguard's buddy system: tell a suspect it is suspected, so it can refute at once.
+    const t = this.members.get(target);
+    if (t?.status === 'suspect')
+      this.io.send(target, [MSG.SUSPECT, target, t.incarnation, this.self.name]);
     this.io.send(target, [MSG.PING, seq, target]);
     p.timer = this.after(timeout, (late) => {
       if (late) {

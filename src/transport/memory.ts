@@ -115,6 +115,8 @@ export class InMemoryNetwork {
   private readonly conns = new Set<MemoryConnection>();
   private readonly rules = new Map<string, Rule>();
   private readonly random: () => number;
+  private readonly paused = new Set<string>();
+  private held: Array<{ dst: MemoryConnection; chunk: Buffer }> = [];
   private port = 40000;
   private ids = 0;
   private inFlight = 0;
@@ -206,7 +208,28 @@ export class InMemoryNetwork {
       return;
     }
     const dst = src.peer;
+    if (this.paused.has(dst.owner)) {
+      this.held.push({ dst, chunk });
+      return;
+    }
     this.schedule(src.owner, dst.owner, () => dst.receive(chunk));
+  }
+
+  /**
+   * Simulates a stalled process (a blocked event loop): bytes sent to `address` wait, as they would
+   * in the kernel's socket buffers, until `resume`. Stall the node's own clock separately.
+   */
+  pause(address: string): void {
+    this.paused.add(address);
+  }
+
+  /** Ends a `pause`: everything held is delivered in order on the next I/O turn. */
+  resume(address: string): void {
+    this.paused.delete(address);
+    const mine = this.held.filter((h) => h.dst.owner === address);
+    this.held = this.held.filter((h) => h.dst.owner !== address);
+    for (const { dst, chunk } of mine)
+      this.schedule(dst.peer.owner, dst.owner, () => dst.receive(chunk));
   }
 
   /** Runs `fn` after the link's delay (or on the next I/O turn), counting it as in flight. */
