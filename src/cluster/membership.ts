@@ -216,7 +216,7 @@ export class Membership {
   /** A connection to or from `name` dropped: probe it now rather than at its turn. */
   hint(name: string): void {
     const m = this.members.get(name);
-    if (!this.running || !m || m.status !== 'alive') return;
+    if (!this.running || !m || (m.status !== 'alive' && m.status !== 'suspect')) return;
     const now = this.clock.now();
     if ((this.lastHint.get(name) ?? -Infinity) > now - this.timing.probeIntervalMs) return;
     this.lastHint.set(name, now);
@@ -325,7 +325,10 @@ export class Membership {
         // Lifeguard: helpers that did not even nack suggest the problem is on our side.
         if (p.expectedNacks > 0 && p.nacks < p.expectedNacks) this.adjustAwareness(1);
         const m = this.members.get(target);
-        if (m && m.status === 'alive') {
+        // Suspect it, or confirm an existing suspicion independently (Lifeguard: each
+        // independent confirmation shortens the suspicion timeout).
+        const confirms = m?.status === 'suspect' && !m.suspicion?.confirmations.has(this.self.name);
+        if (m && (m.status === 'alive' || confirms)) {
           this.log.debug({ member: target }, 'probe failed; suspecting');
           this.suspect(m, m.incarnation, this.self.name, 'probe-failed');
           this.broadcast([MSG.SUSPECT, m.name, m.incarnation, this.self.name]);
