@@ -34,6 +34,10 @@ export const ERRORS = {
   FND_ERR_REMOTE: 'The remote handler threw; `data` carries the remote error code and message.',
   FND_ERR_NODE_STOPPED: 'The node has been stopped; start a new one.',
   FND_ERR_DISCOVERY: 'A discovery strategy failed; the message says which and why.',
+  FND_ERR_CONNECT:
+    'No connection could be opened to that address (refused, unreachable, timed out, or TLS rejected). Check that a node listens there.',
+  FND_ERR_ENCODE:
+    'The value cannot be serialised with msgpack (e.g. a function, a symbol or a circular structure).',
 } as const;
 
 export type ErrorCode = keyof typeof ERRORS;

@@ -76,7 +76,11 @@ export class FoundationNode extends EventEmitter<FoundationNodeEvents> {
     };
     this.peers = new PeerManager(
       {
-        transport: opts.transport ?? new TcpTransport(opts.tls),
+        transport:
+          opts.transport ??
+          new TcpTransport(opts.tls, (err, remote) =>
+            this.log.warn({ remote, err: err.message }, 'TLS handshake from peer failed'),
+          ),
         self: this.identity,
         secret: opts.secret,
         clock: this.clock,
@@ -150,12 +154,13 @@ export class FoundationNode extends EventEmitter<FoundationNodeEvents> {
   }
 
   private async run(): Promise<void> {
+    // Before listening: a strategy with bad options must not leave a listener behind.
+    const choice = chooseStrategy(this.opts.discovery, process.env, isLoopback(this.opts.host));
     const bound = await this.peers.listen({ host: this.opts.host, port: this.opts.port });
     this.identity.address = { host: this.opts.advertiseHost, port: bound.port };
     this.address = formatAddress(this.identity.address);
     this.membership.start();
     this.state = 'running';
-    const choice = chooseStrategy(this.opts.discovery, process.env, isLoopback(this.opts.host));
     this.strategy = choice.strategy;
     this.discovery = { name: choice.strategy.name, reason: choice.reason };
     this.log.info(
@@ -179,6 +184,7 @@ export class FoundationNode extends EventEmitter<FoundationNodeEvents> {
       await choice.strategy.start(ctx);
     } catch (err) {
       await this.stop();
+      if (err instanceof FoundationError) throw err;
       throw new FoundationError(
         'FND_ERR_DISCOVERY',
         `discovery "${choice.strategy.name}" failed to start: ${(err as Error).message}`,
@@ -241,7 +247,15 @@ export class FoundationNode extends EventEmitter<FoundationNodeEvents> {
       ...info,
     }));
     if (m.status === 'down' || m.status === 'left') this.messenger.nodeDown(m.name, m.status);
-    this.emit(EVENT[m.status], m, info);
+    try {
+      this.emit(EVENT[m.status], m, info);
+    } catch (err) {
+      // A listener's bug must not break membership (this runs inside socket and timer callbacks).
+      this.log.error(
+        { event: EVENT[m.status], err: (err as Error).message },
+        'membership event listener threw',
+      );
+    }
   }
 
   private report(err: FoundationError): void {

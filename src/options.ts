@@ -88,30 +88,36 @@ const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object
 const pem = z.union([z.string().min(1), z.instanceof(Buffer)]);
 const ms = z.number().int().positive();
 
-const discoverySchema = z.union([
-  z.strictObject({ strategy: z.literal('auto') }),
-  z.strictObject({
-    strategy: z.literal('static'),
-    hosts: z.array(z.string().min(3)).min(1),
-    pollingIntervalMs: ms.optional(),
-  }),
-  z.strictObject({
-    strategy: z.literal('local'),
-    directory: z.string().min(1).optional(),
-    pollingIntervalMs: ms.optional(),
-  }),
-  z.custom<DiscoveryStrategy>(
-    (v) =>
-      isObj(v) &&
-      typeof v.name === 'string' &&
-      typeof v.start === 'function' &&
-      typeof v.stop === 'function',
-    {
-      message:
-        "expected { strategy: 'auto' | 'static' | 'local', ... } or an object with name, start() and stop()",
-    },
-  ),
-]);
+const discoverySchema = z.union(
+  [
+    z.strictObject({ strategy: z.literal('auto') }),
+    z.strictObject({
+      strategy: z.literal('static'),
+      hosts: z.array(z.string().min(3)).min(1),
+      pollingIntervalMs: ms.optional(),
+    }),
+    z.strictObject({
+      strategy: z.literal('local'),
+      directory: z.string().min(1).optional(),
+      pollingIntervalMs: ms.optional(),
+    }),
+    z.custom<DiscoveryStrategy>(
+      (v) =>
+        isObj(v) &&
+        typeof v.name === 'string' &&
+        typeof v.start === 'function' &&
+        typeof v.stop === 'function',
+      {
+        message:
+          "expected { strategy: 'auto' | 'static' | 'local', ... } or an object with name, start() and stop()",
+      },
+    ),
+  ],
+  {
+    error:
+      "expected { strategy: 'auto' } | { strategy: 'static', hosts: ['host:port', ...] } | { strategy: 'local', directory? } or a strategy object with name, start() and stop()",
+  },
+);
 
 const timingSchema = z.strictObject({
   probeIntervalMs: ms.optional(),
@@ -178,7 +184,11 @@ const schema = z.strictObject({
     .optional(),
   transport: z
     .custom<Transport>(
-      (v) => isObj(v) && typeof v.listen === 'function' && typeof v.connect === 'function',
+      (v) =>
+        isObj(v) &&
+        typeof v.listen === 'function' &&
+        typeof v.connect === 'function' &&
+        typeof v.close === 'function',
       {
         message: 'expected a Transport (listen, connect, close)',
       },

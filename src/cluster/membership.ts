@@ -28,7 +28,7 @@ export interface Member {
 export interface ChangeInfo {
   /** Status before this change (undefined for a member seen for the first time). */
   previous: MemberStatus | undefined;
-  /** Why: 'join', 'refuted', 'probe-failed', 'suspicion-timeout', 'leave', 'gossip', ... */
+  /** Why: 'join', 'rejoin', 'refuted', 'probe-failed', 'suspected', 'suspicion-timeout', 'declared-down', 'leave', 'sync'. */
   reason: string;
   /** The node whose message caused the change, when it was not this node. */
   by?: string;

@@ -62,11 +62,13 @@ export class Reconciler {
     try {
       const name = await this.ctx.connect(address);
       publish('discoveryConnect', () => ({
-        strategy: this.strategy,
-        address: formatAddress(address),
-        node: name,
-        ok: true,
-        durationMs: this.ctx.clock.now() - started,
+        measurements: { durationMs: this.ctx.clock.now() - started },
+        metadata: {
+          strategy: this.strategy,
+          address: formatAddress(address),
+          node: name,
+          ok: true,
+        },
       }));
     } catch (err) {
       this.ctx.log.debug(
@@ -74,11 +76,13 @@ export class Reconciler {
         'discovery connect failed',
       );
       publish('discoveryConnect', () => ({
-        strategy: this.strategy,
-        address: formatAddress(address),
-        ok: false,
-        error: (err as Error).message,
-        durationMs: this.ctx.clock.now() - started,
+        measurements: { durationMs: this.ctx.clock.now() - started },
+        metadata: {
+          strategy: this.strategy,
+          address: formatAddress(address),
+          ok: false,
+          error: (err as Error).message,
+        },
       }));
     }
   }

@@ -1,6 +1,8 @@
-// Length-prefixed framing: 4-byte big-endian length, then the body. The decoder keeps chunks in a
-// list (no quadratic re-concatenation for large frames) and enforces a maximum frame size before
-// buffering a single byte of an oversized frame.
+// Length-prefixed framing: 4-byte big-endian length, then the body. A body that arrives whole in
+// one chunk is handed out as a zero-copy slice of that chunk; one split across chunks is copied
+// into a buffer of its announced size as its pieces arrive (no re-concatenation, and the copying of
+// a large frame is spread over its arrival instead of happening all at once at the end). The
+// maximum frame size is enforced from the header, before a single body byte is buffered.
 import { FoundationError } from '../errors.js';
 import { FRAME_HEADER } from './protocol.js';
 
@@ -11,19 +13,27 @@ export function frameHeader(length: number): Buffer {
 }
 
 export function encodeFrame(body: Uint8Array): Buffer {
-  return Buffer.concat([frameHeader(body.length), body]);
+  const out = Buffer.allocUnsafe(FRAME_HEADER + body.length);
+  out.writeUInt32BE(body.length, 0);
+  out.set(body, FRAME_HEADER);
+  return out;
 }
 
 export class FrameDecoder {
-  private chunks: Buffer[] = [];
-  private buffered = 0;
-  private need = -1; // body length of the frame being read, -1 while reading a header
+  /** Bytes of a header split across chunks. */
+  private readonly head = Buffer.alloc(FRAME_HEADER);
+  private headFill = 0;
+  /** Body length of the frame being read, -1 while reading a header. */
+  private need = -1;
+  /** The body being assembled from several chunks, and how much of it has arrived. */
+  private body: Buffer | undefined;
+  private bodyFill = 0;
 
   constructor(public maxFrameSize: number) {}
 
-  /** Bytes held waiting for the rest of a frame. */
+  /** Bytes held waiting for the rest of a frame (a parsed header is not counted). */
   get pending(): number {
-    return this.buffered;
+    return this.headFill + this.bodyFill;
   }
 
   /**
@@ -32,18 +42,28 @@ export class FrameDecoder {
    */
   push(chunk: Uint8Array): Buffer[] {
     const out: Buffer[] = [];
-    if (chunk.length === 0) return out;
-    this.chunks.push(
-      Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length),
-    );
-    this.buffered += chunk.length;
-    for (;;) {
+    const buf = Buffer.isBuffer(chunk)
+      ? chunk
+      : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length);
+    const end = buf.length;
+    let off = 0;
+    while (off < end) {
       if (this.need < 0) {
-        if (this.buffered < FRAME_HEADER) break;
-        const len = this.take(FRAME_HEADER).readUInt32BE(0);
+        let len: number;
+        if (this.headFill === 0 && end - off >= FRAME_HEADER) {
+          len = buf.readUInt32BE(off);
+          off += FRAME_HEADER;
+        } else {
+          const k = Math.min(FRAME_HEADER - this.headFill, end - off);
+          buf.copy(this.head, this.headFill, off, off + k);
+          this.headFill += k;
+          off += k;
+          if (this.headFill < FRAME_HEADER) break;
+          len = this.head.readUInt32BE(0);
+          this.headFill = 0;
+        }
         if (len > this.maxFrameSize) {
-          this.chunks = [];
-          this.buffered = 0;
+          this.reset();
           throw new FoundationError(
             'FND_ERR_FRAME_TOO_LARGE',
             `frame of ${len} bytes exceeds the maximum of ${this.maxFrameSize}`,
@@ -52,34 +72,37 @@ export class FrameDecoder {
         }
         this.need = len;
       }
-      if (this.buffered < this.need) break;
-      out.push(this.take(this.need));
-      this.need = -1;
+      const avail = end - off;
+      if (this.body === undefined) {
+        if (avail >= this.need) {
+          // The whole body is in this chunk: hand out a slice, no copy.
+          out.push(buf.subarray(off, off + this.need));
+          off += this.need;
+          this.need = -1;
+          continue;
+        }
+        if (avail === 0) break; // a bare header: allocate once body bytes arrive
+        this.body = Buffer.allocUnsafe(this.need);
+        this.bodyFill = 0;
+      }
+      const k = Math.min(this.need - this.bodyFill, avail);
+      buf.copy(this.body, this.bodyFill, off, off + k);
+      this.bodyFill += k;
+      off += k;
+      if (this.bodyFill === this.need) {
+        out.push(this.body);
+        this.body = undefined;
+        this.bodyFill = 0;
+        this.need = -1;
+      }
     }
     return out;
   }
 
-  private take(n: number): Buffer {
-    this.buffered -= n;
-    const first = this.chunks[0]!;
-    if (first.length === n) {
-      this.chunks.shift();
-      return first;
-    }
-    if (first.length > n) {
-      this.chunks[0] = first.subarray(n);
-      return first.subarray(0, n);
-    }
-    const out = Buffer.allocUnsafe(n);
-    let off = 0;
-    while (off < n) {
-      const c = this.chunks[0]!;
-      const k = Math.min(c.length, n - off);
-      c.copy(out, off, 0, k);
-      off += k;
-      if (k === c.length) this.chunks.shift();
-      else this.chunks[0] = c.subarray(k);
-    }
-    return out;
+  private reset(): void {
+    this.headFill = 0;
+    this.need = -1;
+    this.body = undefined;
+    this.bodyFill = 0;
   }
 }

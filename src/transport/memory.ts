@@ -2,6 +2,7 @@
 // pairs of in-process byte pipes. Deliveries are asynchronous and in order; links can be cut
 // (partition), made lossy (drop, seeded so runs repeat) or slow (delay, on the injected clock),
 // and a node can be crashed. Handshake, framing and channels above it are the production code.
+import { FoundationError } from '../errors.js';
 import { type Clock, flushIO, systemClock } from '../util/clock.js';
 import {
   type Address,
@@ -140,7 +141,11 @@ export class InMemoryNetwork {
   }
 
   bind(address: string, t: MemoryTransport): void {
-    if (this.listeners.has(address)) throw new Error(`address ${address} in use`);
+    if (this.listeners.has(address)) {
+      throw new FoundationError('FND_ERR_LISTEN', `cannot listen on ${address}: in use`, {
+        address,
+      });
+    }
     this.listeners.set(address, t);
   }
 

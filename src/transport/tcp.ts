@@ -75,7 +75,14 @@ export class TcpTransport implements Transport {
   private server: net.Server | undefined;
   private readonly sockets = new Set<net.Socket>();
 
-  constructor(private readonly tlsOptions?: TlsOptions) {}
+  /**
+   * @param onTlsError told about a TLS handshake a client failed (e.g. a certificate from another
+   *   CA); the connection is dropped either way.
+   */
+  constructor(
+    private readonly tlsOptions?: TlsOptions,
+    private readonly onTlsError: (err: Error, remote: string) => void = () => {},
+  ) {}
 
   private track(socket: net.Socket): void {
     this.sockets.add(socket);
@@ -95,7 +102,9 @@ export class TcpTransport implements Transport {
         )
       : net.createServer(accept);
     // TLS failures (bad client certificate) are per-connection; they must not reach 'error'.
-    server.on('tlsClientError', () => {});
+    server.on('tlsClientError', (err: Error, socket: tls.TLSSocket) =>
+      this.onTlsError(err, `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`),
+    );
     this.server = server;
     return new Promise((resolve, reject) => {
       server.once('error', (err: NodeJS.ErrnoException) =>

@@ -1,0 +1,239 @@
+// Node-level messaging between nodes on the in-memory network, with a manual clock wherever time
+// matters: request/response, ordered one-way sends, automatic use of the bulk channel, coded
+// failures (no handler, remote throw, timeout, unknown node), and immediate rejection of pending
+// requests when the target leaves or is declared down.
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import diagnostics from 'node:diagnostics_channel';
+import { afterEach, describe, it } from 'node:test';
+import { CHANNELS } from '../../src/util/diagnostics.js';
+import { assertCoded, rejectedWith, rejectsWithCode, track } from '../helpers/assert.js';
+import { type MeshedCluster, startMeshedCluster, tickUntil } from '../helpers/nodes.js';
+
+const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
+const never = () => new Promise<never>(() => {});
+
+describe('Messenger between nodes', () => {
+  const clusters: MeshedCluster[] = [];
+  afterEach(async () => {
+    await Promise.all(clusters.splice(0).map((c) => c.stop()));
+  });
+  async function cluster(names: string[], opts = {}): Promise<MeshedCluster> {
+    const c = await startMeshedCluster(names, opts);
+    clusters.push(c);
+    return c;
+  }
+
+  it('request/response round trip, with sync and async handlers', async () => {
+    const { nodes } = await cluster(['a', 'b']);
+    const [a, b] = nodes as [(typeof nodes)[0], (typeof nodes)[0]];
+    b.messenger.handle('echo', (payload, from) => ({ payload, from }));
+    b.messenger.handle('later', async (payload) => `got ${String(payload)}`);
+    assert.deepEqual(await a.messenger.request('b', 'echo', { x: [1, 'two', null] }), {
+      payload: { x: [1, 'two', null] },
+      from: 'a',
+    });
+    assert.equal(await a.messenger.request('b', 'later', 5), 'got 5');
+    assert.equal(a.messenger.inFlight, 0);
+  });
+
+  it('many concurrent requests in both directions each get their own reply', async () => {
+    const { nodes } = await cluster(['a', 'b']);
+    const [a, b] = nodes as [(typeof nodes)[0], (typeof nodes)[0]];
+    a.messenger.handle('double', (p) => (p as number) * 2);
+    b.messenger.handle('double', async (p) => {
+      // Replies come back out of order.
+      if ((p as number) % 3 === 0) await new Promise((r) => setImmediate(r));
+      return (p as number) * 2;
+    });
+    const n = 200;
+    const ab = Array.from({ length: n }, (_, i) => a.messenger.request<number>('b', 'double', i));
+    const ba = Array.from({ length: n }, (_, i) =>
+      b.messenger.request<number>('a', 'double', 1000 + i),
+    );
+    assert.deepEqual(
+      await Promise.all(ab),
+      Array.from({ length: n }, (_, i) => i * 2),
+    );
+    assert.deepEqual(
+      await Promise.all(ba),
+      Array.from({ length: n }, (_, i) => (1000 + i) * 2),
+    );
+  });
+
+  it('one-way send: 1000 messages arrive in order, tagged with the sender', async () => {
+    const { nodes, net } = await cluster(['a', 'b']);
+    const [a, b] = nodes as [(typeof nodes)[0], (typeof nodes)[0]];
+    const got: Array<[unknown, string]> = [];
+    b.messenger.on('seq', (p, from) => got.push([p, from]));
+    for (let i = 0; i < 1000; i++) a.messenger.send('b', 'seq', i);
+    await net.settle();
+    assert.equal(got.length, 1000);
+    assert.deepEqual(
+      got.map(([p]) => p),
+      Array.from({ length: 1000 }, (_, i) => i),
+    );
+    assert.ok(got.every(([, from]) => from === 'a'));
+  });
+
+  it('a payload above bulkThreshold arrives intact, over a separate bulk connection', async () => {
+    const connects: Array<{ peer: string; channel: string }> = [];
+    const onConnect = (m: unknown) => connects.push(m as { peer: string; channel: string });
+    diagnostics.subscribe(CHANNELS.transportConnect, onConnect);
+    try {
+      const { nodes, net } = await cluster(['a', 'b'], { bulkThreshold: 4096 });
+      const [a, b] = nodes as [(typeof nodes)[0], (typeof nodes)[0]];
+      b.messenger.handle('hash', (p) => sha(p as Uint8Array));
+      const toB = () => connects.filter((c) => c.peer === 'b').map((c) => c.channel);
+
+      assert.equal(
+        await a.messenger.request('b', 'hash', Buffer.from('small')),
+        sha(Buffer.from('small')),
+      );
+      assert.ok(!toB().includes('bulk'), 'a small request does not open the bulk channel');
+
+      const big = randomBytes(200_000);
+      assert.equal(await a.messenger.request('b', 'hash', big), sha(big));
+      assert.deepEqual(
+        toB().filter((c) => c === 'bulk'),
+        ['bulk'],
+        'the big request went over one bulk connection',
+      );
+
+      // One-way too, and a second big payload reuses the connection.
+      const received: string[] = [];
+      b.messenger.on('blob', (p) => received.push(sha(p as Uint8Array)));
+      const big2 = randomBytes(100_000);
+      a.messenger.send('b', 'blob', big2);
+      await net.settle();
+      assert.deepEqual(received, [sha(big2)]);
+      assert.equal(toB().filter((c) => c === 'bulk').length, 1);
+    } finally {
+      diagnostics.unsubscribe(CHANNELS.transportConnect, onConnect);
+    }
+  });
+
+  it('a request for a kind the target does not handle rejects with FND_ERR_NO_HANDLER', async () => {
+    const { nodes } = await cluster(['a', 'b']);
+    const err = await rejectsWithCode(
+      nodes[0]!.messenger.request('b', 'nope', 1),
+      'FND_ERR_NO_HANDLER',
+    );
+    assert.match(err.message, /nope/);
+  });
+
+  it('a handler that throws rejects with FND_ERR_REMOTE carrying the remote message', async () => {
+    const { nodes } = await cluster(['a', 'b']);
+    const [a, b] = nodes as [(typeof nodes)[0], (typeof nodes)[0]];
+    b.messenger.handle('boom', () => {
+      throw new Error('boom: disk on fire');
+    });
+    b.messenger.handle('reject', async () => {
+      throw new TypeError('async failure');
+    });
+    const e1 = await rejectsWithCode(a.messenger.request('b', 'boom', null), 'FND_ERR_REMOTE');
+    assert.equal(e1.data?.message, 'boom: disk on fire');
+    assert.equal(e1.data?.node, 'b');
+    const e2 = await rejectsWithCode(a.messenger.request('b', 'reject', null), 'FND_ERR_REMOTE');
+    assert.equal(e2.data?.message, 'async failure');
+    // The node keeps serving after its handler threw.
+    b.messenger.handle('ok', () => 'fine');
+    assert.equal(await a.messenger.request('b', 'ok', null), 'fine');
+  });
+
+  it('no reply within the timeout rejects with FND_ERR_REQUEST_TIMEOUT, on the manual clock', async () => {
+    const { nodes, net, clock } = await cluster(['a', 'b']);
+    const [a, b] = nodes as [(typeof nodes)[0], (typeof nodes)[0]];
+    b.messenger.handle('never', never);
+    const r = track(a.messenger.request('b', 'never', 1, { timeout: 1000 }));
+    await net.settle();
+    await clock.tickAsync(999);
+    assert.equal(r.result.state, 'pending', 'not before the timeout');
+    await clock.tickAsync(1);
+    const err = rejectedWith(r, 'FND_ERR_REQUEST_TIMEOUT', 'request');
+    assert.equal(err.data?.timeout, 1000);
+    assert.equal(a.messenger.inFlight, 0);
+  });
+
+  it('the default timeout is requestTimeoutMs', async () => {
+    const { nodes, net, clock } = await cluster(['a', 'b'], { requestTimeoutMs: 300 });
+    nodes[1]!.messenger.handle('never', never);
+    const r = track(nodes[0]!.messenger.request('b', 'never', 1));
+    await net.settle();
+    await clock.tickAsync(299);
+    assert.equal(r.result.state, 'pending');
+    await clock.tickAsync(1);
+    rejectedWith(r, 'FND_ERR_REQUEST_TIMEOUT');
+  });
+
+  it('pending requests reject with FND_ERR_NODE_DOWN as soon as the target leaves (stop)', async () => {
+    const { nodes, net, clock } = await cluster(['a', 'b']);
+    const [a, b] = nodes as [(typeof nodes)[0], (typeof nodes)[0]];
+    b.messenger.handle('never', never);
+    const reqs = [1, 2, 3].map((i) =>
+      track(a.messenger.request('b', 'never', i, { timeout: 60_000 })),
+    );
+    await net.settle();
+    assert.ok(reqs.every((r) => r.result.state === 'pending'));
+    const before = clock.now();
+    await b.stop();
+    await net.settle();
+    assert.equal(clock.now(), before, 'no simulated time passed');
+    for (const r of reqs) {
+      const err = rejectedWith(r, 'FND_ERR_NODE_DOWN');
+      assert.equal(err.data?.node, 'b');
+      assert.equal(err.data?.reason, 'left');
+    }
+    assert.equal(a.members().find((m) => m.name === 'b')?.status, 'left');
+    // And now b is no longer a valid target.
+    await rejectsWithCode(a.messenger.request('b', 'never', 4), 'FND_ERR_UNKNOWN_NODE');
+  });
+
+  it('pending requests reject with FND_ERR_NODE_DOWN when the target crashes and is declared down', async () => {
+    const { nodes, net, clock } = await cluster(['a', 'b', 'c']);
+    const [a, b, c] = nodes as [(typeof nodes)[0], (typeof nodes)[0], (typeof nodes)[0]];
+    c.messenger.handle('never', never);
+    const r = track(a.messenger.request('c', 'never', 1, { timeout: 600_000 }));
+    const other = track(a.messenger.request('b', 'slow-but-fine', 1, { timeout: 600_000 }));
+    b.messenger.handle('slow-but-fine', never);
+    await net.settle();
+    net.crash(c.address);
+    await net.settle();
+    assert.equal(r.result.state, 'pending', 'a crash sends no goodbye: the detector has to decide');
+    await tickUntil(clock, net, () => r.result.state !== 'pending', 'the request to c settles', {
+      stepMs: 50,
+      maxMs: 20_000,
+    });
+    const err = rejectedWith(r, 'FND_ERR_NODE_DOWN');
+    assert.equal(err.data?.node, 'c');
+    assert.equal(err.data?.reason, 'down');
+    assert.equal(a.members().find((m) => m.name === 'c')?.status, 'down');
+    assert.equal(other.result.state, 'pending', 'requests to other nodes are untouched');
+    await tickUntil(
+      clock,
+      net,
+      () => b.members().find((m) => m.name === 'c')?.status === 'down',
+      'b sees c down',
+    );
+  });
+
+  it('a request or send to a node that is not a member fails with FND_ERR_UNKNOWN_NODE', async () => {
+    const { nodes } = await cluster(['a', 'b']);
+    const a = nodes[0]!;
+    await rejectsWithCode(a.messenger.request('nobody', 'x', 1), 'FND_ERR_UNKNOWN_NODE');
+    assert.throws(
+      () => a.messenger.send('nobody', 'x', 1),
+      (e) => {
+        assertCoded(e, 'FND_ERR_UNKNOWN_NODE');
+        return true;
+      },
+    );
+  });
+
+  it('after stop(), the stopped node refuses new work with FND_ERR_NODE_STOPPED', async () => {
+    const { nodes } = await cluster(['a', 'b']);
+    const a = nodes[0]!;
+    await a.stop();
+    await rejectsWithCode(a.messenger.request('b', 'x', 1), 'FND_ERR_NODE_STOPPED');
+  });
+});

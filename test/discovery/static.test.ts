@@ -1,0 +1,88 @@
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import { describe, it } from 'node:test';
+import { Foundation, type FoundationNode } from '../../src/index.js';
+import { until } from '../helpers/proc.js';
+
+const alive = (n: FoundationNode) => n.members().filter((m) => m.status === 'alive').length;
+
+async function freePort(): Promise<number> {
+  const s = net.createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const port = (s.address() as net.AddressInfo).port;
+  await new Promise((r) => s.close(r));
+  return port;
+}
+
+describe('static discovery (real TCP on loopback)', () => {
+  it('nodes seeded with one address form a full cluster', async () => {
+    const cluster = `static-${process.pid}`;
+    const seed = await Foundation.start({
+      name: 's0',
+      cluster,
+      logLevel: 'silent',
+      discovery: { strategy: 'static', hosts: ['127.0.0.1:1'] },
+    });
+    const others = await Promise.all(
+      ['s1', 's2'].map((name) =>
+        Foundation.start({
+          name,
+          cluster,
+          logLevel: 'silent',
+          discovery: { strategy: 'static', hosts: [seed.address] },
+        }),
+      ),
+    );
+    const all = [seed, ...others];
+    try {
+      await until(() => all.every((n) => alive(n) === 3), 10_000, 'three alive everywhere');
+      assert.equal(seed.discovery.name, 'static');
+    } finally {
+      await Promise.all(all.map((n) => n.stop()));
+    }
+  });
+
+  it('a seed that starts later is joined by polling', async () => {
+    const cluster = `static-late-${process.pid}`;
+    const port = await freePort();
+    const early = await Foundation.start({
+      name: 'early',
+      cluster,
+      logLevel: 'silent',
+      discovery: { strategy: 'static', hosts: [`127.0.0.1:${port}`], pollingIntervalMs: 100 },
+    });
+    let late: FoundationNode | undefined;
+    try {
+      await new Promise((r) => setTimeout(r, 300));
+      assert.equal(alive(early), 1, 'nobody to join yet');
+      late = await Foundation.start({
+        name: 'late',
+        cluster,
+        port,
+        logLevel: 'silent',
+        discovery: { strategy: 'static', hosts: ['127.0.0.1:1'] },
+      });
+      await until(
+        () => alive(early) === 2 && alive(late!) === 2,
+        10_000,
+        'early to join the late seed',
+      );
+    } finally {
+      await Promise.all([early.stop(), late?.stop()]);
+    }
+  });
+
+  it('a malformed seed is refused at start with a coded error naming it', async () => {
+    await assert.rejects(
+      Foundation.start({
+        logLevel: 'silent',
+        discovery: { strategy: 'static', hosts: ['no-port-here'] },
+      }),
+      (err: { code?: string; message: string }) => {
+        assert.equal(err.code, 'FND_ERR_INVALID_OPTION');
+        assert.match(err.message, /discovery\.hosts\[0\]/);
+        return true;
+      },
+    );
+  });
+});
