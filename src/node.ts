@@ -175,6 +175,7 @@ export class FoundationNode extends EventEmitter<FoundationNodeEvents> {
         incarnation: this.identity.incarnation,
       },
       connect: (address) => this.membership.join(address),
+      disconnect: (address) => this.membership.forget(address),
       knownNodes: () => this.membership.list(),
       clock: this.clock,
       log: this.log.child({ discovery: choice.strategy.name }),

@@ -551,6 +551,21 @@ export class Membership {
     if (m) this.join(m.address).catch(() => {});
   }
 
+  /**
+   * Discovery no longer lists `address`: forget a down/left member there now; probe an alive one
+   * at once (liveness is membership's call, not discovery's).
+   */
+  forget(address: Address): void {
+    const key = formatAddress(address);
+    for (const m of [...this.members.values()]) {
+      if (formatAddress(m.address) !== key) continue;
+      if (m.status === 'down' || m.status === 'left') {
+        this.members.delete(m.name);
+        this.io.remove(m.name);
+      } else this.hint(m.name);
+    }
+  }
+
   private reap(): void {
     const cutoff = this.clock.now() - this.timing.downRetentionMs;
     for (const m of [...this.members.values()]) {

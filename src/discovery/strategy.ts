@@ -14,6 +14,12 @@ export interface DiscoveryContext {
   readonly self: { name: string; address: Address; incarnation: number };
   /** Asks the node to join through `address`. Resolves with the node name that answered, or rejects. */
   connect(address: Address): Promise<string | undefined>;
+  /**
+   * The strategy no longer lists `address` (libcluster's disconnect). Membership stays the judge
+   * of liveness: a down or left member there is forgotten at once (no more reconnect attempts); an
+   * alive one is probed right away, and forgotten on a later call once it is found down.
+   */
+  disconnect(address: Address): void;
   /** Current members (including this node). */
   knownNodes(): Member[];
   readonly clock: Clock;
@@ -37,13 +43,31 @@ export interface DiscoveryStrategy {
  * and publishes telemetry for every attempt.
  */
 export class Reconciler {
+  private listed = new Map<string, Address>();
+
+  /**
+   * @param disconnectRemoved call `ctx.disconnect` for addresses that were listed before and are not
+   *   any more (libcluster's behaviour for polling strategies). Default false.
+   */
   constructor(
     private readonly ctx: DiscoveryContext,
     private readonly strategy: string,
+    private readonly disconnectRemoved = false,
   ) {}
 
   async reconcile(addresses: Address[]): Promise<void> {
     const self = formatAddress(this.ctx.self.address);
+    const now = new Map(addresses.map((a) => [formatAddress(a), a]));
+    if (this.disconnectRemoved) {
+      for (const [key, a] of this.listed) {
+        if (now.has(key)) continue;
+        this.ctx.disconnect(a);
+        publish('discoveryDisconnect', () => ({
+          metadata: { strategy: this.strategy, address: key },
+        }));
+      }
+    }
+    this.listed = now;
     const live = new Set(
       this.ctx
         .knownNodes()

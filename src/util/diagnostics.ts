@@ -9,6 +9,7 @@ export const CHANNELS = {
   transportHandshakeError: 'foundation:transport:handshake-error',
   transportFrameError: 'foundation:transport:frame-error',
   discoveryConnect: 'foundation:discovery:connect',
+  discoveryDisconnect: 'foundation:discovery:disconnect',
 } as const;
 
 const channels = Object.fromEntries(

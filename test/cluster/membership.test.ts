@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { FoundationNode, Member } from '../../src/index.js';
+import type { DiscoveryContext, FoundationNode, Member } from '../../src/index.js';
 import { ManualClock } from '../../src/testing.js';
 import { aliveCount, memCluster, statusOf } from '../helpers/mem-cluster.js';
 
@@ -265,6 +265,37 @@ describe('membership (in-memory network, manual clock)', () => {
         [],
         'n3 must not declare n2 down on a timer that fired late',
       );
+    } finally {
+      await c.stopAll();
+    }
+  });
+
+  it('discovery disconnect forgets a down member at once and only probes an alive one', async () => {
+    const c = await memCluster(3);
+    let ctx: DiscoveryContext | undefined;
+    const watcher = await c.start('w', {
+      discovery: {
+        name: 'capture',
+        start(x) {
+          ctx = x;
+        },
+        stop() {},
+      },
+    });
+    try {
+      await watcher.join(c.nodes[0]!.address);
+      await c.tick(300);
+      assert.equal(aliveCount(watcher), 4);
+      const gone = c.nodes[2]!;
+      c.net.crash(gone.address);
+      await c.tick(2500);
+      assert.equal(statusOf(watcher, 'n2'), 'down');
+      const parse = (s: string) => ({ host: s.split(':')[0]!, port: Number(s.split(':')[1]) });
+      ctx!.disconnect(parse(gone.address));
+      assert.equal(statusOf(watcher, 'n2'), undefined, 'forgotten');
+      ctx!.disconnect(parse(c.nodes[1]!.address));
+      await c.tick(500);
+      assert.equal(statusOf(watcher, 'n1'), 'alive', 'an alive member stays');
     } finally {
       await c.stopAll();
     }
