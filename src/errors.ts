@@ -38,6 +38,10 @@ export const ERRORS = {
     'No connection could be opened to that address (refused, unreachable, timed out, or TLS rejected). Check that a node listens there.',
   FND_ERR_ENCODE:
     'The value cannot be serialised with msgpack (e.g. a function, a symbol or a circular structure).',
+  FND_ERR_UNKNOWN_CLUSTER:
+    'This node is not a member of the named cluster; node.clusters() lists the ones it is in.',
+  FND_ERR_AMBIGUOUS_CLUSTER:
+    'This node is in several clusters, so the call must name one: use node.cluster(name).',
 } as const;
 
 export type ErrorCode = keyof typeof ERRORS;

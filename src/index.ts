@@ -18,6 +18,8 @@ export type {
   SendOptions,
 } from './cluster/messenger.js';
 export { type MembershipTiming, PRESETS, type PresetName } from './cluster/presets.js';
+export { ClusterNode } from './cluster-node.js';
+export { LIBCLUSTER_STRATEGIES } from './discovery/libcluster.js';
 export {
   defaultLocalDirectory,
   type LocalOptions,
@@ -38,7 +40,13 @@ export {
   type SerializedError,
 } from './errors.js';
 export { FoundationNode, type FoundationNodeEvents, type MemberEventName } from './node.js';
-export { DEFAULTS, type DiscoveryOptions, type FoundationOptions } from './options.js';
+export {
+  type ClusterOptions,
+  DEFAULTS,
+  type DiscoveryOptions,
+  type FoundationOptions,
+  type LibclusterTopology,
+} from './options.js';
 export type { TlsOptions } from './transport/tcp.js';
 export type { Address, ConnectionHandlers, RawConnection, Transport } from './transport/types.js';
 export type { Clock, TimerHandle } from './util/clock.js';

@@ -1,280 +1,128 @@
-// The composition root: builds one node from options — transport, peers, membership, messaging,
-// discovery — and wires their events together. Nothing below this file knows about the others.
+// The node a user holds: one process's presence in one or more clusters. With one cluster (the
+// common case) every call goes straight to it; with several (`clusters: {...}`), each is addressed
+// with `node.cluster(name)`, and membership events of all of them arrive here tagged with
+// `info.cluster`. Clusters share nothing: each has its own port, secret, discovery and members.
 import { EventEmitter } from 'node:events';
-import { type ChangeInfo, type Member, Membership } from './cluster/membership.js';
-import { Messenger } from './cluster/messenger.js';
-import { chooseStrategy } from './discovery/auto.js';
-import type { DiscoveryContext, DiscoveryStrategy } from './discovery/strategy.js';
+import type { Member } from './cluster/membership.js';
+import type { Messenger } from './cluster/messenger.js';
+import { ClusterNode, type FoundationNodeEvents } from './cluster-node.js';
 import { FoundationError } from './errors.js';
-import {
-  type FoundationOptions,
-  isLoopback,
-  type ResolvedOptions,
-  resolveOptions,
-} from './options.js';
-import { encode } from './transport/codec.js';
-import type { Identity } from './transport/handshake.js';
-import { PeerManager } from './transport/peers.js';
-import { MSG } from './transport/protocol.js';
-import { TcpTransport } from './transport/tcp.js';
-import { formatAddress } from './transport/types.js';
-import { type Clock, systemClock } from './util/clock.js';
-import { publish } from './util/diagnostics.js';
-import { createLogger, type Logger } from './util/log.js';
+import { type FoundationOptions, resolveAll } from './options.js';
 
-export type MemberEventName = 'memberUp' | 'memberDown' | 'memberSuspect' | 'memberLeft';
+export type { FoundationNodeEvents, MemberEventName } from './cluster-node.js';
 
-export interface FoundationNodeEvents {
-  memberUp: [member: Member, info: ChangeInfo];
-  memberDown: [member: Member, info: ChangeInfo];
-  memberSuspect: [member: Member, info: ChangeInfo];
-  memberLeft: [member: Member, info: ChangeInfo];
-  /** Handshake refusals and other per-connection problems; the node keeps running. */
-  error: [err: FoundationError];
-}
-
-const EVENT: Record<Member['status'], MemberEventName> = {
-  alive: 'memberUp',
-  suspect: 'memberSuspect',
-  down: 'memberDown',
-  left: 'memberLeft',
-};
+const FORWARDED = ['memberUp', 'memberDown', 'memberSuspect', 'memberLeft'] as const;
 
 export class FoundationNode extends EventEmitter<FoundationNodeEvents> {
+  /** This node's name (in every cluster, unless a cluster's options override it). */
   readonly name: string;
-  readonly cluster: string;
-  /** `host:port` peers dial to reach this node. */
-  address = '';
-  /** Node-level messaging (one-way and request/response); the base for actors, RPC and pub/sub. */
-  readonly messenger: Messenger;
-  /** The discovery strategy in use and why it was chosen. */
-  discovery: { name: string; reason: string } = { name: '', reason: '' };
+  private readonly byName: Map<string, ClusterNode>;
 
-  private readonly log: Logger;
-  private readonly clock: Clock;
-  private readonly identity: Identity;
-  private readonly peers: PeerManager;
-  private readonly membership: Membership;
-  private strategy: DiscoveryStrategy | undefined;
-  private readonly abort = new AbortController();
-  private state: 'new' | 'running' | 'stopping' | 'stopped' = 'new';
-
-  private constructor(private readonly opts: ResolvedOptions) {
+  private constructor(clusters: ClusterNode[]) {
     super();
-    this.name = opts.name;
-    this.cluster = opts.cluster;
-    this.clock = opts.clock ?? systemClock;
-    this.log = (opts.logger ?? createLogger(opts.logLevel)).child({
-      node: opts.name,
-      cluster: opts.cluster,
-    });
-    this.identity = {
-      cluster: opts.cluster,
-      name: opts.name,
-      incarnation: Math.floor(this.clock.wallNow()),
-      address: { host: opts.advertiseHost, port: opts.port },
-    };
-    this.peers = new PeerManager(
-      {
-        transport:
-          opts.transport ??
-          new TcpTransport(opts.tls, (err, remote) =>
-            this.log.warn({ remote, err: err.message }, 'TLS handshake from peer failed'),
-          ),
-        self: this.identity,
-        secret: opts.secret,
-        clock: this.clock,
-        log: this.log,
-        maxFrameSize: opts.maxFrameSize,
-        maxQueueBytes: opts.maxQueueBytes,
-        handshakeTimeoutMs: opts.handshakeTimeoutMs,
-        connectTimeoutMs: opts.connectTimeoutMs,
-        backoff: {
-          baseMs: Math.min(100, opts.timing.probeIntervalMs / 2),
-          maxMs: Math.max(1000, opts.timing.reconnectIntervalMs),
-        },
-        singleConnection: opts.singleConnection,
-      },
-      {
-        message: (from, channel, msg) => {
-          if ((msg[0] as number) < MSG.SEND) this.membership.handle(from, msg);
-          else this.messenger.dispatch(from.name, channel, msg);
-        },
-        accept: (peer) =>
-          this.membership.acceptPeer(peer.name, peer.address, peer.incarnation)
-            ? undefined
-            : {
-                code: 'FND_ERR_HANDSHAKE_DUPLICATE_NAME',
-                message: `node name "${peer.name}" is already used by a live member at another address`,
-              },
-        linkDown: (name) => this.membership.hint(name),
-        handshakeError: (err) => this.report(err),
-      },
-    );
-    this.membership = new Membership(
-      this.identity,
-      opts.timing,
-      {
-        send: (name, msg) => {
-          try {
-            this.peers.send(name, 'control', encode(msg));
-          } catch (err) {
-            this.log.debug({ to: name, err: (err as Error).message }, 'control message not sent');
-          }
-        },
-        join: (address) => this.peers.join(address),
-        learn: (name, address, inc) => this.peers.learn(name, address, inc),
-        keepAlive: (name, on) => this.peers.keepAlive(name, on),
-        disconnect: (name) => this.peers.disconnect(name),
-        remove: (name) => this.peers.remove(name),
-      },
-      this.clock,
-      this.log,
-      (m, info) => this.changed(m, info),
-    );
-    this.messenger = new Messenger({
-      selfName: opts.name,
-      send: (to, channel, body) => this.peers.send(to, channel, body),
-      reachable: (name) => {
-        const s = this.membership.status(name);
-        return s === 'alive' || s === 'suspect';
-      },
-      clock: this.clock,
-      log: this.log,
-      requestTimeoutMs: opts.requestTimeoutMs,
-      bulkThreshold: opts.bulkThreshold,
-    });
+    this.byName = new Map(clusters.map((c) => [c.clusterName, c]));
+    this.name = clusters[0]!.name;
+    for (const c of clusters) {
+      for (const event of FORWARDED) c.on(event, (m, info) => this.emit(event, m, info));
+      c.on('error', (err) => {
+        if (this.listenerCount('error') > 0) this.emit('error', err);
+      });
+    }
   }
 
-  /** Validates options, listens, starts membership and discovery. Resolves once listening. */
+  /**
+   * Validates options and starts one membership per cluster (in parallel). If any cluster fails
+   * to start, the ones already started are stopped and the error is thrown.
+   */
   static async start(options: FoundationOptions = {}): Promise<FoundationNode> {
-    const node = new FoundationNode(resolveOptions(options));
-    await node.run();
-    return node;
+    const resolved = resolveAll(options);
+    const results = await Promise.allSettled(resolved.map((o) => ClusterNode.start(o)));
+    const failed = results.find((r) => r.status === 'rejected');
+    if (failed) {
+      await Promise.all(
+        results.map((r) => (r.status === 'fulfilled' ? r.value.stop() : undefined)),
+      );
+      throw (failed as PromiseRejectedResult).reason;
+    }
+    return new FoundationNode(results.map((r) => (r as PromiseFulfilledResult<ClusterNode>).value));
   }
 
-  private async run(): Promise<void> {
-    // Before listening: a strategy with bad options must not leave a listener behind.
-    const choice = chooseStrategy(this.opts.discovery, process.env, isLoopback(this.opts.host));
-    const bound = await this.peers.listen({ host: this.opts.host, port: this.opts.port });
-    this.identity.address = { host: this.opts.advertiseHost, port: bound.port };
-    this.address = formatAddress(this.identity.address);
-    this.membership.start();
-    this.state = 'running';
-    this.strategy = choice.strategy;
-    this.discovery = { name: choice.strategy.name, reason: choice.reason };
-    this.log.info(
-      { address: this.address, discovery: choice.strategy.name, reason: choice.reason },
-      'node started',
-    );
-    const ctx: DiscoveryContext = {
-      cluster: this.cluster,
-      self: {
-        name: this.name,
-        address: this.identity.address,
-        incarnation: this.identity.incarnation,
-      },
-      connect: (address) => this.membership.join(address),
-      disconnect: (address) => this.membership.forget(address),
-      knownNodes: () => this.membership.list(),
-      clock: this.clock,
-      log: this.log.child({ discovery: choice.strategy.name }),
-      signal: this.abort.signal,
-    };
-    try {
-      await choice.strategy.start(ctx);
-    } catch (err) {
-      await this.stop();
-      if (err instanceof FoundationError) throw err;
+  /** Names of the clusters this node belongs to, in the order they were configured. */
+  clusters(): string[] {
+    return [...this.byName.keys()];
+  }
+
+  /**
+   * This node's membership in cluster `name`. Without a name: the only cluster, or
+   * FND_ERR_AMBIGUOUS_CLUSTER when there are several.
+   */
+  cluster(name?: string): ClusterNode {
+    if (name === undefined) {
+      if (this.byName.size === 1) return this.byName.values().next().value!;
       throw new FoundationError(
-        'FND_ERR_DISCOVERY',
-        `discovery "${choice.strategy.name}" failed to start: ${(err as Error).message}`,
+        'FND_ERR_AMBIGUOUS_CLUSTER',
+        `this node is in clusters ${this.clusters().join(', ')}; name one with node.cluster(name)`,
+        { clusters: this.clusters() },
+      );
+    }
+    const c = this.byName.get(name);
+    if (!c) {
+      throw new FoundationError(
+        'FND_ERR_UNKNOWN_CLUSTER',
+        `this node is not in cluster "${name}"`,
         {
-          strategy: choice.strategy.name,
+          cluster: name,
+          clusters: this.clusters(),
         },
-        { cause: err },
       );
     }
+    return c;
   }
 
-  /** Every member this node knows of, itself included (with `self: true`), sorted by name. */
-  members(): Member[] {
-    return this.membership.list();
+  // ---- the single-cluster API: the only cluster's, unchanged ----
+
+  /** The cluster's name (single-cluster nodes). */
+  get clusterName(): string {
+    return this.cluster().clusterName;
   }
 
-  /** Lifeguard local-health score: 0 when this node trusts its own timing. */
+  /** `host:port` peers dial to reach this node (single-cluster nodes). */
+  get address(): string {
+    return this.cluster().address;
+  }
+
+  /** Node-level messaging (single-cluster nodes); with several clusters use node.cluster(name).messenger. */
+  get messenger(): Messenger {
+    return this.cluster().messenger;
+  }
+
+  /** The discovery strategy in use and why it was chosen (single-cluster nodes). */
+  get discovery(): { name: string; reason: string } {
+    return this.cluster().discovery;
+  }
+
+  /** Lifeguard local-health score (single-cluster nodes). */
   get health(): number {
-    return this.membership.health;
+    return this.cluster().health;
   }
 
-  /** This node's current incarnation (grows when it refutes a suspicion). */
+  /** This node's incarnation (single-cluster nodes). */
   get incarnation(): number {
-    return this.membership.selfIncarnation;
+    return this.cluster().incarnation;
   }
 
-  /** Joins through a node at `host:port` (discovery does this for you). Resolves with that node's name. */
-  async join(address: string): Promise<string | undefined> {
-    const i = address.lastIndexOf(':');
-    const a = {
-      host: address.slice(0, i).replace(/^\[|\]$/g, ''),
-      port: Number(address.slice(i + 1)),
-    };
-    if (!a.host || !Number.isInteger(a.port) || a.port < 1 || a.port > 65535) {
-      throw new FoundationError(
-        'FND_ERR_INVALID_OPTION',
-        `join address "${address}": expected host:port`,
-        { field: 'address' },
-      );
-    }
-    return this.membership.join(a);
+  /** Every member including this node (single-cluster nodes). */
+  members(): Member[] {
+    return this.cluster().members();
   }
 
-  private changed(m: Member, info: ChangeInfo): void {
-    this.log.info(
-      {
-        member: m.name,
-        status: m.status,
-        previous: info.previous,
-        reason: info.reason,
-        by: info.by,
-      },
-      `member ${m.status}`,
-    );
-    publish('membershipChange', () => ({
-      node: this.name,
-      cluster: this.cluster,
-      member: m.name,
-      status: m.status,
-      ...info,
-    }));
-    if (m.status === 'down' || m.status === 'left') this.messenger.nodeDown(m.name, m.status);
-    try {
-      this.emit(EVENT[m.status], m, info);
-    } catch (err) {
-      // A listener's bug must not break membership (this runs inside socket and timer callbacks).
-      this.log.error(
-        { event: EVENT[m.status], err: (err as Error).message },
-        'membership event listener threw',
-      );
-    }
+  /** Joins through a node at `host:port` (single-cluster nodes). */
+  join(address: string): Promise<string | undefined> {
+    return this.cluster().join(address);
   }
 
-  private report(err: FoundationError): void {
-    // An unhandled 'error' event would crash the process; per-connection problems must not.
-    if (this.listenerCount('error') > 0) this.emit('error', err);
-  }
-
-  /** Graceful leave: peers see `memberLeft` at once, then connections close. Idempotent. */
+  /** Graceful leave from every cluster. Idempotent. */
   async stop(): Promise<void> {
-    if (this.state === 'stopping' || this.state === 'stopped') return;
-    this.state = 'stopping';
-    this.membership.leave();
-    this.abort.abort();
-    await Promise.resolve(this.strategy?.stop()).catch((err: Error) =>
-      this.log.warn({ err: err.message }, 'discovery stop failed'),
-    );
-    this.messenger.stop();
-    await this.peers.stop();
-    this.state = 'stopped';
+    await Promise.all([...this.byName.values()].map((c) => c.stop()));
   }
 }

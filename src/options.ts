@@ -3,6 +3,7 @@
 import os from 'node:os';
 import { z } from 'zod';
 import { type MembershipTiming, PRESETS, type PresetName } from './cluster/presets.js';
+import { mapTopologies } from './discovery/libcluster.js';
 import type { DiscoveryStrategy } from './discovery/strategy.js';
 import { FoundationError } from './errors.js';
 import { DEFAULT_MAX_FRAME_SIZE } from './transport/protocol.js';
@@ -64,6 +65,26 @@ export interface FoundationOptions {
   transport?: Transport;
   /** Clock seam: default the system clock; tests pass a ManualClock. */
   clock?: Clock;
+  /**
+   * Join several isolated clusters: cluster name → that cluster's options (its own port, secret,
+   * discovery, preset, ...). Top-level options are the defaults for every cluster.
+   */
+  clusters?: Record<string, ClusterOptions>;
+  /**
+   * libcluster-shaped configuration: `{ name: { strategy: 'Cluster.Strategy.Gossip', config: {...} } }`.
+   * Each topology becomes a cluster of that name; see docs/migrating-from-libcluster.md.
+   */
+  topologies?: Record<string, LibclusterTopology>;
+}
+
+/** Options of one cluster inside `clusters`: everything but the cluster name (the key) and nesting. */
+export type ClusterOptions = Omit<FoundationOptions, 'cluster' | 'clusters' | 'topologies'>;
+
+export interface LibclusterTopology {
+  /** A libcluster strategy module name, e.g. 'Cluster.Strategy.Gossip', or one of ours, e.g. 'gossip'. */
+  strategy: string;
+  /** The strategy's libcluster config keys (snake_case), e.g. { multicast_ttl: 1 }. */
+  config?: Record<string, unknown>;
 }
 
 /** Defaults, each chosen for the zero-config same-host case and safe everywhere else. */
@@ -132,7 +153,7 @@ const timingSchema = z.strictObject({
   lagToleranceMs: ms.optional(),
 });
 
-const schema = z.strictObject({
+const clusterSchema = z.strictObject({
   name: z
     .string()
     .min(1)
@@ -203,6 +224,41 @@ const schema = z.strictObject({
     )
     .optional(),
 });
+const clusterKey = z
+  .string()
+  .min(1)
+  .max(255)
+  .regex(/^[^\s\p{Cc}]+$/u, 'must not contain whitespace or control characters');
+
+const schema = clusterSchema.extend({
+  clusters: z.record(clusterKey, clusterSchema.omit({ cluster: true })).optional(),
+  topologies: z
+    .record(
+      clusterKey,
+      z.strictObject({
+        strategy: z.string().min(1),
+        config: z.record(z.string(), z.unknown()).optional(),
+      }),
+    )
+    .optional(),
+});
+
+function invalid(field: string, message: string): FoundationError {
+  return new FoundationError('FND_ERR_INVALID_OPTION', `option "${field}": ${message}`, {
+    field,
+    issue: message,
+  });
+}
+
+function parseWith<T>(zschema: z.ZodType<T>, input: unknown, prefix = ''): T {
+  const parsed = zschema.safeParse(input ?? {});
+  if (parsed.success) return parsed.data;
+  const issue = parsed.error.issues[0]!;
+  const unknownKeys =
+    issue.code === 'unrecognized_keys' ? (issue as { keys: string[] }).keys : undefined;
+  const path = unknownKeys ? [...issue.path, unknownKeys[0]] : issue.path;
+  throw invalid(prefix + (path.length ? path.join('.') : '(options)'), issue.message);
+}
 
 export function isLoopback(host: string): boolean {
   return host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
@@ -239,21 +295,44 @@ export interface ResolvedOptions {
   clock: Clock | undefined;
 }
 
-/** Validates and fills in defaults; throws FND_ERR_INVALID_OPTION / FND_ERR_INSECURE_BIND. */
-export function resolveOptions(input: unknown = {}): ResolvedOptions {
-  const parsed = schema.safeParse(input ?? {});
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    const field = issue.path.length ? issue.path.join('.') : '(options)';
-    const unknownKeys =
-      issue.code === 'unrecognized_keys' ? (issue as { keys: string[] }).keys : undefined;
-    const where = unknownKeys ? [...issue.path, unknownKeys[0]].join('.') : field;
-    throw new FoundationError('FND_ERR_INVALID_OPTION', `option "${where}": ${issue.message}`, {
-      field: where,
-      issue: issue.message,
-    });
+/**
+ * Validates and fills in defaults for a node in one or more clusters: one ResolvedOptions per
+ * cluster. Throws FND_ERR_INVALID_OPTION (naming the field, e.g. `clusters.web.port`) or
+ * FND_ERR_INSECURE_BIND.
+ */
+export function resolveAll(input: unknown = {}): ResolvedOptions[] {
+  const { clusters, topologies, ...base } = parseWith(schema, input);
+  if (!clusters && !topologies) return [resolveParsed(base, '')];
+  if (base.cluster !== undefined) {
+    throw invalid('cluster', 'give either `cluster` or `clusters`/`topologies`, not both');
   }
-  const o = parsed.data;
+  const fromTopologies = topologies ? mapTopologies(topologies) : {};
+  const names = [...new Set([...Object.keys(clusters ?? {}), ...Object.keys(fromTopologies)])];
+  if (names.length === 0) throw invalid('clusters', 'name at least one cluster');
+  if (base.transport && names.length > 1) {
+    throw invalid(
+      'transport',
+      'a transport listens once: give each cluster its own (clusters.<name>.transport)',
+    );
+  }
+  return names.map((name) => {
+    const own = clusters?.[name] ?? {};
+    const mapped = fromTopologies[name];
+    if (mapped && own.discovery) {
+      throw invalid(`clusters.${name}.discovery`, `topology "${name}" already sets discovery`);
+    }
+    const prefix = mapped ? `topologies.${name}.` : `clusters.${name}.`;
+    const merged = parseWith(clusterSchema, { ...base, ...own, ...mapped, cluster: name }, prefix);
+    return resolveParsed(merged, `clusters.${name}.`);
+  });
+}
+
+/** Validates and fills in defaults for a single-cluster node. */
+export function resolveOptions(input: unknown = {}): ResolvedOptions {
+  return resolveParsed(parseWith(clusterSchema, input), '');
+}
+
+function resolveParsed(o: z.infer<typeof clusterSchema>, prefix: string): ResolvedOptions {
   const host = o.host ?? DEFAULTS.host;
   const loopback = isLoopback(host);
   if (!loopback && !o.secret && !o.insecure) {
@@ -261,7 +340,7 @@ export function resolveOptions(input: unknown = {}): ResolvedOptions {
       'FND_ERR_INSECURE_BIND',
       `host "${host}" is not loopback and no secret was given`,
       {
-        field: 'secret',
+        field: `${prefix}secret`,
         host,
       },
     );
@@ -271,9 +350,9 @@ export function resolveOptions(input: unknown = {}): ResolvedOptions {
   if (!advertiseHost) {
     throw new FoundationError(
       'FND_ERR_INVALID_OPTION',
-      `option "advertiseHost": required when host is "${host}" and no external IPv4 address exists`,
+      `option "${prefix}advertiseHost": required when host is "${host}" and no external IPv4 address exists`,
       {
-        field: 'advertiseHost',
+        field: `${prefix}advertiseHost`,
       },
     );
   }
@@ -284,18 +363,18 @@ export function resolveOptions(input: unknown = {}): ResolvedOptions {
   if (timing.probeTimeoutMs >= timing.probeIntervalMs) {
     throw new FoundationError(
       'FND_ERR_INVALID_OPTION',
-      'option "membership.probeTimeoutMs": must be less than probeIntervalMs',
+      `option "${prefix}membership.probeTimeoutMs": must be less than probeIntervalMs`,
       {
-        field: 'membership.probeTimeoutMs',
+        field: `${prefix}membership.probeTimeoutMs`,
       },
     );
   }
   if (timing.suspicionMinMs > timing.suspicionMaxMs) {
     throw new FoundationError(
       'FND_ERR_INVALID_OPTION',
-      'option "membership.suspicionMinMs": must not exceed suspicionMaxMs',
+      `option "${prefix}membership.suspicionMinMs": must not exceed suspicionMaxMs`,
       {
-        field: 'membership.suspicionMinMs',
+        field: `${prefix}membership.suspicionMinMs`,
       },
     );
   }

@@ -120,7 +120,7 @@ function jsonPrinter(): Printer {
       out({
         event: 'started',
         name: node.name,
-        cluster: node.cluster,
+        cluster: node.clusterName,
         address: node.address,
         incarnation: node.incarnation,
         discovery: node.discovery.name,
@@ -142,7 +142,7 @@ function textPrinter(): Printer {
   return {
     started: (node) => {
       out(
-        `started ${node.name} at ${node.address} (cluster "${node.cluster}", incarnation ${node.incarnation})`,
+        `started ${node.name} at ${node.address} (cluster "${node.clusterName}", incarnation ${node.incarnation})`,
       );
       out(`discovery: ${node.discovery.name} (${node.discovery.reason})`);
       out('waiting for members; start another node the same way to see it join. Ctrl-C stops.');

@@ -32,6 +32,8 @@ export interface ChangeInfo {
   reason: string;
   /** The node whose message caused the change, when it was not this node. */
   by?: string;
+  /** The cluster this change happened in (set by the node; useful when a node is in several). */
+  cluster?: string;
 }
 
 /** What membership needs from the layers below; injected so it runs on any transport. */

@@ -10,6 +10,8 @@ export const CHANNELS = {
   transportFrameError: 'foundation:transport:frame-error',
   discoveryConnect: 'foundation:discovery:connect',
   discoveryDisconnect: 'foundation:discovery:disconnect',
+  /** A polling strategy could not read its source this round (DNS, Kubernetes API, hosts file). */
+  discoveryPollError: 'foundation:discovery:poll-error',
 } as const;
 
 const channels = Object.fromEntries(

@@ -1,0 +1,282 @@
+// The composition root of one cluster membership: builds transport, peers, membership, messaging
+// and discovery from resolved options and wires their events together. Nothing below this file
+// knows about the others. A FoundationNode (node.ts) holds one ClusterNode per cluster it joins.
+import { EventEmitter } from 'node:events';
+import { type ChangeInfo, type Member, Membership } from './cluster/membership.js';
+import { Messenger } from './cluster/messenger.js';
+import { chooseStrategy } from './discovery/auto.js';
+import type { DiscoveryContext, DiscoveryStrategy } from './discovery/strategy.js';
+import { FoundationError } from './errors.js';
+import { isLoopback, type ResolvedOptions } from './options.js';
+import { encode } from './transport/codec.js';
+import type { Identity } from './transport/handshake.js';
+import { PeerManager } from './transport/peers.js';
+import { MSG } from './transport/protocol.js';
+import { TcpTransport } from './transport/tcp.js';
+import { formatAddress } from './transport/types.js';
+import { type Clock, systemClock } from './util/clock.js';
+import { publish } from './util/diagnostics.js';
+import { createLogger, type Logger } from './util/log.js';
+
+export type MemberEventName = 'memberUp' | 'memberDown' | 'memberSuspect' | 'memberLeft';
+
+export interface FoundationNodeEvents {
+  memberUp: [member: Member, info: ChangeInfo];
+  memberDown: [member: Member, info: ChangeInfo];
+  memberSuspect: [member: Member, info: ChangeInfo];
+  memberLeft: [member: Member, info: ChangeInfo];
+  /** Handshake refusals and other per-connection problems; the node keeps running. */
+  error: [err: FoundationError];
+}
+
+const EVENT: Record<Member['status'], MemberEventName> = {
+  alive: 'memberUp',
+  suspect: 'memberSuspect',
+  down: 'memberDown',
+  left: 'memberLeft',
+};
+
+/** This node's membership in one cluster: its own port, secret, discovery, members and messenger. */
+export class ClusterNode extends EventEmitter<FoundationNodeEvents> {
+  /** This node's name in the cluster. */
+  readonly name: string;
+  /** The cluster's name. */
+  readonly clusterName: string;
+  /** `host:port` peers dial to reach this node. */
+  address = '';
+  /** Node-level messaging (one-way and request/response); the base for actors, RPC and pub/sub. */
+  readonly messenger: Messenger;
+  /** The discovery strategy in use and why it was chosen. */
+  discovery: { name: string; reason: string } = { name: '', reason: '' };
+
+  private readonly log: Logger;
+  private readonly clock: Clock;
+  private readonly identity: Identity;
+  private readonly peers: PeerManager;
+  private readonly membership: Membership;
+  private strategy: DiscoveryStrategy | undefined;
+  private readonly abort = new AbortController();
+  private state: 'new' | 'running' | 'stopping' | 'stopped' = 'new';
+
+  private constructor(private readonly opts: ResolvedOptions) {
+    super();
+    this.name = opts.name;
+    this.clusterName = opts.cluster;
+    this.clock = opts.clock ?? systemClock;
+    this.log = (opts.logger ?? createLogger(opts.logLevel)).child({
+      node: opts.name,
+      cluster: opts.cluster,
+    });
+    this.identity = {
+      cluster: opts.cluster,
+      name: opts.name,
+      incarnation: Math.floor(this.clock.wallNow()),
+      address: { host: opts.advertiseHost, port: opts.port },
+    };
+    this.peers = new PeerManager(
+      {
+        transport:
+          opts.transport ??
+          new TcpTransport(opts.tls, (err, remote) =>
+            this.log.warn({ remote, err: err.message }, 'TLS handshake from peer failed'),
+          ),
+        self: this.identity,
+        secret: opts.secret,
+        clock: this.clock,
+        log: this.log,
+        maxFrameSize: opts.maxFrameSize,
+        maxQueueBytes: opts.maxQueueBytes,
+        handshakeTimeoutMs: opts.handshakeTimeoutMs,
+        connectTimeoutMs: opts.connectTimeoutMs,
+        backoff: {
+          baseMs: Math.min(100, opts.timing.probeIntervalMs / 2),
+          maxMs: Math.max(1000, opts.timing.reconnectIntervalMs),
+        },
+        singleConnection: opts.singleConnection,
+      },
+      {
+        message: (from, channel, msg) => {
+          if ((msg[0] as number) < MSG.SEND) this.membership.handle(from, msg);
+          else this.messenger.dispatch(from.name, channel, msg);
+        },
+        accept: (peer) =>
+          this.membership.acceptPeer(peer.name, peer.address, peer.incarnation)
+            ? undefined
+            : {
+                code: 'FND_ERR_HANDSHAKE_DUPLICATE_NAME',
+                message: `node name "${peer.name}" is already used by a live member at another address`,
+              },
+        linkDown: (name) => this.membership.hint(name),
+        handshakeError: (err) => this.report(err),
+      },
+    );
+    this.membership = new Membership(
+      this.identity,
+      opts.timing,
+      {
+        send: (name, msg) => {
+          try {
+            this.peers.send(name, 'control', encode(msg));
+          } catch (err) {
+            this.log.debug({ to: name, err: (err as Error).message }, 'control message not sent');
+          }
+        },
+        join: (address) => this.peers.join(address),
+        learn: (name, address, inc) => this.peers.learn(name, address, inc),
+        keepAlive: (name, on) => this.peers.keepAlive(name, on),
+        disconnect: (name) => this.peers.disconnect(name),
+        remove: (name) => this.peers.remove(name),
+      },
+      this.clock,
+      this.log,
+      (m, info) => this.changed(m, info),
+    );
+    this.messenger = new Messenger({
+      selfName: opts.name,
+      send: (to, channel, body) => this.peers.send(to, channel, body),
+      reachable: (name) => {
+        const s = this.membership.status(name);
+        return s === 'alive' || s === 'suspect';
+      },
+      clock: this.clock,
+      log: this.log,
+      requestTimeoutMs: opts.requestTimeoutMs,
+      bulkThreshold: opts.bulkThreshold,
+    });
+  }
+
+  /** Listens, starts membership and discovery. Resolves once listening. */
+  static async start(options: ResolvedOptions): Promise<ClusterNode> {
+    const node = new ClusterNode(options);
+    await node.run();
+    return node;
+  }
+
+  private async run(): Promise<void> {
+    // Before listening: a strategy with bad options must not leave a listener behind.
+    const choice = chooseStrategy(this.opts.discovery, process.env, isLoopback(this.opts.host));
+    const bound = await this.peers.listen({ host: this.opts.host, port: this.opts.port });
+    this.identity.address = { host: this.opts.advertiseHost, port: bound.port };
+    this.address = formatAddress(this.identity.address);
+    this.membership.start();
+    this.state = 'running';
+    this.strategy = choice.strategy;
+    this.discovery = { name: choice.strategy.name, reason: choice.reason };
+    this.log.info(
+      { address: this.address, discovery: choice.strategy.name, reason: choice.reason },
+      'node started',
+    );
+    const ctx: DiscoveryContext = {
+      cluster: this.clusterName,
+      self: {
+        name: this.name,
+        address: this.identity.address,
+        incarnation: this.identity.incarnation,
+      },
+      connect: (address) => this.membership.join(address),
+      disconnect: (address) => this.membership.forget(address),
+      knownNodes: () => this.membership.list(),
+      clock: this.clock,
+      log: this.log.child({ discovery: choice.strategy.name }),
+      signal: this.abort.signal,
+    };
+    try {
+      await choice.strategy.start(ctx);
+    } catch (err) {
+      await this.stop();
+      if (err instanceof FoundationError) throw err;
+      throw new FoundationError(
+        'FND_ERR_DISCOVERY',
+        `discovery "${choice.strategy.name}" failed to start: ${(err as Error).message}`,
+        {
+          strategy: choice.strategy.name,
+        },
+        { cause: err },
+      );
+    }
+  }
+
+  /** Every member this node knows of, itself included (with `self: true`), sorted by name. */
+  members(): Member[] {
+    return this.membership.list();
+  }
+
+  /** Lifeguard local-health score: 0 when this node trusts its own timing. */
+  get health(): number {
+    return this.membership.health;
+  }
+
+  /** This node's current incarnation (grows when it refutes a suspicion). */
+  get incarnation(): number {
+    return this.membership.selfIncarnation;
+  }
+
+  /** Joins through a node at `host:port` (discovery does this for you). Resolves with that node's name. */
+  async join(address: string): Promise<string | undefined> {
+    const i = address.lastIndexOf(':');
+    const a = {
+      host: address.slice(0, i).replace(/^\[|\]$/g, ''),
+      port: Number(address.slice(i + 1)),
+    };
+    if (!a.host || !Number.isInteger(a.port) || a.port < 1 || a.port > 65535) {
+      throw new FoundationError(
+        'FND_ERR_INVALID_OPTION',
+        `join address "${address}": expected host:port`,
+        { field: 'address' },
+      );
+    }
+    return this.membership.join(a);
+  }
+
+  private changed(m: Member, change: ChangeInfo): void {
+    const info: ChangeInfo = { ...change, cluster: this.clusterName };
+    this.log.info(
+      {
+        member: m.name,
+        status: m.status,
+        previous: info.previous,
+        reason: info.reason,
+        by: info.by,
+      },
+      `member ${m.status}`,
+    );
+    publish('membershipChange', () => ({
+      node: this.name,
+      cluster: this.clusterName,
+      member: m.name,
+      status: m.status,
+      previous: info.previous,
+      reason: info.reason,
+      by: info.by,
+    }));
+    if (m.status === 'down' || m.status === 'left') this.messenger.nodeDown(m.name, m.status);
+    try {
+      this.emit(EVENT[m.status], m, info);
+    } catch (err) {
+      // A listener's bug must not break membership (this runs inside socket and timer callbacks).
+      this.log.error(
+        { event: EVENT[m.status], err: (err as Error).message },
+        'membership event listener threw',
+      );
+    }
+  }
+
+  private report(err: FoundationError): void {
+    // An unhandled 'error' event would crash the process; per-connection problems must not.
+    if (this.listenerCount('error') > 0) this.emit('error', err);
+  }
+
+  /** Graceful leave: peers see `memberLeft` at once, then connections close. Idempotent. */
+  async stop(): Promise<void> {
+    if (this.state === 'stopping' || this.state === 'stopped') return;
+    this.state = 'stopping';
+    this.membership.leave();
+    this.abort.abort();
+    await Promise.resolve(this.strategy?.stop()).catch((err: Error) =>
+      this.log.warn({ err: err.message }, 'discovery stop failed'),
+    );
+    this.messenger.stop();
+    await this.peers.stop();
+    this.state = 'stopped';
+  }
+}
