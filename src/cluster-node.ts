@@ -5,6 +5,7 @@ import { EventEmitter } from 'node:events';
 import { type ChangeInfo, type Member, Membership } from './cluster/membership.js';
 import { Messenger } from './cluster/messenger.js';
 import { chooseStrategy } from './discovery/auto.js';
+import { FallbackStrategy } from './discovery/fallback.js';
 import type { DiscoveryContext, DiscoveryStrategy } from './discovery/strategy.js';
 import { FoundationError } from './errors.js';
 import { isLoopback, type ResolvedOptions } from './options.js';
@@ -154,18 +155,17 @@ export class ClusterNode extends EventEmitter<FoundationNodeEvents> {
 
   private async run(): Promise<void> {
     // Before listening: a strategy with bad options must not leave a listener behind.
-    const choice = chooseStrategy(this.opts.discovery, process.env, isLoopback(this.opts.host));
+    const choice = chooseStrategy(this.opts.discovery, {
+      env: process.env,
+      loopback: isLoopback(this.opts.host),
+      secret: this.opts.secret,
+    });
     const bound = await this.peers.listen({ host: this.opts.host, port: this.opts.port });
     this.identity.address = { host: this.opts.advertiseHost, port: bound.port };
     this.address = formatAddress(this.identity.address);
     this.membership.start();
     this.state = 'running';
     this.strategy = choice.strategy;
-    this.discovery = { name: choice.strategy.name, reason: choice.reason };
-    this.log.info(
-      { address: this.address, discovery: choice.strategy.name, reason: choice.reason },
-      'node started',
-    );
     const ctx: DiscoveryContext = {
       cluster: this.clusterName,
       self: {
@@ -182,6 +182,14 @@ export class ClusterNode extends EventEmitter<FoundationNodeEvents> {
     };
     try {
       await choice.strategy.start(ctx);
+      // Logged after start: a fallback strategy only knows then which candidate runs.
+      const note = choice.strategy instanceof FallbackStrategy ? choice.strategy.note : '';
+      const reason = note ? `${choice.reason}; passed over ${note}` : choice.reason;
+      this.discovery = { name: choice.strategy.name, reason };
+      this.log.info(
+        { address: this.address, discovery: choice.strategy.name, reason },
+        'node started',
+      );
     } catch (err) {
       await this.stop();
       if (err instanceof FoundationError) throw err;

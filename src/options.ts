@@ -4,6 +4,12 @@ import os from 'node:os';
 import { z } from 'zod';
 import { type MembershipTiming, PRESETS, type PresetName } from './cluster/presets.js';
 import { mapTopologies } from './discovery/libcluster.js';
+import { type DnsOptions, dnsSchema } from './discovery/strategies/dns.js';
+import { type DnsSrvOptions, dnsSrvSchema } from './discovery/strategies/dns-srv.js';
+import { type GossipOptions, gossipSchema } from './discovery/strategies/gossip.js';
+import { type HostsFileOptions, hostsFileSchema } from './discovery/strategies/hosts-file.js';
+import { type KubernetesOptions, kubernetesSchema } from './discovery/strategies/kubernetes.js';
+import { type MdnsOptions, mdnsSchema } from './discovery/strategies/mdns.js';
 import type { DiscoveryStrategy } from './discovery/strategy.js';
 import { FoundationError } from './errors.js';
 import { DEFAULT_MAX_FRAME_SIZE } from './transport/protocol.js';
@@ -18,7 +24,32 @@ export type DiscoveryOptions =
   /** Fixed seeds. */
   | { strategy: 'static'; hosts: string[]; pollingIntervalMs?: number }
   /** Same-host, zero-config, file-based. */
-  | { strategy: 'local'; directory?: string; pollingIntervalMs?: number };
+  | { strategy: 'local'; directory?: string; pollingIntervalMs?: number }
+  /** A/AAAA records of a name, e.g. a Kubernetes headless service. */
+  | ({ strategy: 'dns' } & DnsOptions)
+  /** SRV records of a name. */
+  | ({ strategy: 'dns-srv' } & DnsSrvOptions)
+  /** Pods or endpoints by label selector through the Kubernetes API. */
+  | ({ strategy: 'kubernetes' } & KubernetesOptions)
+  /** A file of host[:port] lines, re-read when it changes. */
+  | ({ strategy: 'hosts-file' } & HostsFileOptions)
+  /** UDP multicast heartbeats, authenticated (libcluster's Gossip). */
+  | ({ strategy: 'gossip' } & GossipOptions)
+  /** DNS-SD over mDNS: advertise and browse `_foundation._tcp.local`. */
+  | ({ strategy: 'mdns' } & MdnsOptions);
+
+/** Every built-in strategy name, for messages and docs. */
+export const DISCOVERY_STRATEGIES = [
+  'auto',
+  'static',
+  'local',
+  'dns',
+  'dns-srv',
+  'kubernetes',
+  'hosts-file',
+  'gossip',
+  'mdns',
+] as const;
 
 export interface FoundationOptions {
   /** Unique node name within the cluster. Default: `<hostname>-<pid>`. */
@@ -109,36 +140,55 @@ const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object
 const pem = z.union([z.string().min(1), z.instanceof(Buffer)]);
 const ms = z.number().int().positive();
 
-const discoverySchema = z.union(
-  [
-    z.strictObject({ strategy: z.literal('auto') }),
-    z.strictObject({
-      strategy: z.literal('static'),
-      hosts: z.array(z.string().min(3)).min(1),
-      pollingIntervalMs: ms.optional(),
-    }),
-    z.strictObject({
-      strategy: z.literal('local'),
-      directory: z.string().min(1).optional(),
-      pollingIntervalMs: ms.optional(),
-    }),
-    z.custom<DiscoveryStrategy>(
-      (v) =>
-        isObj(v) &&
-        typeof v.name === 'string' &&
-        typeof v.start === 'function' &&
-        typeof v.stop === 'function',
-      {
-        message:
-          "expected { strategy: 'auto' | 'static' | 'local', ... } or an object with name, start() and stop()",
-      },
-    ),
-  ],
-  {
-    error:
-      "expected { strategy: 'auto' } | { strategy: 'static', hosts: ['host:port', ...] } | { strategy: 'local', directory? } or a strategy object with name, start() and stop()",
-  },
-);
+/** Built-in strategies, told apart by `strategy` (so errors name the bad field inside). */
+const builtinDiscovery = z.discriminatedUnion('strategy', [
+  z.strictObject({ strategy: z.literal('auto') }),
+  z.strictObject({
+    strategy: z.literal('static'),
+    hosts: z.array(z.string().min(3)).min(1),
+    pollingIntervalMs: ms.optional(),
+  }),
+  z.strictObject({
+    strategy: z.literal('local'),
+    directory: z.string().min(1).optional(),
+    pollingIntervalMs: ms.optional(),
+  }),
+  dnsSchema,
+  dnsSrvSchema,
+  kubernetesSchema,
+  hostsFileSchema,
+  gossipSchema,
+  mdnsSchema,
+]);
+
+const isStrategyObject = (v: unknown): v is DiscoveryStrategy =>
+  isObj(v) &&
+  typeof v.name === 'string' &&
+  typeof v.start === 'function' &&
+  typeof v.stop === 'function';
+
+const discoverySchema = z.unknown().transform((v, ctx): DiscoveryOptions | DiscoveryStrategy => {
+  if (isStrategyObject(v)) return v;
+  const parsed = builtinDiscovery.safeParse(v);
+  if (parsed.success) return parsed.data as DiscoveryOptions;
+  const known =
+    isObj(v) && DISCOVERY_STRATEGIES.includes(v.strategy as (typeof DISCOVERY_STRATEGIES)[number]);
+  for (const issue of parsed.error.issues) {
+    ctx.issues.push({
+      code: 'custom',
+      input: v,
+      path: !known
+        ? []
+        : issue.code === 'unrecognized_keys'
+          ? [...issue.path, issue.keys[0]!]
+          : issue.path,
+      message: known ? issue.message : DISCOVERY_HINT,
+    });
+  }
+  return z.NEVER;
+});
+
+const DISCOVERY_HINT = `expected { strategy: ${DISCOVERY_STRATEGIES.map((s) => `'${s}'`).join(' | ')}, ... } or a strategy object with name, start() and stop()`;
 
 const timingSchema = z.strictObject({
   probeIntervalMs: ms.optional(),

@@ -57,6 +57,36 @@ describe('options', () => {
     );
   });
 
+  it('every built-in discovery strategy validates its own options, naming the field', () => {
+    rejects({ discovery: { strategy: 'dns' } }, 'FND_ERR_INVALID_OPTION', 'discovery.query');
+    rejects(
+      { discovery: { strategy: 'dns', query: 'x', bogus: 1 } },
+      'FND_ERR_INVALID_OPTION',
+      'discovery.bogus',
+    );
+    rejects(
+      { discovery: { strategy: 'kubernetes', selector: 'app=x', ipLookupMode: 'nodes' } },
+      'FND_ERR_INVALID_OPTION',
+      'discovery.ipLookupMode',
+    );
+    rejects(
+      { discovery: { strategy: 'gossip', multicastTtl: 300 } },
+      'FND_ERR_INVALID_OPTION',
+      'discovery.multicastTtl',
+    );
+    rejects(
+      { discovery: { strategy: 'mdns', ttlSeconds: 0 } },
+      'FND_ERR_INVALID_OPTION',
+      'discovery.ttlSeconds',
+    );
+    for (const strategy of ['auto', 'local', 'hosts-file', 'gossip', 'mdns']) {
+      assert.equal(
+        (resolveOptions({ discovery: { strategy } }).discovery as { strategy: string }).strategy,
+        strategy,
+      );
+    }
+  });
+
   it('an unknown option is refused by name (a typo must not be silently ignored)', () => {
     rejects({ prot: 4000 }, 'FND_ERR_INVALID_OPTION', 'prot');
     rejects(

@@ -178,7 +178,7 @@ export class Membership {
     try {
       const hello = await this.io.join(address);
       const m = this.members.get(hello.name);
-      if (!m || m.status !== 'alive') this.io.send(hello.name, [MSG.SYNC, this.snapshot()]);
+      if (m?.status !== 'alive') this.io.send(hello.name, [MSG.SYNC, this.snapshot()]);
       return hello.name;
     } finally {
       this.joining.delete(key);

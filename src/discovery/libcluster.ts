@@ -11,6 +11,8 @@ interface Mapping {
   keys: Record<string, string | [string, (v: unknown) => unknown]>; // polling_interval is ms in both
   /** libcluster keys with no meaning in Foundation (accepted, ignored). */
   ignored: string[];
+  /** Combines keys after mapping (e.g. DNSSRV's service + namespace into one query name). */
+  finish?: (mapped: Record<string, unknown>, config: Record<string, unknown>) => void;
 }
 
 /** Elixir atoms arrive as ':pods' or 'pods'. */
@@ -27,8 +29,9 @@ const MAPPINGS: Record<string, Mapping> = {
   'Cluster.Strategy.LocalEpmd': { strategy: 'local', keys: {}, ignored: [] },
   'Cluster.Strategy.ErlangHosts': {
     strategy: 'hosts-file',
-    keys: { path: 'path' },
-    ignored: ['timeout'],
+    // libcluster's `timeout` is how often it retries the hosts in the file: our polling interval.
+    keys: { timeout: 'pollingIntervalMs', path: 'path' },
+    ignored: [],
   },
   'Cluster.Strategy.Gossip': {
     strategy: 'gossip',
@@ -50,6 +53,7 @@ const MAPPINGS: Record<string, Mapping> = {
       kubernetes_ip_lookup_mode: ['ipLookupMode', atom],
       kubernetes_master: 'master',
       polling_interval: 'pollingIntervalMs',
+      kubernetes_service_account_path: 'serviceAccountPath',
     },
     ignored: [
       'mode',
@@ -67,6 +71,12 @@ const MAPPINGS: Record<string, Mapping> = {
     strategy: 'dns-srv',
     keys: { service: 'query', polling_interval: 'pollingIntervalMs' },
     ignored: ['application_name', 'namespace', 'resolver'],
+    // libcluster queries `<service>.<namespace>.svc.cluster.local.`
+    finish: (mapped, config) => {
+      if (typeof config.service === 'string' && typeof config.namespace === 'string') {
+        mapped.query = `${config.service}.${config.namespace}.svc.cluster.local`;
+      }
+    },
   },
   'Cluster.Strategy.DNSPoll': {
     strategy: 'dns',
@@ -125,6 +135,15 @@ export function mapTopologies(
       }
       if (typeof target === 'string') discovery[target] = value;
       else discovery[target[0]] = target[1](value);
+    }
+    m.finish?.(discovery, config);
+    const sa = discovery.serviceAccountPath;
+    if (typeof sa === 'string') {
+      // libcluster's service-account folder holds our three file options.
+      delete discovery.serviceAccountPath;
+      discovery.tokenPath = `${sa}/token`;
+      discovery.caPath = `${sa}/ca.crt`;
+      discovery.namespacePath = `${sa}/namespace`;
     }
     out[name] = { discovery };
   }

@@ -60,7 +60,7 @@ export class Reconciler {
     const now = new Map(addresses.map((a) => [formatAddress(a), a]));
     if (this.disconnectRemoved) {
       for (const [key, a] of this.listed) {
-        if (now.has(key)) continue;
+        if (now.has(key) || key === self) continue;
         this.ctx.disconnect(a);
         publish('discoveryDisconnect', () => ({
           metadata: { strategy: this.strategy, address: key },

@@ -4,7 +4,6 @@ import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { chooseStrategy } from '../../src/discovery/auto.js';
 import { Foundation, type FoundationNode } from '../../src/index.js';
 import { until } from '../helpers/proc.js';
 
@@ -111,20 +110,6 @@ describe('local discovery (same host, no network traffic)', () => {
     } finally {
       await Promise.all(nodes.map((n) => n.stop()));
     }
-  });
-
-  it('auto mode: FOUNDATION_PEERS means static; otherwise local, with the reason', () => {
-    const withPeers = chooseStrategy(
-      { strategy: 'auto' },
-      { FOUNDATION_PEERS: '127.0.0.1:4000, 127.0.0.1:4001' },
-    );
-    assert.equal(withPeers.strategy.name, 'static');
-    assert.match(withPeers.reason, /FOUNDATION_PEERS/);
-    const plain = chooseStrategy({ strategy: 'auto' }, {});
-    assert.equal(plain.strategy.name, 'local');
-    assert.match(plain.reason, /loopback/);
-    const custom = { name: 'mine', start() {}, stop() {} };
-    assert.equal(chooseStrategy(custom, {}).strategy, custom);
   });
 
   it('a custom strategy object plugs in through the same contract', async () => {

@@ -1,0 +1,126 @@
+// `dns-srv`: polls the SRV records of one name; each record names a target host and a port, and
+// the target's A/AAAA records (asked of the same resolver) give the addresses (libcluster's
+// Kubernetes.DNSSRV). Unlike `dns`, nodes may listen on different ports.
+import type { Resolver } from 'node:dns/promises';
+import { z } from 'zod';
+import type { Address } from '../../transport/types.js';
+import { type DiscoveryContext, type DiscoveryStrategy, poll, Reconciler } from '../strategy.js';
+import { createResolver, DNS_DEFAULTS, lookup, resolveHost } from './dns.js';
+import { familiesFor, type IpFamily, PollFailures, parseStrategyOptions } from './polling.js';
+
+export interface DnsSrvOptions {
+  /**
+   * Name whose SRV records list the nodes. Required. In Kubernetes, a named port of a headless
+   * service: `_<port-name>._tcp.<service>.<namespace>.svc.cluster.local`, so the port in each
+   * record is the Foundation port.
+   */
+  query: string;
+  /** How often to poll, in ms. Default 5000. Lower: nodes found sooner, more DNS queries. */
+  pollingIntervalMs?: number;
+  /** DNS server(s) as `ip:port` / `[v6]:port` / IP. Default: the system resolvers (/etc/resolv.conf). */
+  resolver?: string | string[];
+  /**
+   * Which records of each SRV target to use: `ipv4` (A), `ipv6` (AAAA), `any`, or `auto` (default):
+   * the family of this node's own advertised address. A target given as an IP literal is used as is
+   * when its family is wanted.
+   */
+  family?: IpFamily;
+  /** Per-attempt query timeout in ms (two attempts). Default 2000. */
+  timeoutMs?: number;
+  /**
+   * Report addresses that were listed and no longer are; membership forgets them if down and probes
+   * them if alive. Default false (a briefly incomplete DNS answer proves nothing about a node).
+   */
+  disconnectRemoved?: boolean;
+}
+
+/** Validation of `{ strategy: 'dns-srv', ... }` discovery options. */
+export const dnsSrvSchema = z.strictObject({
+  strategy: z.literal('dns-srv'),
+  query: z.string().min(1).max(253),
+  pollingIntervalMs: z.number().int().positive().optional(),
+  resolver: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]).optional(),
+  family: z.enum(['auto', 'ipv4', 'ipv6', 'any']).optional(),
+  timeoutMs: z.number().int().positive().optional(),
+  disconnectRemoved: z.boolean().optional(),
+});
+
+export class DnsSrvStrategy implements DiscoveryStrategy {
+  readonly name = 'dns-srv';
+  private readonly opts: Omit<z.infer<typeof dnsSrvSchema>, 'strategy'>;
+  private readonly resolver: Resolver;
+  private loop: { stop(): void } | undefined;
+
+  /** Throws FND_ERR_INVALID_OPTION naming the field when an option is invalid. */
+  constructor(opts: DnsSrvOptions) {
+    this.opts = parseStrategyOptions(dnsSrvSchema.omit({ strategy: true }), opts);
+    this.resolver = createResolver(
+      this.opts.resolver,
+      this.opts.timeoutMs ?? DNS_DEFAULTS.timeoutMs,
+      'discovery.resolver',
+    );
+  }
+
+  start(ctx: DiscoveryContext): void {
+    const { query } = this.opts;
+    const families = familiesFor(this.opts.family ?? 'auto', ctx.self.address.host);
+    const r = new Reconciler(
+      ctx,
+      this.name,
+      this.opts.disconnectRemoved ?? DNS_DEFAULTS.disconnectRemoved,
+    );
+    const failures = new PollFailures(ctx, this.name);
+    this.loop = poll(
+      ctx,
+      this.opts.pollingIntervalMs ?? DNS_DEFAULTS.pollingIntervalMs,
+      async () => {
+        const found = await this.lookupAll(query, families);
+        if (ctx.signal.aborted) return;
+        if (!found.ok) {
+          failures.failed(found.code, 'dns-srv query failed; skipping this round', {
+            query,
+            err: found.message,
+          });
+          return;
+        }
+        failures.ok();
+        if (found.value.length === 0)
+          ctx.log.debug({ query }, 'dns-srv: no records; no peers this round');
+        await r.reconcile(found.value);
+      },
+    );
+  }
+
+  /**
+   * SRV records, then each distinct target's addresses. A target without records (NXDOMAIN) adds
+   * nothing; a target whose lookup fails fails the round, so its node is not reported as removed.
+   */
+  private async lookupAll(
+    query: string,
+    families: Array<4 | 6>,
+  ): Promise<{ ok: true; value: Address[] } | { ok: false; code: string; message: string }> {
+    const srv = await lookup(() => this.resolver.resolveSrv(query));
+    if (!srv.ok) return srv;
+    const records = srv.value.filter((s) => s.port > 0 && s.name !== '' && s.name !== '.');
+    const targets = [...new Set(records.map((s) => s.name))];
+    const resolved = await Promise.all(
+      targets.map(async (t) => [t, await resolveHost(this.resolver, t, families)] as const),
+    );
+    const ips = new Map<string, string[]>();
+    for (const [t, res] of resolved) {
+      if (!res.ok) return { ok: false, code: res.code, message: `target ${t}: ${res.message}` };
+      ips.set(t, res.value);
+    }
+    const out = new Map<string, Address>();
+    for (const s of records) {
+      for (const host of ips.get(s.name) ?? [])
+        out.set(`${host}|${s.port}`, { host, port: s.port });
+    }
+    return { ok: true, value: [...out.values()] };
+  }
+
+  stop(): void {
+    this.loop?.stop();
+    this.resolver.cancel();
+  }
+}

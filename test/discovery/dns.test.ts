@@ -1,0 +1,319 @@
+import assert from 'node:assert/strict';
+import diagnostics from 'node:diagnostics_channel';
+import net from 'node:net';
+import { afterEach, beforeEach, describe, it } from 'node:test';
+import { DnsStrategy, dnsSchema } from '../../src/discovery/strategies/dns.js';
+import { DnsSrvStrategy, dnsSrvSchema } from '../../src/discovery/strategies/dns-srv.js';
+import type { DiscoveryContext, DiscoveryStrategy } from '../../src/discovery/strategy.js';
+import { Foundation, type FoundationNode } from '../../src/index.js';
+import { type Address, formatAddress } from '../../src/transport/types.js';
+import { systemClock } from '../../src/util/clock.js';
+import { CHANNELS } from '../../src/util/diagnostics.js';
+import { createLogger } from '../../src/util/log.js';
+import { assertCoded } from '../helpers/assert.js';
+import { TestDnsServer } from '../helpers/dns-server.js';
+import { fullyMeshed, nullDiscovery, seesAlive, waitUntil } from '../helpers/nodes.js';
+
+const NAME = 'nodes.foundation.test';
+// Short intervals keep the test quick; nothing below depends on how long anything takes.
+const FAST = { pollingIntervalMs: 100, timeoutMs: 250 };
+
+/** A port free on every one of `hosts` (all loopback addresses), so nodes can share it. */
+async function sharedPort(hosts: string[]): Promise<number> {
+  for (let attempt = 0; attempt < 20; attempt++) {
+    const servers: net.Server[] = [];
+    let port = 0;
+    try {
+      for (const host of hosts) {
+        const s = net.createServer();
+        servers.push(s);
+        await new Promise<void>((resolve, reject) => {
+          s.once('error', reject);
+          s.listen(port, host, resolve);
+        });
+        port = (s.address() as net.AddressInfo).port;
+      }
+      return port;
+    } catch {
+      // taken on one of the hosts: try another
+    } finally {
+      await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
+    }
+  }
+  throw new Error(`no port free on all of ${hosts.join(', ')}`);
+}
+
+/** Records what is published on one diagnostics channel until `stop()`. */
+function listen(channel: string) {
+  const events: Array<{ metadata: Record<string, unknown> }> = [];
+  const fn = (m: unknown) => events.push(m as { metadata: Record<string, unknown> });
+  diagnostics.subscribe(channel, fn);
+  return { events, stop: () => diagnostics.unsubscribe(channel, fn) };
+}
+
+describe('dns discovery (A records from a real DNS server on loopback)', () => {
+  let dns: TestDnsServer;
+  const nodes: FoundationNode[] = [];
+  const cluster = `dns-${process.pid}`;
+  const start = (name: string, host: string, port: number, discovery: DiscoveryStrategy) =>
+    Foundation.start({ name, cluster, host, port, logLevel: 'silent', discovery }).then((n) => {
+      nodes.push(n);
+      return n;
+    });
+
+  beforeEach(async () => {
+    dns = await TestDnsServer.start();
+  });
+  afterEach(async () => {
+    await Promise.all(nodes.splice(0).map((n) => n.stop()));
+    await dns.close();
+  });
+
+  it('joins listed nodes, a node added later, reports a removed one, and re-joins a restarted one', async () => {
+    const port = await sharedPort(['127.0.0.2', '127.0.0.3', '127.0.0.4']);
+    dns.setA(NAME, ['127.0.0.2', '127.0.0.3']);
+    const strategy = (disconnectRemoved: boolean) =>
+      new DnsStrategy({ query: NAME, resolver: dns.address, disconnectRemoved, ...FAST });
+    const a = await start('a', '127.0.0.2', port, strategy(true));
+    const b = await start('b', '127.0.0.3', port, strategy(false));
+    await waitUntil(() => fullyMeshed([a, b]), 'a and b to find each other through DNS');
+
+    // c does no discovery of its own: only the DNS polls of a and b can bring it in.
+    const c = await start('c', '127.0.0.4', port, nullDiscovery());
+    const before = dns.queries.length;
+    await waitUntil(() => dns.queries.length >= before + 6, 'a few more polls');
+    assert.ok(!seesAlive(a, ['c']), 'c is not listed yet, so nobody joins it');
+    dns.setA(NAME, ['127.0.0.2', '127.0.0.3', '127.0.0.4']);
+    await waitUntil(() => fullyMeshed([a, b, c]), 'c to be joined once its record exists');
+
+    const removed = listen(CHANNELS.discoveryDisconnect);
+    try {
+      dns.setA(NAME, ['127.0.0.2', '127.0.0.3']);
+      const cAddress = formatAddress({ host: '127.0.0.4', port });
+      await waitUntil(
+        () => removed.events.some((e) => e.metadata.address === cAddress),
+        'the removal of c to be reported',
+      );
+      assert.ok(
+        removed.events.every(
+          (e) => e.metadata.strategy === 'dns' && e.metadata.address === cAddress,
+        ),
+        'only c was removed',
+      );
+      // Discovery only reports; membership stays the judge and c is still alive.
+      assert.ok(seesAlive(a, ['c']));
+    } finally {
+      removed.stop();
+    }
+
+    // libcluster #148: b restarts at the same address. The new b does no discovery itself, so
+    // it is back only if a's polling joins it again.
+    await b.stop();
+    nodes.splice(nodes.indexOf(b), 1);
+    await waitUntil(
+      () => a.members().some((m) => m.name === 'b' && m.status === 'left'),
+      'a to see b leave',
+    );
+    const b2 = await start('b', '127.0.0.3', port, nullDiscovery());
+    await waitUntil(() => seesAlive(a, ['b']) && seesAlive(b2, ['a']), 'a to join the restarted b');
+  });
+
+  it('survives a silent server and NXDOMAIN, and recovers when the server answers again', async () => {
+    const port = await sharedPort(['127.0.0.2', '127.0.0.3', '127.0.0.4']);
+    dns.setA(NAME, ['127.0.0.2', '127.0.0.3']);
+    const a = await start(
+      'a',
+      '127.0.0.2',
+      port,
+      new DnsStrategy({ query: NAME, resolver: dns.address, disconnectRemoved: true, ...FAST }),
+    );
+    const b = await start('b', '127.0.0.3', port, nullDiscovery());
+    await waitUntil(() => fullyMeshed([a, b]), 'a to join b');
+
+    const errors = listen(CHANNELS.discoveryPollError);
+    const removed = listen(CHANNELS.discoveryDisconnect);
+    try {
+      // Silent server: every poll times out. That is "unknown", not "empty": nothing is removed.
+      dns.down = true;
+      await waitUntil(() => errors.events.length >= 2, 'two failed polls');
+      assert.equal(errors.events[0]!.metadata.strategy, 'dns');
+      assert.equal(errors.events[0]!.metadata.cause, 'ETIMEOUT');
+      assert.equal(removed.events.length, 0, 'a DNS outage disconnects nobody');
+      assert.ok(seesAlive(a, ['b']));
+
+      // NXDOMAIN is an answer: no peers this round, so the listed b is reported removed.
+      dns.down = false;
+      dns.remove(NAME);
+      await waitUntil(
+        () => removed.events.some((e) => e.metadata.address === b.address),
+        'b reported removed after NXDOMAIN',
+      );
+      const failedSoFar = errors.events.length;
+
+      // Records again: a newly listed node is joined, so the poll loop survived all of the above.
+      const d = await start('d', '127.0.0.4', port, nullDiscovery());
+      dns.setA(NAME, ['127.0.0.2', '127.0.0.4']);
+      await waitUntil(() => seesAlive(a, ['d']) && seesAlive(d, ['a']), 'a to join d');
+      assert.equal(errors.events.length, failedSoFar, 'NXDOMAIN and answers are not failures');
+    } finally {
+      errors.stop();
+      removed.stop();
+    }
+  });
+});
+
+describe('dns-srv discovery (SRV records, distinct ports)', () => {
+  let dns: TestDnsServer;
+  const nodes: FoundationNode[] = [];
+  const cluster = `dns-srv-${process.pid}`;
+  const SRV = '_foundation._tcp.nodes.foundation.test';
+  const start = (name: string, discovery: DiscoveryStrategy) =>
+    Foundation.start({ name, cluster, logLevel: 'silent', discovery }).then((n) => {
+      nodes.push(n);
+      return n;
+    });
+  const target = (n: FoundationNode) => ({
+    target: `${n.name}.nodes.foundation.test`,
+    port: Number(n.address.split(':')[1]),
+  });
+
+  beforeEach(async () => {
+    dns = await TestDnsServer.start();
+  });
+  afterEach(async () => {
+    await Promise.all(nodes.splice(0).map((n) => n.stop()));
+    await dns.close();
+  });
+
+  it('joins SRV targets on their own ports, reports a removed one, joins an added one', async () => {
+    const strategy = (disconnectRemoved: boolean) =>
+      new DnsSrvStrategy({ query: SRV, resolver: dns.address, disconnectRemoved, ...FAST });
+    // Nodes start before any record exists (NXDOMAIN): they wait without failing.
+    const x = await start('x', strategy(true));
+    const y = await start('y', strategy(false));
+    const z = await start('z', strategy(false));
+    for (const n of [x, y, z]) dns.setA(`${n.name}.nodes.foundation.test`, ['127.0.0.1']);
+    // A target without address records adds nothing and breaks nothing.
+    dns.setSRV(SRV, [
+      target(x),
+      target(y),
+      target(z),
+      { target: 'gone.nodes.foundation.test', port: 9 },
+    ]);
+    await waitUntil(() => fullyMeshed([x, y, z]), 'x, y and z to find each other through SRV');
+
+    const removed = listen(CHANNELS.discoveryDisconnect);
+    try {
+      dns.setSRV(SRV, [target(x), target(y)]);
+      await waitUntil(
+        () => removed.events.some((e) => e.metadata.address === z.address),
+        'the removal of z to be reported',
+      );
+      assert.equal(removed.events[0]!.metadata.strategy, 'dns-srv');
+    } finally {
+      removed.stop();
+    }
+
+    const w = await start('w', nullDiscovery());
+    dns.setA('w.nodes.foundation.test', ['127.0.0.1']);
+    dns.setSRV(SRV, [target(x), target(y), target(w)]);
+    await waitUntil(() => seesAlive(x, ['w']) && seesAlive(w, ['x', 'y']), 'w to be joined');
+  });
+});
+
+describe('dns strategies: records to addresses, and options', () => {
+  /** Runs one strategy against a context that only records what it is asked to connect to. */
+  async function firstRound(strategy: DiscoveryStrategy, self: Address): Promise<string[]> {
+    const connects: string[] = [];
+    const abort = new AbortController();
+    let done!: () => void;
+    const finished = new Promise<void>((r) => {
+      done = r;
+    });
+    const ctx: DiscoveryContext = {
+      cluster: 'c',
+      self: { name: 'me', address: self, incarnation: 1 },
+      async connect(a) {
+        connects.push(formatAddress(a));
+        done();
+        return undefined;
+      },
+      disconnect() {},
+      knownNodes: () => [],
+      clock: systemClock,
+      log: createLogger('silent'),
+      signal: abort.signal,
+    };
+    await strategy.start(ctx);
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await Promise.race([
+        finished,
+        new Promise((_, reject) => {
+          timer = setTimeout(() => reject(new Error('nothing was connected within 5 s')), 5000);
+        }),
+      ]);
+      // The round's other connects are issued together with the first one.
+      await new Promise((r) => setTimeout(r, 20));
+    } finally {
+      clearTimeout(timer);
+      abort.abort();
+      await strategy.stop();
+    }
+    return connects.sort();
+  }
+
+  it('queries A for an IPv4 node by default, A and AAAA with family any, on the given port', async () => {
+    const dns = await TestDnsServer.start();
+    try {
+      dns.setA(NAME, ['127.0.0.9']);
+      dns.setAAAA(NAME, ['::1']);
+      const self = { host: '127.0.0.1', port: 7000 };
+      assert.deepEqual(
+        await firstRound(new DnsStrategy({ query: NAME, resolver: dns.address }), self),
+        ['127.0.0.9:7000'],
+      );
+      assert.ok(!dns.queries.includes(`AAAA ${NAME}`), 'auto on an IPv4 node asks for A only');
+      assert.deepEqual(
+        await firstRound(
+          new DnsStrategy({ query: NAME, resolver: dns.address, family: 'any', port: 7100 }),
+          self,
+        ),
+        ['127.0.0.9:7100', '[::1]:7100'],
+      );
+      // An IPv6 node asks for AAAA only (the port is given, else the record would be itself).
+      assert.deepEqual(
+        await firstRound(new DnsStrategy({ query: NAME, resolver: dns.address, port: 7200 }), {
+          host: '::1',
+          port: 7000,
+        }),
+        ['[::1]:7200'],
+      );
+    } finally {
+      await dns.close();
+    }
+  });
+
+  it('refuses bad options with a coded error naming the field', () => {
+    const bad: Array<[() => unknown, string]> = [
+      [() => new DnsStrategy({ query: '' }), 'discovery.query'],
+      [() => new DnsStrategy({ query: NAME, resolver: 'not an ip' }), 'discovery.resolver'],
+      [() => new DnsStrategy({ query: NAME, port: 70000 }), 'discovery.port'],
+      [
+        () => new DnsSrvStrategy({ query: NAME, extra: 1 } as unknown as { query: string }),
+        'discovery.extra',
+      ],
+    ];
+    for (const [make, field] of bad) {
+      assert.throws(make, (err: unknown) => {
+        assertCoded(err, 'FND_ERR_INVALID_OPTION');
+        assert.equal((err.data as { field: string }).field, field);
+        return true;
+      });
+    }
+    assert.ok(dnsSchema.safeParse({ strategy: 'dns', query: NAME, port: 4000 }).success);
+    assert.ok(!dnsSchema.safeParse({ strategy: 'dns', query: NAME, bogus: true }).success);
+    assert.ok(dnsSrvSchema.safeParse({ strategy: 'dns-srv', query: NAME }).success);
+    assert.ok(!dnsSrvSchema.safeParse({ strategy: 'dns-srv' }).success);
+  });
+});
