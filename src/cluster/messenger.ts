@@ -34,16 +34,102 @@ export interface MessengerDeps {
 }
 
 interface Pending {
+  id: number;
   to: string;
+  kind: string;
+  timeout: number;
+  /** Clock time at which the request times out. */
+  deadline: number;
   resolve(v: unknown): void;
   reject(e: Error): void;
-  timer: TimerHandle;
+  /** Settled (replied, rejected or timed out); its slot in a TimeoutQueue is then dead. */
+  done: boolean;
+}
+
+// `new Promise(capture)` hands out resolve/reject without allocating an executor closure per
+// request (the executor runs synchronously, so these are read right after).
+let capturedResolve: (v: unknown) => void = () => {};
+let capturedReject: (e: Error) => void = () => {};
+function capture(resolve: (v: never) => void, reject: (e: Error) => void): void {
+  capturedResolve = resolve as (v: unknown) => void;
+  capturedReject = reject;
+}
+
+/**
+ * The pending requests that share one timeout value, in the order they were sent, which is also
+ * their deadline order. One clock timer, armed for the oldest live request, serves them all: a
+ * request costs no timer of its own, and a reply only marks its entry done (entries are dropped
+ * from the front as they settle). Each request still times out exactly at its own deadline.
+ */
+class TimeoutQueue {
+  private items: Pending[] = [];
+  private head = 0;
+  private timer: TimerHandle | undefined;
+  private armedFor = 0;
+
+  constructor(
+    private readonly clock: Clock,
+    private readonly expire: (p: Pending) => void,
+    private readonly empty: () => void,
+  ) {}
+
+  add(p: Pending): void {
+    this.dropSettled();
+    this.items.push(p);
+    if (!this.timer) this.arm(p.deadline);
+  }
+
+  /** Drops settled entries from the front (called on add and when the front entry settles). */
+  dropSettled(): void {
+    const items = this.items;
+    let h = this.head;
+    while (h < items.length && items[h]!.done) h++;
+    if (h === items.length) {
+      this.items = [];
+      this.head = 0;
+    } else if (h > 1024 && h * 2 > items.length) {
+      this.items = items.slice(h);
+      this.head = 0;
+    } else this.head = h;
+  }
+
+  /** Stops the timer (the node stopped; every entry was settled). */
+  cancel(): void {
+    this.timer?.cancel();
+    this.timer = undefined;
+  }
+
+  isFront(p: Pending): boolean {
+    return this.items[this.head] === p;
+  }
+
+  private arm(deadline: number): void {
+    this.armedFor = deadline;
+    this.timer = this.clock.setTimeout(this.fire, Math.max(0, deadline - this.clock.now()));
+  }
+
+  private readonly fire = (): void => {
+    this.timer = undefined;
+    // The timer fired for `armedFor`: everything due by then has timed out.
+    const limit = Math.max(this.clock.now(), this.armedFor);
+    while (this.head < this.items.length) {
+      const p = this.items[this.head]!;
+      if (!p.done && p.deadline > limit) break;
+      this.head++;
+      if (!p.done) this.expire(p);
+    }
+    this.dropSettled();
+    if (this.head < this.items.length) this.arm(this.items[this.head]!.deadline);
+    else this.empty();
+  };
 }
 
 export class Messenger {
   private readonly oneWay = new Map<string, MessageHandler>();
   private readonly handlers = new Map<string, RequestHandler>();
   private readonly pending = new Map<number, Pending>();
+  /** One TimeoutQueue per distinct timeout value in use. */
+  private readonly timeouts = new Map<number, TimeoutQueue>();
   private nextId = 1;
   private stopped = false;
 
@@ -79,13 +165,13 @@ export class Messenger {
   }
 
   /** At-most-once, ordered per (sender, receiver, channel). Throws coded errors synchronously. */
-  send(to: string, kind: string, payload: unknown, opts: SendOptions = {}): void {
+  send(to: string, kind: string, payload: unknown, opts?: SendOptions): void {
     this.check(to);
     if (to === this.deps.selfName) {
       queueMicrotask(() => this.dispatch(to, 'default', [MSG.SEND, kind, payload]));
       return;
     }
-    this.out(to, opts.channel ?? 'default', [MSG.SEND, kind, payload]);
+    this.out(to, opts?.channel ?? 'default', [MSG.SEND, kind, payload]);
   }
 
   /** Sends a request and resolves with the reply; rejects with a coded error. */
@@ -93,7 +179,7 @@ export class Messenger {
     to: string,
     kind: string,
     payload: unknown,
-    opts: RequestOptions = {},
+    opts?: RequestOptions,
   ): Promise<T> {
     try {
       this.check(to);
@@ -101,38 +187,69 @@ export class Messenger {
       return Promise.reject(err);
     }
     const id = this.nextId++;
-    const timeout = opts.timeout ?? this.deps.requestTimeoutMs;
-    return new Promise<T>((resolve, reject) => {
-      const timer = this.deps.clock.setTimeout(() => {
-        if (this.pending.delete(id)) {
-          reject(
-            new FoundationError(
-              'FND_ERR_REQUEST_TIMEOUT',
-              `no reply from ${to} to "${kind}" within ${timeout} ms`,
-              { node: to, kind, timeout },
-            ),
-          );
-        }
-      }, timeout);
-      this.pending.set(id, { to, resolve: resolve as (v: unknown) => void, reject, timer });
-      try {
-        if (to === this.deps.selfName)
-          queueMicrotask(() => this.dispatch(to, 'default', [MSG.REQUEST, id, kind, payload]));
-        else this.out(to, opts.channel ?? 'default', [MSG.REQUEST, id, kind, payload]);
-      } catch (err) {
-        timer.cancel();
-        this.pending.delete(id);
-        reject(err);
-      }
-    });
+    const timeout = opts?.timeout ?? this.deps.requestTimeoutMs;
+    const promise = new Promise<T>(capture);
+    const p: Pending = {
+      id,
+      to,
+      kind,
+      timeout,
+      deadline: this.deps.clock.now() + timeout,
+      resolve: capturedResolve,
+      reject: capturedReject,
+      done: false,
+    };
+    this.pending.set(id, p);
+    this.timeoutQueue(timeout).add(p);
+    try {
+      if (to === this.deps.selfName)
+        queueMicrotask(() => this.dispatch(to, 'default', [MSG.REQUEST, id, kind, payload]));
+      else this.out(to, opts?.channel ?? 'default', [MSG.REQUEST, id, kind, payload]);
+    } catch (err) {
+      this.settle(id, p);
+      p.reject(err as Error);
+    }
+    return promise;
+  }
+
+  private timeoutQueue(timeout: number): TimeoutQueue {
+    let q = this.timeouts.get(timeout);
+    if (!q) {
+      q = new TimeoutQueue(
+        this.deps.clock,
+        (p) => this.expire(p),
+        () => this.timeouts.delete(timeout),
+      );
+      this.timeouts.set(timeout, q);
+    }
+    return q;
+  }
+
+  private expire(p: Pending): void {
+    this.pending.delete(p.id);
+    p.done = true;
+    p.reject(
+      new FoundationError(
+        'FND_ERR_REQUEST_TIMEOUT',
+        `no reply from ${p.to} to "${p.kind}" within ${p.timeout} ms`,
+        { node: p.to, kind: p.kind, timeout: p.timeout },
+      ),
+    );
+  }
+
+  /** Marks a pending request settled and forgets it (the caller resolves or rejects it). */
+  private settle(id: number, p: Pending): void {
+    this.pending.delete(id);
+    p.done = true;
+    const q = this.timeouts.get(p.timeout);
+    if (q?.isFront(p)) q.dropSettled();
   }
 
   /** Rejects every request pending towards `name` (it is down or gone). */
   nodeDown(name: string, reason: 'down' | 'left'): void {
     for (const [id, p] of this.pending) {
       if (p.to !== name) continue;
-      this.pending.delete(id);
-      p.timer.cancel();
+      this.settle(id, p);
       p.reject(
         new FoundationError(
           'FND_ERR_NODE_DOWN',
@@ -146,12 +263,13 @@ export class Messenger {
   stop(): void {
     this.stopped = true;
     for (const [id, p] of this.pending) {
-      this.pending.delete(id);
-      p.timer.cancel();
+      this.settle(id, p);
       p.reject(
         new FoundationError('FND_ERR_NODE_STOPPED', 'this node stopped before the reply arrived'),
       );
     }
+    for (const q of this.timeouts.values()) q.cancel();
+    this.timeouts.clear();
   }
 
   /** Handles one data message from `from`. Never throws. */
@@ -202,13 +320,12 @@ export class Messenger {
         return;
       }
       case MSG.RESPONSE: {
-        const [, id, ok, value] = msg;
+        const id = msg[1];
         const p = typeof id === 'number' ? this.pending.get(id) : undefined;
         if (!p || p.to !== from) return;
-        this.pending.delete(id as number);
-        p.timer.cancel();
-        if (ok) p.resolve(value);
-        else p.reject(remoteError(from, value));
+        this.settle(id as number, p);
+        if (msg[2]) p.resolve(msg[3]);
+        else p.reject(remoteError(from, msg[3]));
         return;
       }
     }

@@ -42,6 +42,20 @@ export class FrameDecoder {
    */
   push(chunk: Uint8Array): Buffer[] {
     const out: Buffer[] = [];
+    this.each(chunk, (src, start, end) => {
+      out.push(start === 0 && end === src.length ? src : src.subarray(start, end));
+      return true;
+    });
+    return out;
+  }
+
+  /**
+   * Like `push`, without allocating: calls `onFrame(src, start, end)` for every complete body, in
+   * order, where the body is `src[start, end)` (a slice of the chunk, or a buffer of its own when
+   * it spanned chunks). `onFrame` returns false to stop early (the rest of the chunk is dropped).
+   * Bodies before an oversized header in the same chunk are delivered before the throw.
+   */
+  each(chunk: Uint8Array, onFrame: (src: Buffer, start: number, end: number) => boolean): void {
     const buf = Buffer.isBuffer(chunk)
       ? chunk
       : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length);
@@ -76,9 +90,10 @@ export class FrameDecoder {
       if (this.body === undefined) {
         if (avail >= this.need) {
           // The whole body is in this chunk: hand out a slice, no copy.
-          out.push(buf.subarray(off, off + this.need));
+          const start = off;
           off += this.need;
           this.need = -1;
+          if (!onFrame(buf, start, off)) return;
           continue;
         }
         if (avail === 0) break; // a bare header: allocate once body bytes arrive
@@ -90,13 +105,13 @@ export class FrameDecoder {
       this.bodyFill += k;
       off += k;
       if (this.bodyFill === this.need) {
-        out.push(this.body);
+        const body = this.body;
         this.body = undefined;
         this.bodyFill = 0;
         this.need = -1;
+        if (!onFrame(body, 0, body.length)) return;
       }
     }
-    return out;
   }
 
   private reset(): void {

@@ -2,7 +2,7 @@
 // then turns bytes into decoded messages. Any framing or decoding error closes this link only.
 import { type ErrorCode, FoundationError } from '../errors.js';
 import type { Clock } from '../util/clock.js';
-import { decodeMessage, encode } from './codec.js';
+import { decodeMessage, decodeMessageAt, encode } from './codec.js';
 import { encodeFrame, FrameDecoder } from './frame.js';
 import {
   clientProof,
@@ -57,6 +57,7 @@ export class Link {
   private handlers: LinkHandlers = { message: noop, close: noop, drain: noop };
   private closed = false;
   private readonly decoder: FrameDecoder;
+  private inHandler = false;
 
   /** Use Link.client / Link.server; the constructor takes a connection whose handshake is done. */
   constructor(
@@ -107,15 +108,33 @@ export class Link {
 
   private onData(chunk: Uint8Array): void {
     if (this.closed) return;
-    let bodies: Buffer[];
     try {
-      bodies = this.decoder.push(chunk);
+      this.decoder.each(chunk, this.onFrame);
+    } catch (err) {
+      // A handler's own exception is not a framing error: let it propagate as it always did.
+      if (this.inHandler) {
+        this.inHandler = false;
+        throw err;
+      }
+      this.destroy(err as Error);
+    }
+  }
+
+  /** One complete frame body, `src[start, end)`, decoded in place. Returns false once closed. */
+  private readonly onFrame = (src: Buffer, start: number, end: number): boolean => {
+    if (this.closed) return false;
+    let msg: unknown[];
+    try {
+      msg = decodeMessageAt(src, start, end);
     } catch (err) {
       this.destroy(err as Error);
-      return;
+      return false;
     }
-    this.deliver(bodies);
-  }
+    this.inHandler = true;
+    this.handlers.message(msg);
+    this.inHandler = false;
+    return !this.closed;
+  };
 
   private deliver(bodies: Buffer[]): void {
     for (const body of bodies) {
