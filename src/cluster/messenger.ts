@@ -9,7 +9,11 @@ import type { Logger } from '../util/log.js';
 
 /** Handles a one-way message. Never called concurrently for one connection; must not block. */
 export type MessageHandler = (payload: unknown, from: string) => void;
-/** Answers a request; the returned value (or promise) is the reply, a throw becomes FND_ERR_REMOTE. */
+/**
+ * Answers a request; the returned value (or promise) is the reply. A thrown FoundationError reaches
+ * the caller with its code (and `data.remote: true`, `data.node`), so layers above can send coded
+ * errors; anything else thrown becomes FND_ERR_REMOTE carrying the original message.
+ */
 export type RequestHandler = (payload: unknown, from: string) => unknown;
 
 export interface SendOptions {
@@ -340,6 +344,10 @@ export class Messenger {
       this.out(to, channel, [MSG.RESPONSE, id, ok, value]);
     } catch (err) {
       this.deps.log.warn({ to, err: (err as Error).message }, 'could not send reply');
+      // A reply that cannot be encoded still answers the caller, with the reason, not a timeout.
+      if (ok && (err as FoundationError).code === 'FND_ERR_ENCODE') {
+        this.reply(to, channel, id, false, serializeError(err));
+      }
     }
   }
 }
@@ -349,8 +357,9 @@ function remoteError(from: string, value: unknown): FoundationError {
   const message = typeof v.message === 'string' ? v.message : 'remote error';
   if (isErrorCode(v.code) && v.code !== 'FND_ERR_REMOTE') {
     return FoundationError.fromWire(v.code, `node ${from}: ${message}`, {
-      node: from,
       ...(v.data as object),
+      node: from,
+      remote: true,
     });
   }
   return new FoundationError('FND_ERR_REMOTE', `node ${from} failed: ${message}`, {

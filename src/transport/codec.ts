@@ -22,12 +22,24 @@ const LARGE_BINARY = 64 * 1024;
  * buffer's tail into it, and leave every later small message allocating from a buffer that size.
  */
 export function encode(value: unknown): Buffer {
-  if (Array.isArray(value) && value.length > 1) {
-    const last: unknown = value[value.length - 1];
-    if (last instanceof Uint8Array && last.byteLength >= LARGE_BINARY)
-      return encodeWithLargeTail(value, last);
+  try {
+    if (Array.isArray(value) && value.length > 1) {
+      const last: unknown = value[value.length - 1];
+      if (last instanceof Uint8Array && last.byteLength >= LARGE_BINARY)
+        return encodeWithLargeTail(value, last);
+    }
+    return packr.pack(value);
+  } catch (err) {
+    // Circular structures (RangeError), BigInts beyond 64 bits, exotic objects.
+    throw new FoundationError(
+      'FND_ERR_ENCODE',
+      `cannot encode message: ${(err as Error).message}`,
+      undefined,
+      {
+        cause: err,
+      },
+    );
   }
-  return packr.pack(value);
 }
 
 function encodeWithLargeTail(value: unknown[], tail: Uint8Array): Buffer {

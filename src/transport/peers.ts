@@ -289,10 +289,11 @@ export class PeerManager {
           drain: () => {},
           close: (err) => {
             this.inbound.delete(link);
-            if (err) {
+            if (err instanceof FoundationError) {
+              // A bad frame from an authenticated peer: we closed it.
               this.rejected++;
               this.opts.log.warn(
-                { peer: from.name, remote: link.remote, err: err.message },
+                { peer: from.name, remote: link.remote, code: err.code, err: err.message },
                 'closed connection from peer',
               );
               publish('transportFrameError', () => ({
@@ -300,6 +301,12 @@ export class PeerManager {
                 remote: link.remote,
                 reason: err.message,
               }));
+            } else if (err) {
+              // The socket failed (e.g. ECONNRESET from a killed peer): failure detection's business.
+              this.opts.log.debug(
+                { peer: from.name, remote: link.remote, err: err.message },
+                'connection from peer lost',
+              );
             }
             if (!this.stopped) this.events.linkDown(from.name, from.channel, 'in');
           },
@@ -323,7 +330,20 @@ export class PeerManager {
 
   /** Opens and authenticates one connection; used for channels and for joining by address. */
   async dialLink(address: Address, channel: ChannelName): Promise<Link> {
-    const conn = await this.opts.transport.connect(address, this.opts.connectTimeoutMs);
+    let conn: RawConnection;
+    try {
+      conn = await this.opts.transport.connect(address, this.opts.connectTimeoutMs);
+    } catch (err) {
+      const cause = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+      throw new FoundationError(
+        'FND_ERR_CONNECT',
+        `cannot connect to ${formatAddress(address)}: ${cause}`,
+        {
+          address: formatAddress(address),
+          cause,
+        },
+      );
+    }
     try {
       return await Link.client(conn, channel, this.linkOptions);
     } catch (err) {
