@@ -365,6 +365,19 @@ export function resolveAll(input: unknown = {}): ResolvedOptions[] {
       'a transport listens once: give each cluster its own (clusters.<name>.transport)',
     );
   }
+  const ports = new Map<number, string>();
+  for (const name of names) {
+    const port = clusters?.[name]?.port ?? base.port;
+    if (port === undefined || port === 0) continue;
+    const other = ports.get(port);
+    if (other !== undefined) {
+      throw invalid(
+        `clusters.${name}.port`,
+        `port ${port} is also used by cluster "${other}"; each cluster needs its own`,
+      );
+    }
+    ports.set(port, name);
+  }
   return names.map((name) => {
     const own = clusters?.[name] ?? {};
     const mapped = fromTopologies[name];

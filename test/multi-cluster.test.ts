@@ -103,6 +103,13 @@ describe('multi-cluster nodes', () => {
     assert.throws(() => resolveAll({ cluster: 'x', clusters: { web: {} } }), {
       code: 'FND_ERR_INVALID_OPTION',
     });
+    assert.throws(() => resolveAll({ clusters: { a: { port: 4370 }, b: { port: 4370 } } }), {
+      code: 'FND_ERR_INVALID_OPTION',
+      data: {
+        field: 'clusters.b.port',
+        issue: 'port 4370 is also used by cluster "a"; each cluster needs its own',
+      },
+    });
     assert.throws(() => resolveAll({ clusters: { web: { host: '0.0.0.0' } } }), {
       code: 'FND_ERR_INSECURE_BIND',
     });

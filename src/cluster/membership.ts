@@ -69,6 +69,8 @@ interface State {
   incarnation: number;
   since: number;
   suspicion: Suspicion | undefined;
+  /** Discovery stopped listing it: forget it once it is down. */
+  unlisted?: boolean;
 }
 
 interface Probe {
@@ -414,6 +416,7 @@ export class Membership {
     m.incarnation = inc;
     m.address = address;
     m.status = 'alive';
+    if (prev === 'down' || prev === 'left') m.unlisted = false;
     m.since = this.clock.now();
     this.io.learn(m.name, address, inc);
     this.io.keepAlive(m.name, true);
@@ -429,6 +432,10 @@ export class Membership {
     m.since = this.clock.now();
     this.io.disconnect(m.name);
     this.emit(m, prev, reason, by);
+    if (m.unlisted) {
+      this.members.delete(m.name);
+      this.io.remove(m.name);
+    }
   }
 
   private markLeft(m: State, inc: number, by: string): void {
@@ -564,7 +571,12 @@ export class Membership {
       if (m.status === 'down' || m.status === 'left') {
         this.members.delete(m.name);
         this.io.remove(m.name);
-      } else this.hint(m.name);
+      } else {
+        // Still alive or suspect: probe now; if it is then declared down it is dropped at once
+        // instead of being re-dialled for downRetentionMs.
+        m.unlisted = true;
+        this.hint(m.name);
+      }
     }
   }
 

@@ -2,7 +2,7 @@
 // request/response between members, with correlation ids, timeouts on the injected clock, and
 // immediate rejection of everything pending towards a node the moment it is declared down or leaves.
 import { FoundationError, isErrorCode, serializeError } from '../errors.js';
-import { encode } from '../transport/codec.js';
+import { type EncodedBody, encodeParts } from '../transport/codec.js';
 import { type ChannelName, MSG } from '../transport/protocol.js';
 import type { Clock, TimerHandle } from '../util/clock.js';
 import type { Logger } from '../util/log.js';
@@ -28,7 +28,11 @@ export interface RequestOptions extends SendOptions {
 
 export interface MessengerDeps {
   selfName: string;
-  send(to: string, channel: ChannelName, body: Uint8Array): void;
+  /**
+   * Queues an encoded body. A SplitBody's tail is the caller's payload, not a copy: it is written
+   * to the socket as it is, so it must not be modified until it was sent.
+   */
+  send(to: string, channel: ChannelName, body: EncodedBody): void;
   /** Whether `name` is a member we may talk to (alive or suspect). */
   reachable(name: string): boolean;
   clock: Clock;
@@ -163,9 +167,11 @@ export class Messenger {
     }
   }
 
+  // A large binary payload (the message's last field) is not copied: it goes to the socket as the
+  // caller's own buffer, after the small encoded head (see encodeParts).
   private out(to: string, channel: ChannelName, msg: unknown[]): void {
-    const body = encode(msg);
-    this.deps.send(to, body.length >= this.deps.bulkThreshold ? 'bulk' : channel, body);
+    const body = encodeParts(msg);
+    this.deps.send(to, body.byteLength >= this.deps.bulkThreshold ? 'bulk' : channel, body);
   }
 
   /** At-most-once, ordered per (sender, receiver, channel). Throws coded errors synchronously. */

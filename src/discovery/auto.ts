@@ -7,6 +7,7 @@
 //   3. bound to loopback                                 → local (same host, no network traffic)
 //   4. otherwise                                         → mdns, falling back to gossip when mDNS
 //                                                          cannot start (gossip needs the cluster secret)
+import { readFileSync } from 'node:fs';
 import type { DiscoveryOptions } from '../options.js';
 import { FallbackStrategy } from './fallback.js';
 import { DnsStrategy } from './strategies/dns.js';
@@ -92,9 +93,10 @@ function auto(env: NodeJS.ProcessEnv, loopback: boolean, secret: string | undefi
       };
     }
     if (env.FOUNDATION_SERVICE) {
+      const query = serviceName(env.FOUNDATION_SERVICE);
       return {
-        strategy: new DnsStrategy({ query: env.FOUNDATION_SERVICE }),
-        reason: `auto: in Kubernetes, so DNS of the headless service FOUNDATION_SERVICE=${env.FOUNDATION_SERVICE}`,
+        strategy: new DnsStrategy({ query }),
+        reason: `auto: in Kubernetes, so DNS of the headless service ${query} (FOUNDATION_SERVICE)`,
       };
     }
     note = ' (in Kubernetes, but neither FOUNDATION_SERVICE nor FOUNDATION_SELECTOR is set)';
@@ -109,4 +111,21 @@ function auto(env: NodeJS.ProcessEnv, loopback: boolean, secret: string | undefi
     strategy: new FallbackStrategy([new MdnsStrategy(), new GossipStrategy({}, secret)]),
     reason: `auto: not on loopback, so mDNS (gossip if mDNS cannot start)${note}`,
   };
+}
+
+/**
+ * Node's resolver applies no search domains, so a bare service name (`shop`) would never resolve:
+ * qualify it with the pod's namespace, read from the service-account folder, when it has no dot.
+ */
+function serviceName(
+  svc: string,
+  nsFile = '/var/run/secrets/kubernetes.io/serviceaccount/namespace',
+): string {
+  if (svc.includes('.')) return svc;
+  try {
+    const ns = readFileSync(nsFile, 'utf8').trim();
+    return ns ? `${svc}.${ns}.svc.cluster.local` : svc;
+  } catch {
+    return svc;
+  }
 }

@@ -17,7 +17,7 @@ export interface DiscoveryContext {
   /**
    * The strategy no longer lists `address` (libcluster's disconnect). Membership stays the judge
    * of liveness: a down or left member there is forgotten at once (no more reconnect attempts); an
-   * alive one is probed right away, and forgotten on a later call once it is found down.
+   * alive one is probed right away, and forgotten the moment it is declared down.
    */
   disconnect(address: Address): void;
   /** Current members (including this node). */
@@ -85,9 +85,12 @@ export class Reconciler {
     const started = this.ctx.clock.now();
     try {
       const name = await this.ctx.connect(address);
+      // undefined: nothing to do (a join to that address is already under way, or it is us).
+      if (name === undefined) return;
       publish('discoveryConnect', () => ({
         measurements: { durationMs: this.ctx.clock.now() - started },
         metadata: {
+          cluster: this.ctx.cluster,
           strategy: this.strategy,
           address: formatAddress(address),
           node: name,
@@ -102,6 +105,7 @@ export class Reconciler {
       publish('discoveryConnect', () => ({
         measurements: { durationMs: this.ctx.clock.now() - started },
         metadata: {
+          cluster: this.ctx.cluster,
           strategy: this.strategy,
           address: formatAddress(address),
           ok: false,

@@ -296,6 +296,15 @@ describe('membership (in-memory network, manual clock)', () => {
       ctx!.disconnect(parse(c.nodes[1]!.address));
       await c.tick(500);
       assert.equal(statusOf(watcher, 'n1'), 'alive', 'an alive member stays');
+      // ...until it is declared down: then it is dropped at once, not retried for downRetentionMs.
+      c.net.crash(c.nodes[1]!.address);
+      await c.tick(2500);
+      assert.equal(statusOf(watcher, 'n1'), undefined, 'an unlisted member is forgotten when down');
+      assert.equal(
+        statusOf(c.nodes[0]!, 'n1'),
+        'down',
+        'others (no discovery change) keep it as down',
+      );
     } finally {
       await c.stopAll();
     }
