@@ -50,8 +50,10 @@ export class ClusterNode extends EventEmitter<FoundationNodeEvents> {
   /** The discovery strategy in use and why it was chosen. */
   discovery: { name: string; reason: string } = { name: '', reason: '' };
 
-  private readonly log: Logger;
-  private readonly clock: Clock;
+  /** This cluster's logger (child of the node's). */
+  readonly log: Logger;
+  /** The clock this cluster's timers run on. */
+  readonly clock: Clock;
   private readonly identity: Identity;
   private readonly peers: PeerManager;
   private readonly membership: Membership;
@@ -202,6 +204,11 @@ export class ClusterNode extends EventEmitter<FoundationNodeEvents> {
         { cause: err },
       );
     }
+  }
+
+  /** A member's status in this cluster, or undefined when it is unknown. */
+  memberStatus(name: string): Member['status'] | undefined {
+    return this.membership.status(name);
   }
 
   /** Every member this node knows of, itself included (with `self: true`), sorted by name. */

@@ -42,6 +42,18 @@ export const ERRORS = {
     'This node is not a member of the named cluster; node.clusters() lists the ones it is in.',
   FND_ERR_AMBIGUOUS_CLUSTER:
     'This node is in several clusters, so the call must name one: use node.cluster(name).',
+  FND_ERR_NOPROC:
+    'No such actor (it never existed, or has exited). Monitor actors to learn when they exit.',
+  FND_ERR_CALL_TIMEOUT:
+    'The actor did not reply within the call timeout. It may be busy, blocked, or lost the message.',
+  FND_ERR_ACTOR_EXITED:
+    'The actor exited (crashed or was stopped) before replying; data.reason says why.',
+  FND_ERR_MAILBOX_FULL:
+    "The actor's bounded mailbox is full and its overflow policy is 'reject' (or the call was dropped by a drop policy). Slow down or raise mailbox.max.",
+  FND_ERR_NAME_TAKEN:
+    'That name is already registered to another live actor. Unregister it first or pick another name.',
+  FND_ERR_SUPERVISOR:
+    'A supervisor operation failed: unknown child id, duplicate id, or the child could not start.',
 } as const;
 
 export type ErrorCode = keyof typeof ERRORS;

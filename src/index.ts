@@ -47,6 +47,23 @@ export {
   type FoundationOptions,
   type LibclusterTopology,
 } from './options.js';
+export type {
+  ActorContext,
+  Behaviour,
+  CallOptions,
+  DownMessage,
+  ExitMessage,
+  ExitReason,
+  GenServer,
+  MailboxOptions,
+  MessageHandler as ActorMessageHandler,
+  SpawnOptions,
+  Target,
+} from './runtime/behaviour.js';
+export { isPid, Pid, type PidLike } from './runtime/pid.js';
+export { type ServiceInfo, ServiceRegistry } from './runtime/service-registry.js';
+export { DEFAULT_THRESHOLDS, type RuntimeStats, type RuntimeThresholds } from './runtime/stats.js';
+export { ActorSystem } from './runtime/system.js';
 export type { TlsOptions } from './transport/tcp.js';
 export type { Address, ConnectionHandlers, RawConnection, Transport } from './transport/types.js';
 export type { Clock, TimerHandle } from './util/clock.js';

@@ -8,6 +8,18 @@ import type { Messenger } from './cluster/messenger.js';
 import { ClusterNode, type FoundationNodeEvents } from './cluster-node.js';
 import { FoundationError } from './errors.js';
 import { type FoundationOptions, resolveAll } from './options.js';
+import type {
+  Behaviour,
+  CallOptions,
+  DownMessage,
+  ExitReason,
+  SpawnOptions,
+  Target,
+} from './runtime/behaviour.js';
+import type { Pid, PidLike } from './runtime/pid.js';
+import { ServiceRegistry } from './runtime/service-registry.js';
+import { RuntimeMonitor, type RuntimeStats } from './runtime/stats.js';
+import { ACTOR_KINDS, ActorSystem, type RemoteRouter } from './runtime/system.js';
 
 export type { FoundationNodeEvents, MemberEventName } from './cluster-node.js';
 
@@ -16,18 +28,145 @@ const FORWARDED = ['memberUp', 'memberDown', 'memberSuspect', 'memberLeft'] as c
 export class FoundationNode extends EventEmitter<FoundationNodeEvents> {
   /** This node's name (in every cluster, unless a cluster's options override it). */
   readonly name: string;
+  /** The actor runtime of this node: local actors, and routing to actors on other nodes. */
+  readonly actors: ActorSystem;
+  /** Foundation 1.x ServiceRegistry: (namespace, name) → pid, with health; local to this node. */
+  readonly serviceRegistry: ServiceRegistry;
+  private readonly monitor_: RuntimeMonitor;
   private readonly byName: Map<string, ClusterNode>;
 
   private constructor(clusters: ClusterNode[]) {
     super();
     this.byName = new Map(clusters.map((c) => [c.clusterName, c]));
-    this.name = clusters[0]!.name;
+    const first = clusters[0]!;
+    this.name = first.name;
+    const router: RemoteRouter = {
+      send: (node, kind, payload) => this.route(node).messenger.send(node, kind, payload),
+      request: (node, kind, payload, timeout) =>
+        this.route(node).messenger.request(node, kind, payload, { timeout }),
+    };
+    this.actors = new ActorSystem({
+      nodeName: this.name,
+      clock: first.clock,
+      log: first.log,
+      remote: router,
+    });
+    this.serviceRegistry = new ServiceRegistry(this.actors);
+    this.monitor_ = new RuntimeMonitor(this.actors);
     for (const c of clusters) {
       for (const event of FORWARDED) c.on(event, (m, info) => this.emit(event, m, info));
       c.on('error', (err) => {
         if (this.listenerCount('error') > 0) this.emit('error', err);
       });
+      for (const kind of [ACTOR_KINDS.send, ACTOR_KINDS.cast, ACTOR_KINDS.signal]) {
+        c.messenger.on(kind, (payload, from) => this.actors.handleRemote(kind, payload, from));
+      }
+      for (const kind of [ACTOR_KINDS.call, ACTOR_KINDS.deliver]) {
+        c.messenger.handle(kind, (payload, from) =>
+          this.actors.handleRemoteRequest(kind, payload, from),
+        );
+      }
+      const gone = (m: Member) => {
+        // Only when no cluster can still reach it (a node may be in several of ours).
+        if (!this.reachable(m.name)) this.actors.nodeDown(m.name);
+      };
+      c.on('memberDown', gone);
+      c.on('memberLeft', gone);
     }
+  }
+
+  private reachable(node: string): boolean {
+    for (const c of this.byName.values()) {
+      const s = c.memberStatus(node);
+      if (s === 'alive' || s === 'suspect') return true;
+    }
+    return false;
+  }
+
+  /** The cluster through which `node` is reachable (the first that has it alive). */
+  private route(node: string): ClusterNode {
+    for (const c of this.byName.values()) {
+      const s = c.memberStatus(node);
+      if (s === 'alive' || s === 'suspect') return c;
+    }
+    throw new FoundationError(
+      'FND_ERR_UNKNOWN_NODE',
+      `node ${node} is not an alive member of any cluster of this node`,
+      {
+        node,
+      },
+    );
+  }
+
+  // ---- actors (docs/actors.md) ----
+
+  /** Spawns an actor on this node; returns its pid at once (init runs before its first message). */
+  spawn(behaviour: Behaviour, opts?: SpawnOptions): Pid {
+    return this.actors.spawn(behaviour, opts);
+  }
+
+  /** Spawns and waits for init: resolves with the pid or rejects with init's error. */
+  spawnAsync(behaviour: Behaviour, opts?: SpawnOptions): Promise<Pid> {
+    return this.actors.spawnAsync(behaviour, opts);
+  }
+
+  /** At-most-once, ordered per sender→receiver pair; to a local or remote pid, or a registered name. */
+  send(to: Target, msg: unknown): void {
+    this.actors.send(to, msg);
+  }
+
+  /** Like send, but resolves once the message is in the target's mailbox (local or remote). */
+  sendAsync(to: Target, msg: unknown): Promise<void> {
+    return this.actors.sendAsync(to, msg);
+  }
+
+  /** Calls an actor; rejects with FND_ERR_CALL_TIMEOUT / FND_ERR_NOPROC / FND_ERR_NODE_DOWN / ... */
+  call<T = unknown>(to: Target, msg: unknown, opts?: CallOptions): Promise<T> {
+    return this.actors.call<T>(to, msg, opts);
+  }
+
+  cast(to: Target, msg: unknown): void {
+    this.actors.cast(to, msg);
+  }
+
+  /** Calls `onDown` once when `pid` exits, never existed (`noproc`) or its node goes down (`noconnection`). */
+  monitor(pid: PidLike, onDown: (down: DownMessage) => void): string {
+    return this.actors.monitor(pid, onDown);
+  }
+
+  demonitor(ref: string): void {
+    this.actors.demonitor(ref);
+  }
+
+  /** Links two pids (at least one on this node): when one exits abnormally, the other gets the signal. */
+  link(a: PidLike, b: PidLike): void {
+    this.actors.link(a, b);
+  }
+
+  unlink(a: PidLike, b: PidLike): void {
+    this.actors.unlink(a, b);
+  }
+
+  /** Sends an exit signal to `pid` ('kill' cannot be trapped). */
+  exit(pid: PidLike, reason: ExitReason): void {
+    this.actors.exit(pid, reason);
+  }
+
+  register(name: string, pid: PidLike): void {
+    this.actors.register(name, pid);
+  }
+
+  unregister(name: string): void {
+    this.actors.unregister(name);
+  }
+
+  whereis(name: string): Pid | undefined {
+    return this.actors.whereis(name);
+  }
+
+  /** Actor count, mailbox depth, event-loop delay and heap, with plain-language warnings. */
+  runtimeStats(): RuntimeStats {
+    return this.monitor_.stats();
   }
 
   /**
@@ -121,8 +260,12 @@ export class FoundationNode extends EventEmitter<FoundationNodeEvents> {
     return this.cluster().join(address);
   }
 
-  /** Graceful leave from every cluster. Idempotent. */
+  /** Stops every actor ('shutdown'), then leaves every cluster gracefully. Idempotent. */
   async stop(): Promise<void> {
+    this.actors.shutdown();
+    this.monitor_.stop();
+    // Let the exit signals and DOWNs of those actors be written before the leave announcement.
+    await new Promise((r) => setImmediate(r));
     await Promise.all([...this.byName.values()].map((c) => c.stop()));
   }
 }

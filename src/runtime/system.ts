@@ -1,0 +1,723 @@
+// The actor system of one node: spawns actors, routes messages, calls and exit/monitor signals to
+// local actors directly and to remote ones over node-level messaging, and turns a node being
+// declared down into `noconnection` for every monitor and link that crossed to it.
+import { FoundationError, serializeError } from '../errors.js';
+import type { Clock } from '../util/clock.js';
+import type { Logger } from '../util/log.js';
+import { Actor, CallEnvelope, CastEnvelope } from './actor.js';
+import type {
+  ActorContext,
+  Behaviour,
+  CallOptions,
+  DownMessage,
+  ExitMessage,
+  ExitReason,
+  SpawnOptions,
+  Target,
+} from './behaviour.js';
+import { isPid, Pid, type PidLike, pidKey } from './pid.js';
+import { Scheduler } from './scheduler.js';
+
+/** How the system reaches other nodes (implemented by the node over its clusters' messengers). */
+export interface RemoteRouter {
+  /** One-way, ordered per node pair. Throws (coded) when the node is not reachable. */
+  send(node: string, kind: string, payload: unknown): void;
+  /** Request/response; rejects with coded errors (timeout, node down, ...). */
+  request(node: string, kind: string, payload: unknown, timeoutMs: number): Promise<unknown>;
+}
+
+/** Wire message kinds of the actor layer (node-level messaging kinds). */
+export const ACTOR_KINDS = {
+  send: 'actor:send',
+  deliver: 'actor:deliver',
+  call: 'actor:call',
+  cast: 'actor:cast',
+  signal: 'actor:signal',
+} as const;
+
+type Watcher = Actor | ((down: DownMessage) => void);
+
+interface OwnMonitor {
+  target: PidLike;
+  watcher: Watcher;
+}
+
+export interface RuntimeOptions {
+  nodeName: string;
+  clock: Clock;
+  log: Logger;
+  remote?: RemoteRouter;
+  scheduler?: Scheduler;
+  /** Default call timeout in ms. */
+  callTimeoutMs?: number;
+}
+
+/** Exit reasons as they travel between nodes: strings stay strings, errors become plain objects. */
+function wireReason(r: ExitReason): unknown {
+  return r instanceof Error ? serializeError(r) : r;
+}
+
+export class ActorSystem {
+  readonly nodeName: string;
+  readonly scheduler: Scheduler;
+  private readonly actors = new Map<number, Actor>();
+  private readonly names = new Map<string, Actor>();
+  private readonly ownMonitors = new Map<string, OwnMonitor>();
+  /** Local actors that have links to pids on other nodes. */
+  private readonly remoteLinked = new Set<Actor>();
+  private nextId = 1;
+  private refSeq = 0;
+  /** Messages dropped by full mailboxes (drop-oldest / drop-newest). */
+  dropped = 0;
+  /** Actors that exited with a reason other than normal/shutdown. */
+  crashes = 0;
+  private readonly callTimeoutMs: number;
+  /** The pid exit signals sent from outside any actor come from (`node.exit`). */
+  readonly nodePid: Pid;
+  /** Told about every actor exit (supervision, registries, stats). */
+  private readonly exitHooks: Array<(pid: Pid, reason: ExitReason) => void> = [];
+
+  constructor(private readonly opts: RuntimeOptions) {
+    this.nodeName = opts.nodeName;
+    this.scheduler = opts.scheduler ?? new Scheduler();
+    this.callTimeoutMs = opts.callTimeoutMs ?? 5000;
+    this.nodePid = new Pid(opts.nodeName, 0);
+  }
+
+  /** Live actors on this node. */
+  get size(): number {
+    return this.actors.size;
+  }
+
+  /** Total messages waiting in all mailboxes. */
+  mailboxDepth(): number {
+    let n = 0;
+    for (const a of this.actors.values()) n += a.depth;
+    return n;
+  }
+
+  onExit(hook: (pid: Pid, reason: ExitReason) => void): void {
+    this.exitHooks.push(hook);
+  }
+
+  isAlive(pid: PidLike): boolean {
+    return pid.node === this.nodeName && (this.actors.get(pid.id)?.alive ?? false);
+  }
+
+  // ---- spawning ----
+
+  private create(behaviour: Behaviour, opts: SpawnOptions): Actor {
+    if (typeof behaviour !== 'function' && (typeof behaviour !== 'object' || behaviour === null)) {
+      throw new FoundationError(
+        'FND_ERR_INVALID_OPTION',
+        'behaviour must be a function or a GenServer object',
+        {
+          field: 'behaviour',
+        },
+      );
+    }
+    if (opts.mailbox && (!Number.isInteger(opts.mailbox.max) || opts.mailbox.max < 1)) {
+      throw new FoundationError(
+        'FND_ERR_INVALID_OPTION',
+        'option "mailbox.max": must be a positive integer',
+        {
+          field: 'mailbox.max',
+        },
+      );
+    }
+    if (opts.name !== undefined && this.names.has(opts.name)) {
+      throw new FoundationError(
+        'FND_ERR_NAME_TAKEN',
+        `name "${opts.name}" is registered to ${this.names.get(opts.name)!.pid}`,
+        {
+          name: opts.name,
+        },
+      );
+    }
+    const actor = new Actor(this, this.nextId++, behaviour, opts.mailbox);
+    actor.trapExits = opts.trapExits ?? false;
+    this.actors.set(actor.id, actor);
+    if (opts.name !== undefined) {
+      actor.name = opts.name;
+      this.names.set(opts.name, actor);
+    }
+    if (opts.link) this.link(actor.pid, opts.link);
+    return actor;
+  }
+
+  /** Spawns an actor and returns its pid at once; `init` (if any) runs before its first message. */
+  spawn(behaviour: Behaviour, opts: SpawnOptions = {}): Pid {
+    const actor = this.create(behaviour, opts);
+    actor.start()?.catch(() => {}); // a failing init ends the actor; links and monitors hear of it
+    return actor.pid;
+  }
+
+  /** Spawns and waits for `init`: resolves with the pid, or rejects with init's error. */
+  async spawnAsync(behaviour: Behaviour, opts: SpawnOptions = {}): Promise<Pid> {
+    const actor = this.create(behaviour, opts);
+    await actor.start();
+    return actor.pid;
+  }
+
+  // ---- naming ----
+
+  register(name: string, pid: PidLike): void {
+    const actor = pid.node === this.nodeName ? this.actors.get(pid.id) : undefined;
+    if (!actor?.alive)
+      throw new FoundationError('FND_ERR_NOPROC', `${pidString(pid)} is not a live local actor`, {
+        pid,
+      });
+    const holder = this.names.get(name);
+    if (holder && holder !== actor) {
+      throw new FoundationError(
+        'FND_ERR_NAME_TAKEN',
+        `name "${name}" is registered to ${holder.pid}`,
+        { name },
+      );
+    }
+    if (actor.name !== undefined && actor.name !== name) this.names.delete(actor.name);
+    actor.name = name;
+    this.names.set(name, actor);
+  }
+
+  unregister(name: string): void {
+    const a = this.names.get(name);
+    if (a) {
+      this.names.delete(name);
+      a.name = undefined;
+    }
+  }
+
+  whereis(name: string): Pid | undefined {
+    return this.names.get(name)?.pid;
+  }
+
+  registered(): string[] {
+    return [...this.names.keys()];
+  }
+
+  // ---- messaging ----
+
+  private local(target: Target): Actor | undefined {
+    if (typeof target === 'string') return this.names.get(target);
+    if ('id' in target)
+      return target.node === this.nodeName ? this.actors.get(target.id) : undefined;
+    return target.node === this.nodeName ? this.names.get(target.name) : undefined;
+  }
+
+  private isRemote(target: Target): target is PidLike | { name: string; node: string } {
+    return typeof target !== 'string' && target.node !== this.nodeName;
+  }
+
+  private remoteRef(target: PidLike | { name: string; node: string }): unknown {
+    return 'id' in target ? target.id : target.name;
+  }
+
+  private router(): RemoteRouter {
+    if (!this.opts.remote)
+      throw new FoundationError('FND_ERR_UNKNOWN_NODE', 'this actor system has no remote nodes');
+    return this.opts.remote;
+  }
+
+  /**
+   * At-most-once, ordered per sender→receiver pair. Local: into the mailbox now (FND_ERR_MAILBOX_FULL
+   * from a full 'reject' mailbox); to a dead or unknown local pid: dropped, like Erlang. Remote: sent;
+   * a refusal over there is logged (use sendAsync to learn about it).
+   */
+  send(target: Target, msg: unknown): void {
+    if (this.isRemote(target)) {
+      try {
+        this.router().send(target.node, ACTOR_KINDS.send, [this.remoteRef(target), msg]);
+      } catch (err) {
+        this.opts.log.debug({ to: target, err: (err as Error).message }, 'remote send dropped');
+      }
+      return;
+    }
+    this.local(target)?.enqueue(msg);
+  }
+
+  /** Like send, but resolves once the message is in the mailbox, or rejects with the coded reason. */
+  async sendAsync(target: Target, msg: unknown, timeoutMs = this.callTimeoutMs): Promise<void> {
+    if (this.isRemote(target)) {
+      await this.router().request(
+        target.node,
+        ACTOR_KINDS.deliver,
+        [this.remoteRef(target), msg],
+        timeoutMs,
+      );
+      return;
+    }
+    const a = this.local(target);
+    if (!a?.alive) throw noproc(target);
+    a.enqueue(msg);
+  }
+
+  cast(target: Target, msg: unknown): void {
+    if (this.isRemote(target)) {
+      try {
+        this.router().send(target.node, ACTOR_KINDS.cast, [this.remoteRef(target), msg]);
+      } catch (err) {
+        this.opts.log.debug({ to: target, err: (err as Error).message }, 'remote cast dropped');
+      }
+      return;
+    }
+    this.local(target)?.enqueue(new CastEnvelope(msg));
+  }
+
+  /**
+   * Sends a call and resolves with the reply. Rejects with FND_ERR_CALL_TIMEOUT, FND_ERR_NOPROC (no
+   * such actor), FND_ERR_ACTOR_EXITED (it exited before replying), FND_ERR_NODE_DOWN,
+   * FND_ERR_MAILBOX_FULL.
+   */
+  call<T = unknown>(
+    target: Target,
+    msg: unknown,
+    opts: CallOptions = {},
+    from?: PidLike,
+  ): Promise<T> {
+    const timeout = opts.timeout ?? this.callTimeoutMs;
+    if (this.isRemote(target)) {
+      return this.router()
+        .request(
+          target.node,
+          ACTOR_KINDS.call,
+          [this.remoteRef(target), msg, from ? [from.node, from.id] : null],
+          timeout,
+        )
+        .catch((err: FoundationError) => {
+          if (err.code === 'FND_ERR_REQUEST_TIMEOUT') throw callTimeout(target, timeout);
+          throw err;
+        }) as Promise<T>;
+    }
+    const actor = this.local(target);
+    if (!actor?.alive) return Promise.reject(noproc(target));
+    return new Promise<T>((resolve, reject) => {
+      let settled = false;
+      const timer = this.opts.clock.setTimeout(() => {
+        if (settled) return;
+        settled = true;
+        reject(callTimeout(target, timeout));
+      }, timeout);
+      const envelope = new CallEnvelope(msg, from, (ok, value) => {
+        if (settled) return;
+        settled = true;
+        timer.cancel();
+        if (ok) resolve(value as T);
+        else reject(value);
+      });
+      try {
+        actor.enqueue(envelope);
+      } catch (err) {
+        settled = true;
+        timer.cancel();
+        reject(err);
+      }
+    });
+  }
+
+  // ---- links, monitors, exits ----
+
+  /** Links two pids (at least one local). Linking to a pid that does not exist sends `noproc` back. */
+  link(a: PidLike, b: PidLike): void {
+    const [mine, other] = a.node === this.nodeName ? [a, b] : [b, a];
+    if (mine.node !== this.nodeName) {
+      throw new FoundationError('FND_ERR_INVALID_OPTION', 'link needs at least one local pid', {
+        field: 'pid',
+      });
+    }
+    const actor = this.actors.get(mine.id);
+    if (!actor?.alive) {
+      this.exitSignal(mine, other, 'noproc', false);
+      return;
+    }
+    if (other.node !== this.nodeName) {
+      actor.addLink(other);
+      this.remoteLinked.add(actor);
+      this.signalRemote(other.node, ['link', [mine.node, mine.id], other.id]);
+      return;
+    }
+    const peer = this.actors.get(other.id);
+    if (!peer?.alive) {
+      this.exitSignal(other, mine, 'noproc', false);
+      return;
+    }
+    actor.addLink(other);
+    peer.addLink(mine);
+  }
+
+  unlink(a: PidLike, b: PidLike): void {
+    for (const [x, y] of [
+      [a, b],
+      [b, a],
+    ] as const) {
+      if (x.node !== this.nodeName) continue;
+      this.actors.get(x.id)?.removeLink(y);
+      if (y.node !== this.nodeName) this.signalRemote(y.node, ['unlink', [x.node, x.id], y.id]);
+    }
+  }
+
+  /** Monitors `target`; `watcher` (an actor's pid, or a callback) gets one DOWN. Returns the ref. */
+  monitor(target: PidLike, watcher: PidLike | ((down: DownMessage) => void)): string {
+    const ref = `${this.nodeName}#${++this.refSeq}`;
+    const w: Watcher | undefined =
+      typeof watcher === 'function' ? watcher : this.actors.get(watcher.id);
+    if (!w) throw noproc(watcher as PidLike);
+    this.ownMonitors.set(ref, { target, watcher: w });
+    if (target.node !== this.nodeName) {
+      try {
+        this.router().send(target.node, ACTOR_KINDS.signal, ['monitor', ref, target.id]);
+      } catch {
+        queueMicrotask(() => this.fireDown(ref, target, 'noconnection'));
+      }
+      return ref;
+    }
+    const actor = this.actors.get(target.id);
+    if (!actor?.alive) queueMicrotask(() => this.fireDown(ref, target, 'noproc'));
+    else {
+      if (!actor.monitors) actor.monitors = new Map();
+      actor.monitors.set(ref, this.nodeName);
+    }
+    return ref;
+  }
+
+  demonitor(ref: string): void {
+    const m = this.ownMonitors.get(ref);
+    if (!m) return;
+    this.ownMonitors.delete(ref);
+    if (m.target.node === this.nodeName) this.actors.get(m.target.id)?.monitors?.delete(ref);
+    else this.signalRemote(m.target.node, ['demonitor', ref, m.target.id]);
+  }
+
+  /** Sends an exit signal from `from` to `to`. 'kill' cannot be trapped. */
+  exit(to: PidLike, reason: ExitReason, from: PidLike = this.nodePid): void {
+    this.exitSignal(from, to, reason, false);
+  }
+
+  /**
+   * An exit signal. `viaLink`: sent because a linked actor exited; such a signal only counts while
+   * the link still exists (a signal that lost a race with an unlink or a node-down is ignored).
+   */
+  private exitSignal(from: PidLike, to: PidLike, reason: ExitReason, viaLink = true): void {
+    if (to.node !== this.nodeName) {
+      this.signalRemote(to.node, [
+        'exit',
+        [from.node, from.id],
+        to.id,
+        wireReason(reason),
+        viaLink ? 1 : 0,
+      ]);
+      return;
+    }
+    const actor = this.actors.get(to.id);
+    if (!actor?.alive) return;
+    if (reason === 'kill' && !viaLink) {
+      this.exitActor(actor, 'killed');
+      return;
+    }
+    if (!actor.removeLink(from) && viaLink) return;
+    if (actor.trapExits) {
+      const m: ExitMessage = { type: 'EXIT', from: toPidObject(from), reason };
+      this.deliverSystem(actor, m);
+      return;
+    }
+    if (reason === 'normal' && !(from.node === to.node && from.id === to.id)) return;
+    this.exitActor(actor, reason);
+  }
+
+  private deliverSystem(actor: Actor, msg: ExitMessage | DownMessage): void {
+    try {
+      actor.enqueue(msg);
+    } catch {
+      // A full 'reject' mailbox still gets system messages: they are how supervision works.
+      this.dropped++;
+      this.opts.log.warn(
+        { pid: actor.pid.toString(), type: msg.type },
+        'system message dropped by a full mailbox',
+      );
+    }
+  }
+
+  private fireDown(ref: string, pid: PidLike, reason: ExitReason): void {
+    const m = this.ownMonitors.get(ref);
+    if (!m) return;
+    this.ownMonitors.delete(ref);
+    const down: DownMessage = { type: 'DOWN', ref, pid: toPidObject(pid), reason };
+    if (typeof m.watcher === 'function') {
+      try {
+        m.watcher(down);
+      } catch (err) {
+        this.opts.log.error({ err: (err as Error).message }, 'monitor callback threw');
+      }
+    } else if (m.watcher.alive) this.deliverSystem(m.watcher, down);
+  }
+
+  /** Ends an actor with `reason`: terminate, fail its pending calls, signal links and monitors. */
+  exitActor(actor: Actor, reason: ExitReason): void {
+    if (!actor.alive) return;
+    const rest = actor.die();
+    this.actors.delete(actor.id);
+    if (actor.name !== undefined && this.names.get(actor.name) === actor)
+      this.names.delete(actor.name);
+    this.remoteLinked.delete(actor);
+    if (reason !== 'normal' && reason !== 'shutdown') this.crashes++;
+    if (reason !== 'killed' && actor.server?.terminate) {
+      try {
+        const r = actor.server.terminate(reason, actor.ctx);
+        if (r && typeof (r as Promise<unknown>).catch === 'function') {
+          (r as Promise<unknown>).catch((err: Error) =>
+            this.opts.log.error(
+              { pid: actor.pid.toString(), err: err.message },
+              'terminate failed',
+            ),
+          );
+        }
+      } catch (err) {
+        this.opts.log.error(
+          { pid: actor.pid.toString(), err: (err as Error).message },
+          'terminate threw',
+        );
+      }
+    }
+    for (const m of rest) {
+      if (m instanceof CallEnvelope) {
+        m.reply(
+          false,
+          new FoundationError(
+            'FND_ERR_ACTOR_EXITED',
+            `${actor.pid} exited before replying (${reasonText(reason)})`,
+            {
+              pid: actor.pid.toJSON(),
+              reason: wireReason(reason),
+            },
+          ),
+        );
+      }
+    }
+    if (actor.links) {
+      for (const l of actor.links.values()) this.exitSignal(actor.pid, l, reason);
+    }
+    if (actor.monitors) {
+      for (const [ref, node] of actor.monitors) {
+        if (node === this.nodeName) this.fireDown(ref, actor.pid, reason);
+        else
+          this.signalRemote(node, [
+            'down',
+            ref,
+            [actor.pid.node, actor.pid.id],
+            wireReason(reason),
+          ]);
+      }
+    }
+    if (reason !== 'normal' && reason !== 'shutdown' && reason !== 'killed') {
+      this.opts.log.debug(
+        { pid: actor.pid.toString(), reason: reasonText(reason) },
+        'actor exited',
+      );
+    }
+    for (const h of this.exitHooks) h(actor.pid, reason);
+  }
+
+  // ---- remote side ----
+
+  private signalRemote(node: string, signal: unknown[]): void {
+    try {
+      this.router().send(node, ACTOR_KINDS.signal, signal);
+    } catch (err) {
+      this.opts.log.debug({ node, err: (err as Error).message }, 'remote signal dropped');
+    }
+  }
+
+  private remoteTarget(ref: unknown): Actor | undefined {
+    return typeof ref === 'number'
+      ? this.actors.get(ref)
+      : typeof ref === 'string'
+        ? this.names.get(ref)
+        : undefined;
+  }
+
+  /** A one-way actor message from node `from`. Never throws. */
+  handleRemote(kind: string, payload: unknown, from: string): void {
+    if (!Array.isArray(payload)) return;
+    switch (kind) {
+      case ACTOR_KINDS.send:
+      case ACTOR_KINDS.cast: {
+        const actor = this.remoteTarget(payload[0]);
+        if (!actor) return;
+        try {
+          actor.enqueue(kind === ACTOR_KINDS.cast ? new CastEnvelope(payload[1]) : payload[1]);
+        } catch (err) {
+          this.opts.log.warn(
+            { from, pid: actor.pid.toString(), err: (err as Error).message },
+            'remote message refused',
+          );
+        }
+        return;
+      }
+      case ACTOR_KINDS.signal:
+        this.handleSignal(payload, from);
+        return;
+    }
+  }
+
+  /** A remote request (deliver with ack, or call). Throws coded errors back to the caller. */
+  handleRemoteRequest(kind: string, payload: unknown, from: string): unknown {
+    if (!Array.isArray(payload))
+      throw new FoundationError('FND_ERR_FRAME_DECODE', 'malformed actor request');
+    const actor = this.remoteTarget(payload[0]);
+    if (!actor?.alive) throw noproc({ node: this.nodeName, id: payload[0] as number });
+    if (kind === ACTOR_KINDS.deliver) {
+      actor.enqueue(payload[1]);
+      return null;
+    }
+    const f = payload[2];
+    const caller =
+      Array.isArray(f) && typeof f[0] === 'string' && typeof f[1] === 'number'
+        ? new Pid(f[0], f[1])
+        : undefined;
+    return new Promise((resolve, reject) => {
+      actor.enqueue(
+        new CallEnvelope(payload[1], caller ?? { node: from, id: 0 }, (ok, value) =>
+          ok ? resolve(value) : reject(value),
+        ),
+      );
+    });
+  }
+
+  private handleSignal(s: unknown[], from: string): void {
+    const [type, a, b, c] = s;
+    const pidOf = (v: unknown): PidLike | undefined =>
+      Array.isArray(v) && typeof v[0] === 'string' && typeof v[1] === 'number'
+        ? new Pid(v[0], v[1])
+        : undefined;
+    switch (type) {
+      case 'link': {
+        const remote = pidOf(a);
+        if (!remote || remote.node !== from || typeof b !== 'number') return;
+        const actor = this.actors.get(b);
+        if (!actor?.alive) {
+          this.signalRemote(from, ['exit', [this.nodeName, b], remote.id, 'noproc']);
+          return;
+        }
+        actor.addLink(remote);
+        this.remoteLinked.add(actor);
+        return;
+      }
+      case 'unlink': {
+        const remote = pidOf(a);
+        if (remote && typeof b === 'number') this.actors.get(b)?.removeLink(remote);
+        return;
+      }
+      case 'exit': {
+        const remote = pidOf(a);
+        if (!remote || typeof b !== 'number') return;
+        this.exitSignal(remote, { node: this.nodeName, id: b }, c as ExitReason, s[4] === 1);
+        return;
+      }
+      case 'monitor': {
+        if (typeof a !== 'string' || typeof b !== 'number') return;
+        const actor = this.actors.get(b);
+        if (!actor?.alive) {
+          this.signalRemote(from, ['down', a, [this.nodeName, b], 'noproc']);
+          return;
+        }
+        if (!actor.monitors) actor.monitors = new Map();
+        actor.monitors.set(a, from);
+        return;
+      }
+      case 'demonitor':
+        if (typeof a === 'string' && typeof b === 'number') this.actors.get(b)?.monitors?.delete(a);
+        return;
+      case 'down': {
+        const pid = pidOf(b);
+        if (typeof a === 'string' && pid) this.fireDown(a, pid, c as ExitReason);
+        return;
+      }
+    }
+  }
+
+  /**
+   * `node` was declared down or left: monitors of its actors fire `noconnection`, links to them
+   * deliver `noconnection` exit signals, and its monitors of our actors are forgotten.
+   */
+  nodeDown(node: string): void {
+    for (const [ref, m] of [...this.ownMonitors]) {
+      if (m.target.node === node) this.fireDown(ref, m.target, 'noconnection');
+    }
+    for (const actor of [...this.remoteLinked]) {
+      if (!actor.links) continue;
+      for (const l of [...actor.links.values()]) {
+        if (l.node === node) this.exitSignal(l, actor.pid, 'noconnection');
+      }
+    }
+    for (const actor of this.actors.values()) {
+      if (!actor.monitors) continue;
+      for (const [ref, watcherNode] of actor.monitors)
+        if (watcherNode === node) actor.monitors.delete(ref);
+    }
+  }
+
+  /** The context a behaviour runs with: every operation on behalf of `actor`. */
+  contextFor(actor: Actor): ActorContext {
+    return {
+      self: actor.pid,
+      node: this.nodeName,
+      send: (to, msg) => this.send(to, msg),
+      sendAsync: (to, msg) => this.sendAsync(to, msg),
+      call: <T>(to: Target, msg: unknown, o?: CallOptions) => this.call<T>(to, msg, o, actor.pid),
+      cast: (to, msg) => this.cast(to, msg),
+      spawn: (b, o) => this.spawn(b, o),
+      monitor: (pid) => this.monitor(pid, actor.pid),
+      demonitor: (ref) => this.demonitor(ref),
+      link: (pid) => this.link(actor.pid, pid),
+      unlink: (pid) => this.unlink(actor.pid, pid),
+      exit: (pid, reason) => this.exit(pid, reason, actor.pid),
+      stop: (reason = 'normal') => actor.requestStop(reason),
+      get trapExits() {
+        return actor.trapExits;
+      },
+      set trapExits(v: boolean) {
+        actor.trapExits = v;
+      },
+    };
+  }
+
+  /** Stops every actor with 'shutdown' (node stop). */
+  shutdown(): void {
+    for (const a of [...this.actors.values()]) this.exitActor(a, 'shutdown');
+  }
+}
+
+function pidString(p: PidLike): string {
+  return `<${p.node}.${p.id}>`;
+}
+
+function toPidObject(p: PidLike): Pid {
+  return p instanceof Pid ? p : new Pid(p.node, p.id);
+}
+
+function describeTarget(t: Target): string {
+  if (typeof t === 'string') return `"${t}"`;
+  return isPid(t) ? pidString(t) : `"${t.name}" on ${t.node}`;
+}
+
+function noproc(t: Target): FoundationError {
+  return new FoundationError('FND_ERR_NOPROC', `no actor ${describeTarget(t)}`, {
+    target: typeof t === 'string' ? t : isPid(t) ? { node: t.node, id: t.id } : t,
+  });
+}
+
+function callTimeout(t: Target, timeout: number): FoundationError {
+  return new FoundationError(
+    'FND_ERR_CALL_TIMEOUT',
+    `no reply from ${describeTarget(t)} within ${timeout} ms`,
+    {
+      timeout,
+    },
+  );
+}
+
+export function reasonText(r: ExitReason): string {
+  return typeof r === 'string' ? r : r.message;
+}
+
+export { pidKey };
