@@ -18,7 +18,9 @@ const OPTIONS = {
   port: { type: 'string' },
   secret: { type: 'string' },
   discovery: { type: 'string' },
+  'discovery-options': { type: 'string' },
   hosts: { type: 'string' },
+  'advertise-host': { type: 'string' },
   preset: { type: 'string' },
   insecure: { type: 'boolean' },
   'log-level': { type: 'string' },
@@ -65,25 +67,34 @@ export function toOptions(v: Values, env: NodeJS.ProcessEnv): FoundationOptions 
     .map((h) => h.trim())
     .filter(Boolean);
   const strategy = v.discovery ?? (hosts ? 'static' : undefined);
-  switch (strategy) {
-    case undefined:
-      break;
-    case 'auto':
-    case 'local':
-      o.discovery = { strategy };
-      break;
-    case 'static':
-      if (!hosts?.length) throw invalid('hosts', '--discovery static needs --hosts host:port,...');
-      o.discovery = { strategy: 'static', hosts };
-      break;
-    default:
-      throw invalid('discovery', `expected auto, static or local, got "${strategy}"`);
+  let extra: Record<string, unknown> = {};
+  if (v['discovery-options'] !== undefined) {
+    try {
+      extra = JSON.parse(v['discovery-options']) as Record<string, unknown>;
+    } catch {
+      throw invalid(
+        'discovery-options',
+        'expected a JSON object, e.g. \'{"query":"shop.prod.svc.cluster.local"}\'',
+      );
+    }
+    if (typeof extra !== 'object' || extra === null || Array.isArray(extra)) {
+      throw invalid('discovery-options', 'expected a JSON object');
+    }
+    if (strategy === undefined) throw invalid('discovery-options', 'needs --discovery <strategy>');
+  }
+  if (strategy === 'static') {
+    if (!hosts?.length) throw invalid('hosts', '--discovery static needs --hosts host:port,...');
+    o.discovery = { ...extra, strategy: 'static', hosts } as FoundationOptions['discovery'];
+  } else if (strategy !== undefined) {
+    // Every other strategy's options are validated by Foundation itself (errors name discovery.<key>).
+    o.discovery = { ...extra, strategy } as FoundationOptions['discovery'];
   }
   if (hosts && strategy !== 'static')
     throw invalid('hosts', `only used with --discovery static (got --discovery ${strategy})`);
   if (v.preset !== undefined) o.preset = v.preset as PresetName;
   if (v.insecure) o.insecure = true;
   if (v['log-level'] !== undefined) o.logLevel = v['log-level'] as LogLevel;
+  if (v['advertise-host'] !== undefined) o.advertiseHost = v['advertise-host'];
   return o;
 }
 

@@ -14,7 +14,10 @@ foundation start [options]
   --port <n>             TCP port, 0 = any free port (default: 0)
   --secret <s>           Cluster secret, >= 16 characters; required off loopback.
                          Prefer the FOUNDATION_SECRET environment variable (argv is visible to ps).
-  --discovery <s>        auto | static | local (default: auto: same-host discovery on loopback)
+  --discovery <s>        auto | static | local | hosts-file | gossip | mdns | dns | dns-srv | kubernetes
+                         (default: auto, see docs/discovery.md)
+  --discovery-options <json>  The strategy's options, e.g. '{"query":"shop.prod.svc.cluster.local"}'
+  --advertise-host <a>   Address other nodes dial, when it differs from --host (e.g. host 0.0.0.0)
   --hosts <h:p,h:p>      Seeds for static discovery (implies --discovery static)
   --preset <p>           Failure-detector timing: local | lan | wan (default: local on loopback, else lan)
   --insecure             Allow a non-loopback address without a secret

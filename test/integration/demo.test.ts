@@ -117,6 +117,15 @@ describe('foundation start', () => {
     assert.match(r.stderr, /FND_ERR_INSECURE_BIND/);
   });
 
+  it('passes any strategy and its options to Foundation, which names a bad field (exit 2)', async () => {
+    const missing = await cli(['start', '--discovery', 'dns']);
+    assert.equal(missing.code, 2, missing.stderr);
+    assert.match(missing.stderr, /"discovery\.query"/);
+    const badJson = await cli(['start', '--discovery', 'dns', '--discovery-options', '{"query":']);
+    assert.equal(badJson.code, 2, badJson.stderr);
+    assert.match(badJson.stderr, /"discovery-options"/);
+  });
+
   it('exits 2 on an unknown option', async () => {
     const r = await cli(['start', '--no-such-flag']);
     assert.equal(r.code, 2);
