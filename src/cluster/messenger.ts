@@ -12,7 +12,9 @@ export type MessageHandler = (payload: unknown, from: string) => void;
 /**
  * Answers a request; the returned value (or promise) is the reply. A thrown FoundationError reaches
  * the caller with its code (and `data.remote: true`, `data.node`), so layers above can send coded
- * errors; anything else thrown becomes FND_ERR_REMOTE carrying the original message.
+ * errors; anything else thrown becomes FND_ERR_REMOTE carrying the original message. A reply that
+ * is a Uint8Array/Buffer of 64 KiB or more is written to the socket as it is, not copied: do not
+ * modify it afterwards.
  */
 export type RequestHandler = (payload: unknown, from: string) => unknown;
 
@@ -174,7 +176,11 @@ export class Messenger {
     this.deps.send(to, body.byteLength >= this.deps.bulkThreshold ? 'bulk' : channel, body);
   }
 
-  /** At-most-once, ordered per (sender, receiver, channel). Throws coded errors synchronously. */
+  /**
+   * At-most-once, ordered per (sender, receiver, channel). Throws coded errors synchronously.
+   * A payload that is a Uint8Array/Buffer of 64 KiB or more is not copied but written to the
+   * socket as it is, later: treat it as handed over and do not modify it (as with `socket.write`).
+   */
   send(to: string, kind: string, payload: unknown, opts?: SendOptions): void {
     this.check(to);
     if (to === this.deps.selfName) {
@@ -184,7 +190,11 @@ export class Messenger {
     this.out(to, opts?.channel ?? 'default', [MSG.SEND, kind, payload]);
   }
 
-  /** Sends a request and resolves with the reply; rejects with a coded error. */
+  /**
+   * Sends a request and resolves with the reply; rejects with a coded error. A payload that is a
+   * Uint8Array/Buffer of 64 KiB or more is not copied but written to the socket as it is: do not
+   * modify it before the promise resolved (after a rejection it may still be queued for the socket).
+   */
   request<T = unknown>(
     to: string,
     kind: string,

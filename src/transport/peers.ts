@@ -7,6 +7,7 @@ import { Backoff } from '../util/backoff.js';
 import type { Clock, TimerHandle } from '../util/clock.js';
 import { publish } from '../util/diagnostics.js';
 import type { Logger } from '../util/log.js';
+import type { EncodedBody } from './codec.js';
 import type { Identity } from './handshake.js';
 import { Link, type LinkOptions, type PeerHello } from './link.js';
 import { type ChannelName, FRAME_HEADER } from './protocol.js';
@@ -39,13 +40,16 @@ export interface PeerEvents {
   handshakeError(err: FoundationError, remote: string, direction: 'in' | 'out'): void;
 }
 
-/** Bodies at least this large are written to the socket as they are instead of being copied into the batch. */
+/**
+ * Bodies at least this large are written to the socket as they are instead of being copied into
+ * the batch (so is a SplitBody's tail, whatever its size).
+ */
 const ZERO_COPY_BYTES = 64 * 1024;
 
 class Outbound {
   link: Link | undefined;
   connecting = false;
-  private pending: Uint8Array[] = [];
+  private pending: EncodedBody[] = [];
   queuedBytes = 0;
   private flushScheduled = false;
   private waitingDrain = false;
@@ -60,9 +64,12 @@ class Outbound {
     this.backoff = new Backoff(mgr.opts.backoff);
   }
 
-  /** Queues one message body; its length header is written when the queue is flushed. */
-  enqueue(body: Uint8Array): void {
-    const size = FRAME_HEADER + body.length;
+  /**
+   * Queues one message body (a SplitBody's tail included: it counts against `maxQueueBytes` like
+   * any other byte); its length header is written when the queue is flushed.
+   */
+  enqueue(body: EncodedBody): void {
+    const size = FRAME_HEADER + body.byteLength;
     if (this.queuedBytes > 0 && this.queuedBytes + size > this.mgr.opts.maxQueueBytes) {
       throw new FoundationError(
         'FND_ERR_BACKPRESSURE',
@@ -93,9 +100,10 @@ class Outbound {
 
   /**
    * Writes everything queued: headers and bodies copied into one buffer (one syscall), except that
-   * a body of at least ZERO_COPY_BYTES is handed to the socket as it is, after a buffer holding
-   * what precedes it and its header, so large payloads are never copied here. Does nothing while
-   * the socket asked us to wait for `drain`.
+   * a body of at least ZERO_COPY_BYTES, or a SplitBody's tail, is handed to the socket as it is,
+   * after a buffer holding what precedes it, its header (and a SplitBody's head), so large payloads
+   * are never copied here. The socket keeps a reference to such a buffer until the kernel took it.
+   * Does nothing while the socket asked us to wait for `drain`.
    */
   flush(): void {
     const link = this.link;
@@ -106,26 +114,38 @@ class Outbound {
     let ok = true;
     let i = 0;
     while (i < pending.length) {
-      // Bodies i..j-1 are copied; pending[j], when there is one, is large and only its header is.
+      // Bodies i..j-1 are copied whole; of pending[j], when there is one, the header (and a
+      // SplitBody's head) is copied and `large` is written on its own.
       let size = 0;
       let j = i;
+      let large: Uint8Array | undefined;
       for (; j < pending.length; j++) {
+        const body = pending[j]!;
         size += FRAME_HEADER;
-        const n = pending[j]!.length;
-        if (n >= ZERO_COPY_BYTES) break;
-        size += n;
+        if (body instanceof Uint8Array) {
+          if (body.length >= ZERO_COPY_BYTES) {
+            large = body;
+            break;
+          }
+          size += body.length;
+        } else {
+          size += body.head.length;
+          large = body.tail;
+          break;
+        }
       }
       const buf = Buffer.allocUnsafe(size);
       let off = 0;
       for (let k = i; k < j; k++) {
-        const body = pending[k]!;
+        const body = pending[k] as Uint8Array;
         buf.writeUInt32BE(body.length, off);
         buf.set(body, off + FRAME_HEADER);
         off += FRAME_HEADER + body.length;
       }
-      if (j < pending.length) {
-        const large = pending[j]!;
-        buf.writeUInt32BE(large.length, off);
+      if (large) {
+        const body = pending[j]!;
+        buf.writeUInt32BE(body.byteLength, off);
+        if (!(body instanceof Uint8Array)) buf.set(body.head, off + FRAME_HEADER);
         ok = link.write(buf) && ok;
         ok = link.write(large) && ok;
         i = j + 1;
@@ -424,18 +444,23 @@ export class PeerManager {
   /**
    * Queues one encoded message body for `name` on `channel`. Throws FND_ERR_UNKNOWN_NODE for a
    * peer we have no address for, FND_ERR_BACKPRESSURE when the queue is full.
+   *
+   * Large buffers are not copied: a SplitBody's tail, and a body of 64 KiB or more, are handed to
+   * the socket as they are when the queue is flushed, and the socket holds on to them until the
+   * kernel took the bytes. They must not be modified after this call (node's `socket.write` has
+   * the same rule); once the peer has answered a request, they have all been sent.
    */
-  send(name: string, channel: ChannelName, body: Uint8Array): void {
+  send(name: string, channel: ChannelName, body: EncodedBody): void {
     if (this.stopped) throw new FoundationError('FND_ERR_NODE_STOPPED');
     const peer = this.peers.get(name);
     if (!peer || peer.removed)
       throw new FoundationError('FND_ERR_UNKNOWN_NODE', `no route to node ${name}`, { node: name });
-    if (body.length > this.opts.maxFrameSize) {
+    if (body.byteLength > this.opts.maxFrameSize) {
       throw new FoundationError(
         'FND_ERR_FRAME_TOO_LARGE',
-        `message of ${body.length} bytes to ${name}`,
+        `message of ${body.byteLength} bytes to ${name}`,
         {
-          length: body.length,
+          length: body.byteLength,
           max: this.opts.maxFrameSize,
         },
       );

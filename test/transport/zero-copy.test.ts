@@ -1,0 +1,329 @@
+// Large binary payloads are sent without being copied: `encodeParts` splits a message whose last
+// field is a large binary into a small encoded head and the payload itself, and the outbound queue
+// hands that very buffer to the socket. What goes on the wire must stay byte for byte what msgpackr
+// encodes, in order per channel, with the payload's bytes counted against the queue bound.
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import net from 'node:net';
+import { afterEach, describe, it } from 'node:test';
+import { Packr } from 'msgpackr';
+import { Foundation, type FoundationNode } from '../../src/index.js';
+import {
+  decodeMessage,
+  encode,
+  encodeParts,
+  LARGE_BINARY,
+  type SplitBody,
+} from '../../src/transport/codec.js';
+import { FrameDecoder } from '../../src/transport/frame.js';
+import type { Identity } from '../../src/transport/handshake.js';
+import { Link, type LinkOptions } from '../../src/transport/link.js';
+import { PeerManager } from '../../src/transport/peers.js';
+import { type ChannelName, MSG } from '../../src/transport/protocol.js';
+import { TcpTransport } from '../../src/transport/tcp.js';
+import type { Transport } from '../../src/transport/types.js';
+import { systemClock } from '../../src/util/clock.js';
+import { createLogger } from '../../src/util/log.js';
+import { assertCoded } from '../helpers/assert.js';
+import { fullyMeshed, nullDiscovery, TEST_SECRET, waitUntil } from '../helpers/nodes.js';
+import { socketConnection } from '../helpers/raw.js';
+
+// msgpackr with the codec's options: the reference encoding.
+const reference = new Packr({
+  useRecords: false,
+  mapsAsObjects: true,
+  int64AsType: 'number',
+  moreTypes: false,
+});
+const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
+const joined = (b: Uint8Array | SplitBody) =>
+  b instanceof Uint8Array ? Buffer.from(b) : Buffer.concat([b.head, b.tail]);
+
+/** A Uint8Array (not a Buffer) viewing the middle of a larger ArrayBuffer. */
+function offsetView(n: number): Uint8Array {
+  const backing = randomBytes(n + 100);
+  return new Uint8Array(backing.buffer, backing.byteOffset + 37, n);
+}
+
+describe('encodeParts', () => {
+  it('splits a large trailing binary off without copying it; head + tail are msgpackr bytes', () => {
+    const messages: unknown[][] = [
+      [MSG.REQUEST, 7, 'blob', randomBytes(LARGE_BINARY)],
+      [MSG.SEND, 'kind', randomBytes(1 << 20)],
+      [MSG.RESPONSE, 2 ** 40, true, offsetView(300_000)],
+      [MSG.SEND, { nested: ['x', 1.5, null] }, 'é', -3, Buffer.alloc(70_000, 1)],
+    ];
+    for (const msg of messages) {
+      const payload = msg.at(-1) as Uint8Array;
+      const body = encodeParts(msg);
+      assert.ok(!(body instanceof Uint8Array), 'a large trailing binary gives a SplitBody');
+      assert.equal(body.tail, payload, 'the tail is the caller buffer itself, not a copy');
+      assert.ok(body.head.length < 64, `the head is small (${body.head.length} bytes)`);
+      const expected = reference.pack(msg);
+      assert.equal(body.byteLength, expected.length);
+      assert.ok(joined(body).equals(expected), 'head + tail equal msgpackr encoding');
+      assert.ok(encode(msg).equals(expected), 'encode() joins them into the same bytes');
+      assert.deepEqual(
+        decodeMessage(joined(body)),
+        msg.slice(0, -1).concat([Buffer.from(payload)]),
+      );
+    }
+  });
+
+  it('returns one buffer, equal to msgpackr, for everything else', () => {
+    const messages: unknown[] = [
+      [MSG.SEND, 'k', randomBytes(LARGE_BINARY - 1)], // just below the threshold
+      [MSG.SEND, randomBytes(LARGE_BINARY), 'k'], // large, but not the last field
+      [MSG.SEND, 'k', { data: randomBytes(LARGE_BINARY) }], // nested, not a field of the message
+      [randomBytes(LARGE_BINARY)], // nothing before it: not a message with a tail
+      [MSG.SEND, 'k', 'small'],
+    ];
+    for (const msg of messages) {
+      const body = encodeParts(msg);
+      assert.ok(body instanceof Uint8Array);
+      assert.ok(Buffer.from(body).equals(reference.pack(msg)));
+    }
+  });
+
+  it('an unencodable leading field is FND_ERR_ENCODE, as with encode()', () => {
+    const circular: Record<string, unknown> = {};
+    circular.self = circular;
+    assert.throws(
+      () => encodeParts([MSG.SEND, circular, randomBytes(LARGE_BINARY)]),
+      (e) => (e as { code?: string }).code === 'FND_ERR_ENCODE',
+    );
+  });
+});
+
+describe('zero-copy sends over TCP (PeerManager)', () => {
+  const cleanups: Array<() => Promise<void> | void> = [];
+  afterEach(async () => {
+    for (const c of cleanups.splice(0).reverse()) await c();
+  });
+
+  const identity = (name: string, port = 1): Identity => ({
+    cluster: 'zc',
+    name,
+    incarnation: 1,
+    address: { host: '127.0.0.1', port },
+  });
+
+  /** TcpTransport whose connections report every buffer handed to `write`. */
+  function recordingTransport(written: Uint8Array[]): Transport {
+    const tcp = new TcpTransport();
+    return {
+      listen: (a, on) => tcp.listen(a, on),
+      close: () => tcp.close(),
+      async connect(address, timeoutMs) {
+        const conn = await tcp.connect(address, timeoutMs);
+        const write = conn.write.bind(conn);
+        conn.write = (data) => {
+          written.push(data);
+          return write(data);
+        };
+        return conn;
+      },
+    };
+  }
+
+  function sender(transport: Transport, maxQueueBytes = 64 << 20): PeerManager {
+    const mgr = new PeerManager(
+      {
+        transport,
+        self: identity('sender'),
+        secret: TEST_SECRET,
+        clock: systemClock,
+        log: createLogger('silent'),
+        maxFrameSize: 8 << 20,
+        maxQueueBytes,
+        handshakeTimeoutMs: 5000,
+        connectTimeoutMs: 5000,
+        backoff: { baseMs: 50, maxMs: 500 },
+        singleConnection: false,
+      },
+      { message: () => {}, accept: () => undefined, linkDown: () => {}, handshakeError: () => {} },
+    );
+    cleanups.push(() => mgr.stop());
+    return mgr;
+  }
+
+  /**
+   * A peer that completes the real handshake and keeps, per accepted connection (= channel),
+   * the raw bytes it received and the messages it decoded.
+   */
+  async function recordingPeer() {
+    const linkOpts: LinkOptions = {
+      self: identity('reader'),
+      secret: TEST_SECRET,
+      maxFrameSize: 8 << 20,
+      handshakeTimeoutMs: 5000,
+      clock: systemClock,
+    };
+    const conns = new Map<ChannelName, { raw: Buffer[]; messages: unknown[][] }>();
+    const sockets = new Set<net.Socket>();
+    const server = net.createServer((s) => {
+      sockets.add(s);
+      const raw: Buffer[] = [];
+      s.on('data', (c: Buffer) => raw.push(c));
+      Link.server(socketConnection(s), linkOpts, () => undefined).then(
+        (link) => {
+          const messages: unknown[][] = [];
+          conns.set(link.peer.channel, { raw, messages });
+          link.setHandlers({
+            message: (m) => messages.push(m),
+            close: () => {},
+            drain: () => {},
+          });
+        },
+        () => s.destroy(),
+      );
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    cleanups.push(
+      () =>
+        new Promise<void>((r) => {
+          for (const s of sockets) s.destroy();
+          server.close(() => r());
+        }),
+    );
+    const { port } = server.address() as net.AddressInfo;
+    return {
+      address: { host: '127.0.0.1', port },
+      messages: (ch: ChannelName) => conns.get(ch)?.messages ?? [],
+      /** The data frame bodies received on `ch`, as raw bytes, handshake frames left out. */
+      dataBodies(ch: ChannelName): Buffer[] {
+        const decoder = new FrameDecoder(1 << 30);
+        const bodies = decoder.push(Buffer.concat(conns.get(ch)?.raw ?? []));
+        return bodies.filter((b) => (decodeMessage(b)[0] as number) >= MSG.SEND);
+      },
+    };
+  }
+
+  it('large and small messages arrive in order per channel, as msgpackr bytes; the payload buffer itself is written', async () => {
+    const peer = await recordingPeer();
+    const written: Uint8Array[] = [];
+    const mgr = sender(recordingTransport(written));
+    mgr.learn('reader', peer.address, 1);
+
+    const big1 = randomBytes(3 << 20);
+    const big2 = offsetView(200_000);
+    const big3 = randomBytes(LARGE_BINARY);
+    const sent: Record<'default' | 'bulk', unknown[][]> = { default: [], bulk: [] };
+    const send = (ch: 'default' | 'bulk', msg: unknown[]) => {
+      mgr.send('reader', ch, encodeParts(msg));
+      sent[ch].push(msg);
+    };
+    // One tick: small and large interleaved on both channels (batched into the same flush).
+    send('bulk', [MSG.SEND, 's', 0]);
+    send('bulk', [MSG.REQUEST, 1, 'blob', big1]);
+    send('default', [MSG.SEND, 's', 1]);
+    send('bulk', [MSG.SEND, 's', 2]);
+    send('bulk', [MSG.SEND, 'blob', big2]);
+    send('bulk', [MSG.SEND, 'blob', big3]);
+    send('default', [MSG.REQUEST, 2, 'blob', big3]);
+    send('default', [MSG.SEND, 's', 3]);
+    send('bulk', [MSG.SEND, 's', 4]);
+    // A later tick, once the connections are up.
+    await waitUntil(() => peer.messages('bulk').length === 6, 'first bulk messages arrive');
+    send('bulk', [MSG.SEND, 'blob', big2]);
+    send('bulk', [MSG.SEND, 's', 5]);
+    send('default', [MSG.SEND, 's', 6]);
+
+    for (const ch of ['default', 'bulk'] as const) {
+      await waitUntil(
+        () => peer.messages(ch).length === sent[ch].length,
+        `every ${ch} message arrives`,
+      );
+      const bodies = peer.dataBodies(ch);
+      assert.equal(bodies.length, sent[ch].length);
+      sent[ch].forEach((msg, i) => {
+        assert.ok(bodies[i]!.equals(reference.pack(msg)), `${ch} frame ${i} is msgpackr's bytes`);
+      });
+      assert.deepEqual(
+        peer.messages(ch).map((m) => {
+          const last = m.at(-1);
+          return last instanceof Uint8Array ? [...m.slice(0, -1), sha(last)] : m;
+        }),
+        sent[ch].map((m) => {
+          const last = m.at(-1);
+          return last instanceof Uint8Array ? [...m.slice(0, -1), sha(last)] : m;
+        }),
+      );
+    }
+    for (const big of [big1, big2, big3])
+      assert.ok(
+        written.includes(big),
+        'the caller buffer was handed to the socket as it is, not copied',
+      );
+  });
+
+  it("backpressure counts a split body's payload bytes, and maxFrameSize its whole length", async () => {
+    // A port that was just closed: dials fail, so everything stays queued.
+    const probe = net.createServer();
+    await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r));
+    const { port } = probe.address() as net.AddressInfo;
+    await new Promise<void>((r) => probe.close(() => r()));
+
+    const mgr = sender(new TcpTransport(), 1 << 20);
+    mgr.learn('gone', { host: '127.0.0.1', port }, 1);
+    const body = encodeParts([MSG.SEND, 'blob', randomBytes(600_000)]);
+    assert.ok(!(body instanceof Uint8Array));
+    mgr.send('gone', 'bulk', body);
+    assert.equal(mgr.queuedBytes('gone'), 4 + body.byteLength);
+    const err = (() => {
+      try {
+        mgr.send('gone', 'bulk', encodeParts([MSG.SEND, 'blob', randomBytes(600_000)]));
+      } catch (e) {
+        return e;
+      }
+    })();
+    assertCoded(err, 'FND_ERR_BACKPRESSURE');
+    assert.equal(mgr.queuedBytes('gone'), 4 + body.byteLength);
+
+    const tooBig = encodeParts([MSG.SEND, 'blob', Buffer.alloc((8 << 20) - 8)]);
+    assert.ok(!(tooBig instanceof Uint8Array) && tooBig.head.length < 16);
+    assert.throws(
+      () => mgr.send('gone', 'default', tooBig),
+      (e) => (e as { code?: string }).code === 'FND_ERR_FRAME_TOO_LARGE',
+    );
+  });
+});
+
+describe('zero-copy through the messenger (two nodes over TCP)', () => {
+  const nodes: FoundationNode[] = [];
+  afterEach(async () => {
+    await Promise.all(nodes.splice(0).map((n) => n.stop()));
+  });
+
+  it('one-way sends mixing large and small payloads on one channel arrive intact and in order', async () => {
+    const start = (name: string) =>
+      Foundation.start({
+        name,
+        cluster: 'zc-messenger',
+        secret: TEST_SECRET,
+        logLevel: 'silent',
+        discovery: nullDiscovery(),
+        host: '127.0.0.1',
+      });
+    const a = await start('zc-a');
+    nodes.push(a);
+    const b = await start('zc-b');
+    nodes.push(b);
+    await b.join(a.address);
+    await waitUntil(() => fullyMeshed([a, b]), 'a and b see each other alive');
+
+    const got: unknown[] = [];
+    a.messenger.on('item', (p) => got.push(p instanceof Uint8Array ? sha(p) : p));
+    a.messenger.handle('hash', (p) => sha(p as Uint8Array));
+    const expected: unknown[] = [];
+    for (let i = 0; i < 12; i++) {
+      const payload = i % 3 === 1 ? randomBytes(LARGE_BINARY + i * 50_000) : i;
+      b.messenger.send('zc-a', 'item', payload, { channel: 'bulk' });
+      expected.push(payload instanceof Uint8Array ? sha(payload) : payload);
+    }
+    const big = randomBytes(2 << 20);
+    assert.equal(await b.messenger.request('zc-a', 'hash', big), sha(big));
+    await waitUntil(() => got.length === expected.length, 'every one-way message arrives');
+    assert.deepEqual(got, expected);
+  });
+});
