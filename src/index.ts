@@ -39,7 +39,12 @@ export {
   isFoundationError,
   type SerializedError,
 } from './errors.js';
-export { FoundationNode, type FoundationNodeEvents, type MemberEventName } from './node.js';
+export {
+  FoundationNode,
+  type FoundationNodeEvents,
+  type MemberEventName,
+  NODE_SERVICE,
+} from './node.js';
 export {
   type ClusterOptions,
   DEFAULTS,
@@ -63,6 +68,18 @@ export type {
 export { isPid, Pid, type PidLike } from './runtime/pid.js';
 export { type ServiceInfo, ServiceRegistry } from './runtime/service-registry.js';
 export { DEFAULT_THRESHOLDS, type RuntimeStats, type RuntimeThresholds } from './runtime/stats.js';
+export {
+  type ChildCounts,
+  type ChildInfo,
+  type ChildSpec,
+  type ChildStartContext,
+  type ChildType,
+  type RestartType,
+  type ShutdownSpec,
+  Supervisor,
+  type SupervisorOptions,
+  type SupervisorStrategy,
+} from './runtime/supervisor.js';
 export { ActorSystem } from './runtime/system.js';
 export type { TlsOptions } from './transport/tcp.js';
 export type { Address, ConnectionHandlers, RawConnection, Transport } from './transport/types.js';

@@ -19,6 +19,7 @@ import type {
 import type { Pid, PidLike } from './runtime/pid.js';
 import { ServiceRegistry } from './runtime/service-registry.js';
 import { RuntimeMonitor, type RuntimeStats } from './runtime/stats.js';
+import { Supervisor } from './runtime/supervisor.js';
 import { ACTOR_KINDS, ActorSystem, type RemoteRouter } from './runtime/system.js';
 
 export type { FoundationNodeEvents, MemberEventName } from './cluster-node.js';
@@ -33,6 +34,11 @@ export class FoundationNode extends EventEmitter<FoundationNodeEvents> {
   /** Foundation 1.x ServiceRegistry: (namespace, name) → pid, with health; local to this node. */
   readonly serviceRegistry: ServiceRegistry;
   private readonly monitor_: RuntimeMonitor;
+  /**
+   * The node's root supervisor (one_for_one): the node's own services run under it, and your
+   * long-lived actors can too (`node.root.startChild(spec)`). Stopped first, in reverse order, by stop().
+   */
+  root!: Supervisor;
   private readonly byName: Map<string, ClusterNode>;
 
   private constructor(clusters: ClusterNode[]) {
@@ -183,7 +189,17 @@ export class FoundationNode extends EventEmitter<FoundationNodeEvents> {
       );
       throw (failed as PromiseRejectedResult).reason;
     }
-    return new FoundationNode(results.map((r) => (r as PromiseFulfilledResult<ClusterNode>).value));
+    const node = new FoundationNode(
+      results.map((r) => (r as PromiseFulfilledResult<ClusterNode>).value),
+    );
+    node.root = await Supervisor.start(node.actors, {
+      name: 'foundation.root',
+      strategy: 'one_for_one',
+      maxRestarts: 10,
+      withinMs: 10_000,
+      children: [{ id: 'node-info', start: () => nodeInfoService(node) }],
+    });
+    return node;
   }
 
   /** Names of the clusters this node belongs to, in the order they were configured. */
@@ -260,8 +276,12 @@ export class FoundationNode extends EventEmitter<FoundationNodeEvents> {
     return this.cluster().join(address);
   }
 
-  /** Stops every actor ('shutdown'), then leaves every cluster gracefully. Idempotent. */
+  /**
+   * Stops the root supervisor's tree (reverse order, with shutdown timeouts), then every other
+   * actor ('shutdown'), then leaves every cluster gracefully. Idempotent.
+   */
   async stop(): Promise<void> {
+    if (this.root?.alive) await this.root.stop();
     this.actors.shutdown();
     this.monitor_.stop();
     // Let the exit signals and DOWNs of those actors be written before the leave announcement.
@@ -269,3 +289,30 @@ export class FoundationNode extends EventEmitter<FoundationNodeEvents> {
     await Promise.all([...this.byName.values()].map((c) => c.stop()));
   }
 }
+
+/**
+ * The node's own service, registered as `foundation.node`: any node can ask any other for its
+ * view (`node.call({ name: 'foundation.node', node: 'b' }, 'info')`).
+ */
+function nodeInfoService(node: FoundationNode): Behaviour {
+  return {
+    init(ctx) {
+      node.actors.register(NODE_SERVICE, ctx.self);
+    },
+    handleCall(msg: unknown) {
+      if (msg !== 'info') return { error: `unknown request ${JSON.stringify(msg)}; ask 'info'` };
+      const stats = node.runtimeStats();
+      return {
+        name: node.name,
+        clusters: node.clusters().map((c) => ({ name: c, members: node.cluster(c).members() })),
+        actors: stats.actors,
+        mailboxDepth: stats.mailboxDepth,
+        heapUsedBytes: stats.heap.usedBytes,
+        warnings: stats.warnings,
+      };
+    },
+  };
+}
+
+/** Registered name of the node's own info service. */
+export const NODE_SERVICE = 'foundation.node';
