@@ -54,6 +54,8 @@ export const ERRORS = {
     'That name is already registered to another live actor. Unregister it first or pick another name.',
   FND_ERR_SUPERVISOR:
     'A supervisor operation failed: unknown child id, duplicate id, or the child could not start.',
+  FND_ERR_POOL_CLOSED:
+    'The worker-thread pool (or the ecosystem using it) has been closed; create a new one.',
 } as const;
 
 export type ErrorCode = keyof typeof ERRORS;

@@ -65,6 +65,18 @@ export type {
   SpawnOptions,
   Target,
 } from './runtime/behaviour.js';
+export { type CpuIntensiveOptions, cpuIntensive } from './runtime/cpu.js';
+export {
+  type DispatchOptions,
+  type DistributionStrategy,
+  type Ecosystem,
+  type EcosystemHealth,
+  type EcosystemOptions,
+  type EcosystemThreads,
+  type EcosystemWorkers,
+  ecosystem,
+  type WorkerHealth,
+} from './runtime/ecosystem.js';
 export { isPid, Pid, type PidLike } from './runtime/pid.js';
 export { type ServiceInfo, ServiceRegistry } from './runtime/service-registry.js';
 export { DEFAULT_THRESHOLDS, type RuntimeStats, type RuntimeThresholds } from './runtime/stats.js';
@@ -81,6 +93,12 @@ export {
   type SupervisorStrategy,
 } from './runtime/supervisor.js';
 export { ActorSystem } from './runtime/system.js';
+export {
+  ThreadPool,
+  type ThreadPoolOptions,
+  type ThreadPoolStats,
+  type ThreadRunOptions,
+} from './runtime/threads.js';
 export type { TlsOptions } from './transport/tcp.js';
 export type { Address, ConnectionHandlers, RawConnection, Transport } from './transport/types.js';
 export type { Clock, TimerHandle } from './util/clock.js';
