@@ -5,11 +5,15 @@
 //   bare-net           the machine's floor: two bare node:net sockets, the small requests as
 //                      msgpackr [id, payload] frames on one, the 64 MiB frames on the other, whose
 //                      bytes the receiver only counts (no encoding, no copy, no decoding)
+//   bare-net-buffer    the same, but the receiver assembles each 64 MiB payload into one Buffer
+//                      as its pieces arrive: the least any receiver that hands a payload to
+//                      application code must do (one allocation and one copy per payload)
 // p50/p99 are measured from the moment each request was sent; p99_from_due also counts the time a
-// request waited to be sent because the sender's own event loop was stalled.
-// Usage: node dist/bench/hol.js   (prints JSON lines; about half a minute)
+// request waited to be sent because the sender's own event loop was stalled. Each process also
+// reports its event-loop delay and its garbage-collection pauses during the phase.
+// Usage: node dist/bench/hol.js   (prints JSON lines; about a minute)
 import net from 'node:net';
-import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { Packr } from 'msgpackr';
 import { Foundation } from '../src/index.js';
@@ -45,21 +49,47 @@ const RECEIVER = 'hol-receiver';
  * requests behind it share one queue, which the default 64 MiB bound would refuse. */
 const MAX_QUEUE_BYTES = 256 << 20;
 
-type Mode = 'channels' | 'single-connection' | 'bare-net';
-const MODES: Mode[] = ['channels', 'single-connection', 'bare-net'];
+type Mode = 'channels' | 'single-connection' | 'bare-net' | 'bare-net-buffer';
+const MODES: Mode[] = ['channels', 'single-connection', 'bare-net', 'bare-net-buffer'];
+const isBare = (mode: Mode) => mode === 'bare-net' || mode === 'bare-net-buffer';
 
-type LoopDelay = { max_us: number; p99_us: number };
+type LoopDelay = {
+  max_us: number;
+  p99_us: number;
+  /** Garbage collections (minor and major) and their total and longest duration. */
+  gc_count: number;
+  gc_ms: number;
+  gc_max_ms: number;
+};
 
-/** A 1 ms event-loop-delay monitor; `take()` returns how late its ticks were since the last call. */
+/**
+ * A 1 ms event-loop-delay monitor and a GC observer; `take()` returns how late the ticks were, and
+ * the collections that ran, since the last call.
+ */
 function loopMonitor(): { take(): LoopDelay } {
   const h = monitorEventLoopDelay({ resolution: 1 });
   h.enable();
+  let gc = { count: 0, ms: 0, max: 0 };
+  new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) {
+      gc.count++;
+      gc.ms += e.duration;
+      gc.max = Math.max(gc.max, e.duration);
+    }
+  }).observe({ entryTypes: ['gc'] });
   // The histogram records whole tick intervals; subtract the 1 ms resolution to get the lateness.
   const late = (ns: number) => round(Math.max(0, ns / 1000 - 1000), 1);
   return {
     take() {
-      const r = { max_us: late(h.max), p99_us: late(h.percentile(99)) };
+      const r = {
+        max_us: late(h.max),
+        p99_us: late(h.percentile(99)),
+        gc_count: gc.count,
+        gc_ms: round(gc.ms, 1),
+        gc_max_ms: round(gc.max, 1),
+      };
       h.reset();
+      gc = { count: 0, ms: 0, max: 0 };
       return r;
     },
   };
@@ -137,14 +167,20 @@ function frame(value: unknown): Buffer {
 }
 
 /**
- * Streaming reader: hands complete small bodies to `onSmall`; bodies above 1 MiB are only counted,
- * and `onLarge(length)` is called when the last byte arrived.
+ * Streaming reader: hands complete small bodies to `onSmall`; bodies above 1 MiB are only counted
+ * (or, with `assemble`, copied into a Buffer of their size as they arrive), and `onLarge(length)`
+ * is called when the last byte arrived.
  */
-function bareReader(onSmall: (body: Buffer) => void, onLarge: (n: number) => void) {
+function bareReader(
+  onSmall: (body: Buffer) => void,
+  onLarge: (n: number) => void,
+  assemble = false,
+) {
   let head = Buffer.alloc(0);
   let need = -1;
   let got = 0;
   let parts: Buffer[] = [];
+  let large: Buffer | undefined;
   return (chunk: Buffer) => {
     let off = 0;
     while (off < chunk.length) {
@@ -160,18 +196,23 @@ function bareReader(onSmall: (body: Buffer) => void, onLarge: (n: number) => voi
       }
       const k = Math.min(need - got, chunk.length - off);
       if (need <= 1 << 20) parts.push(chunk.subarray(off, off + k));
+      else if (assemble) {
+        large ??= Buffer.allocUnsafe(need);
+        chunk.copy(large, got, off, off + k);
+      }
       got += k;
       off += k;
       if (got === need) {
         if (need <= 1 << 20) onSmall(parts.length === 1 ? parts[0]! : Buffer.concat(parts));
-        else onLarge(need);
+        else onLarge(large?.length ?? need);
+        large = undefined;
         need = -1;
       }
     }
   };
 }
 
-async function bareReceiver(): Promise<void> {
+async function bareReceiver(assemble: boolean): Promise<void> {
   const loop = loopMonitor();
   const sockets = new Set<net.Socket>();
   const server = net.createServer((sock) => {
@@ -187,6 +228,7 @@ async function bareReceiver(): Promise<void> {
           sock.write(frame([id, id === 0 ? loop.take() : value]));
         },
         (n) => sock.write(frame([-1, n])),
+        assemble,
       ),
     );
   });
@@ -315,10 +357,9 @@ function summary(s: Samples) {
 }
 
 async function senderRole(mode: Mode, target: string, cluster: string): Promise<void> {
-  const sender =
-    mode === 'bare-net'
-      ? await bareSender(Number(target))
-      : await foundationSender(cluster, target, mode === 'single-connection');
+  const sender = isBare(mode)
+    ? await bareSender(Number(target))
+    : await foundationSender(cluster, target, mode === 'single-connection');
   const loop = loopMonitor();
   const small = Buffer.alloc(SMALL_BYTES, 0x62);
   const blob = Buffer.alloc(BLOB_BYTES, 0x63);
@@ -381,7 +422,7 @@ async function runMode(mode: Mode, cluster: string): Promise<Record<string, unkn
   const recv: Child = spawnRole(FILE, 'receiver', [mode, cluster], `${mode}-receiver`);
   pinToCpu(recv, 1);
   const ready = await recv.waitFor((l) => l.ready === true, 15_000, 'ready line');
-  const target = mode === 'bare-net' ? String(ready.port) : String(ready.address);
+  const target = isBare(mode) ? String(ready.port) : String(ready.address);
   const send = spawnRole(FILE, 'sender', [mode, target, cluster], `${mode}-sender`);
   pinToCpu(send, 0);
   const out: Record<string, unknown>[] = [];
@@ -397,7 +438,7 @@ async function runMode(mode: Mode, cluster: string): Promise<Record<string, unkn
 }
 
 async function main(): Promise<void> {
-  deadline(BENCH, 120_000);
+  deadline(BENCH, 180_000);
   emitSetup(BENCH, { blob_bytes: BLOB_BYTES, small_bytes: SMALL_BYTES, period_ms: PERIOD_MS });
   const cluster = `bench-hol-${process.pid}-${Date.now()}`;
   const results: Record<string, Record<string, unknown>[]> = {};
@@ -406,11 +447,13 @@ async function main(): Promise<void> {
   const ch = bulkOf('channels');
   const one = bulkOf('single-connection');
   const bare = bulkOf('bare-net');
+  const bareBuffer = bulkOf('bare-net-buffer');
   emit({
     bench: BENCH,
     channels_p99_us: ch.p99_us,
     single_connection_p99_us: one.p99_us,
     bare_net_p99_us: bare.p99_us,
+    bare_net_buffer_p99_us: bareBuffer.p99_us,
     single_over_channels_p99: round((one.p99_us as number) / (ch.p99_us as number), 1),
     target: `channels_p99_us <= ${TARGET_P99_US}`,
     met: (ch.p99_us as number) <= TARGET_P99_US,
@@ -423,7 +466,7 @@ switch (role) {
     break;
   case 'receiver': {
     const [mode, cluster] = roleArgs as [Mode, string];
-    if (mode === 'bare-net') void bareReceiver();
+    if (isBare(mode)) void bareReceiver(mode === 'bare-net-buffer');
     else void foundationReceiver(cluster, mode === 'single-connection');
     break;
   }
