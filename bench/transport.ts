@@ -8,10 +8,9 @@
 // in short blocks, ROUNDS times: on a shared machine, whatever else runs slows every
 // implementation alike instead of whichever happened to be measured at the time.
 // Usage: node dist/bench/transport.js   (prints JSON lines; about half a minute)
-import net from 'node:net';
 import { fileURLToPath } from 'node:url';
-import { Packr } from 'msgpackr';
 import { Foundation } from '../src/index.js';
+import { baselineClient, baselineServer, type Call, pipelined } from './baseline.js';
 import {
   type Child,
   childLifecycle,
@@ -43,7 +42,6 @@ const SERVER_NAME = 'bench-server';
 
 type Impl = 'baseline' | 'baseline-unbatched' | 'foundation';
 const IMPLS: Impl[] = ['baseline', 'baseline-unbatched', 'foundation'];
-type Call = (payload: Buffer) => Promise<unknown>;
 
 interface Result {
   bench: string;
@@ -62,113 +60,8 @@ interface Result {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Baseline: bare node:net, 4-byte length prefix, msgpackr body [id, payload]. `baseline` batches
-// writes the idiomatic way (cork on the first write of a tick, uncork on process.nextTick: one
-// writev per tick); `baseline-unbatched` does one socket.write (one syscall) per frame. The ratios
-// are taken against `baseline`, the stronger of the two.
-
-const packr = new Packr({ useRecords: false, mapsAsObjects: true, moreTypes: false });
-
-function frame(value: unknown): Buffer {
-  const body = packr.pack(value);
-  const out = Buffer.allocUnsafe(4 + body.length);
-  out.writeUInt32BE(body.length, 0);
-  out.set(body, 4);
-  return out;
-}
-
-/** Returns a write function: one syscall per frame, or one writev per tick when `batch`. */
-function writer(sock: net.Socket, batch: boolean): (buf: Buffer) => void {
-  if (!batch) return (buf) => void sock.write(buf);
-  let corked = false;
-  const uncork = () => {
-    corked = false;
-    sock.uncork();
-  };
-  return (buf) => {
-    if (!corked) {
-      corked = true;
-      sock.cork();
-      process.nextTick(uncork);
-    }
-    sock.write(buf);
-  };
-}
-
-/** Minimal length-prefix reader: calls `onFrame` for every complete body. */
-function frameReader(onFrame: (body: Buffer) => void): (chunk: Buffer) => void {
-  let buf: Buffer = Buffer.alloc(0);
-  return (chunk) => {
-    buf = buf.length === 0 ? chunk : Buffer.concat([buf, chunk]);
-    let off = 0;
-    while (buf.length - off >= 4) {
-      const len = buf.readUInt32BE(off);
-      if (buf.length - off - 4 < len) break;
-      onFrame(buf.subarray(off + 4, off + 4 + len));
-      off += 4 + len;
-    }
-    buf = off === buf.length ? Buffer.alloc(0) : buf.subarray(off);
-  };
-}
-
-async function baselineServer(batch: boolean): Promise<{ port: number; close(): void }> {
-  const sockets = new Set<net.Socket>();
-  const server = net.createServer((sock) => {
-    sockets.add(sock);
-    sock.setNoDelay(true);
-    sock.on('close', () => sockets.delete(sock));
-    sock.on('error', () => {});
-    const write = writer(sock, batch);
-    sock.on(
-      'data',
-      frameReader((body) => {
-        const [id, payload] = packr.unpack(body) as [number, unknown];
-        write(frame([id, payload]));
-      }),
-    );
-  });
-  await new Promise<void>((r) => server.listen({ host: '127.0.0.1', port: 0 }, r));
-  return {
-    port: (server.address() as net.AddressInfo).port,
-    close() {
-      for (const s of sockets) s.destroy();
-      server.close();
-    },
-  };
-}
-
-async function baselineClient(
-  port: number,
-  batch: boolean,
-): Promise<{ call: Call; close(): void }> {
-  const sock = net.connect({ host: '127.0.0.1', port });
-  await new Promise<void>((resolve, reject) => {
-    sock.once('connect', resolve);
-    sock.once('error', reject);
-  });
-  sock.setNoDelay(true);
-  const write = writer(sock, batch);
-  const pending = new Map<number, (v: unknown) => void>();
-  let nextId = 1;
-  sock.on(
-    'data',
-    frameReader((body) => {
-      const [id, payload] = packr.unpack(body) as [number, unknown];
-      const resolve = pending.get(id);
-      if (resolve) {
-        pending.delete(id);
-        resolve(payload);
-      }
-    }),
-  );
-  const call: Call = (payload) =>
-    new Promise((resolve) => {
-      const id = nextId++;
-      pending.set(id, resolve);
-      write(frame([id, payload]));
-    });
-  return { call, close: () => sock.destroy() };
-}
+// Baseline: bench/baseline.ts. `baseline` batches writes per tick, `baseline-unbatched` writes each
+// frame with its own syscall. The ratios are taken against `baseline`, the stronger of the two.
 
 // ---------------------------------------------------------------------------------------------
 // Foundation: two nodes; the client finds the server through static discovery.
@@ -230,26 +123,6 @@ async function foundationClient(
 
 // ---------------------------------------------------------------------------------------------
 // The measurement loops, shared by both implementations.
-
-function pipelined(call: Call, payload: Buffer, n: number, depth: number) {
-  const lat = new Float64Array(n);
-  return new Promise<{ seconds: number; lat: Float64Array }>((resolve, reject) => {
-    let sent = 0;
-    let done = 0;
-    const t0 = performance.now();
-    const one = () => {
-      const i = sent++;
-      const s = performance.now();
-      call(payload).then(() => {
-        lat[i] = performance.now() - s;
-        done++;
-        if (sent < n) one();
-        else if (done === n) resolve({ seconds: (performance.now() - t0) / 1000, lat });
-      }, reject);
-    };
-    for (let k = 0; k < depth && k < n; k++) one();
-  });
-}
 
 async function sequential(call: Call, payload: Buffer, n: number): Promise<Float64Array> {
   const lat = new Float64Array(n);

@@ -1,6 +1,9 @@
 // One actor: a behaviour, a mailbox, links and monitors. Messages are handled one at a time, in
 // arrival order; a handler that returns a promise is awaited before the next message. The
 // scheduler calls `run` with a budget, so one busy actor cannot hold the event loop.
+// Kept small for the million-idle-actors case: ten fields, no mailbox until the first message, no
+// context until the first handler runs, and the rarely used state (limits, links, monitors, name,
+// trapExits, a pending stop) in one object allocated on first use.
 import { FoundationError } from '../errors.js';
 import type {
   ActorContext,
@@ -10,8 +13,8 @@ import type {
   MailboxOptions,
   MessageHandler,
 } from './behaviour.js';
-import { Pid, type PidLike, pidKey } from './pid.js';
-import type { Runnable } from './scheduler.js';
+import { bindActor, Pid, type PidLike, pidKey } from './pid.js';
+import type { Runnable, Scheduler } from './scheduler.js';
 import type { ActorSystem } from './system.js';
 
 /** A call waiting in a mailbox: the reply goes to `reply`. */
@@ -27,11 +30,19 @@ export class CastEnvelope {
   constructor(readonly msg: unknown) {}
 }
 
-enum Status {
-  Starting = 0,
-  Running = 1,
-  Dead = 2,
-}
+// Lifecycle. STARTING until init is done; BUSY while awaiting an async handler (not runnable
+// until it settles); DEAD once exited.
+const STARTING = 0;
+const RUNNING = 1;
+const BUSY = 2;
+const DEAD = 3;
+
+/** A drained mailbox array longer than this is let go rather than kept for the next messages. */
+const KEEP_MAILBOX = 16;
+/** Consumed slots at the front of a full, never-drained mailbox before it is compacted. */
+const COMPACT_AFTER = 1024;
+
+const NO_MESSAGES: readonly unknown[] = Object.freeze([]);
 
 function isThenable(v: unknown): v is PromiseLike<unknown> {
   return (
@@ -39,48 +50,112 @@ function isThenable(v: unknown): v is PromiseLike<unknown> {
   );
 }
 
+/** The state few actors need, allocated on first use. */
+class Extras {
+  limits: MailboxOptions | undefined = undefined;
+  stopReason: ExitReason | undefined = undefined;
+  /** Linked pids, by pidKey. */
+  links: Map<string, PidLike> | undefined = undefined;
+  /** Monitors watching this actor: ref → the watcher's node name. */
+  monitors: Map<string, string> | undefined = undefined;
+  name: string | undefined = undefined;
+  trapExits = false;
+}
+
 export class Actor implements Runnable {
   queued = false;
   readonly pid: Pid;
-  private mailbox: unknown[] = [];
+  /** Messages are mailbox[head..tail); undefined until the first message and after a long drain. */
+  private mailbox: unknown[] | undefined = undefined;
   private head = 0;
-  /** Awaiting an async handler (or init): not runnable until it settles. */
-  private busy = false;
-  private status = Status.Starting;
-  private stopReason: ExitReason | undefined;
-  readonly handler: MessageHandler | undefined;
-  readonly server: GenServer | undefined;
-  /** Linked pids, by pidKey. */
-  links: Map<string, PidLike> | undefined;
-  /** Monitors watching this actor: ref → the watcher's node name. */
-  monitors: Map<string, string> | undefined;
-  trapExits = false;
-  name: string | undefined;
-  private ctxCache: ActorContext | undefined;
+  private tail = 0;
+  private state = STARTING;
+  private ctxCache: ActorContext | undefined = undefined;
+  private ext: Extras | undefined = undefined;
+  private readonly behaviour: Behaviour;
 
   constructor(
     readonly system: ActorSystem,
-    readonly id: number,
+    id: number,
     behaviour: Behaviour,
-    private readonly limits: MailboxOptions | undefined,
+    limits: MailboxOptions | undefined,
   ) {
     this.pid = new Pid(system.nodeName, id);
-    if (typeof behaviour === 'function') this.handler = behaviour;
-    else this.server = behaviour;
+    this.behaviour = behaviour;
+    if (limits) this.extras().limits = limits;
+    bindActor(this.pid, this);
+  }
+
+  private extras(): Extras {
+    if (this.ext === undefined) this.ext = new Extras();
+    return this.ext;
+  }
+
+  get id(): number {
+    return this.pid.id;
+  }
+
+  get handler(): MessageHandler | undefined {
+    const b = this.behaviour;
+    return typeof b === 'function' ? b : undefined;
+  }
+
+  get server(): GenServer | undefined {
+    const b = this.behaviour;
+    return typeof b === 'function' ? undefined : b;
+  }
+
+  /** Linked pids, by pidKey. */
+  get links(): Map<string, PidLike> | undefined {
+    return this.ext?.links;
+  }
+
+  set links(v: Map<string, PidLike> | undefined) {
+    this.extras().links = v;
+  }
+
+  /** Monitors watching this actor: ref → the watcher's node name. */
+  get monitors(): Map<string, string> | undefined {
+    return this.ext?.monitors;
+  }
+
+  set monitors(v: Map<string, string> | undefined) {
+    this.extras().monitors = v;
+  }
+
+  get name(): string | undefined {
+    return this.ext?.name;
+  }
+
+  set name(v: string | undefined) {
+    if (v !== undefined || this.ext) this.extras().name = v;
+  }
+
+  get trapExits(): boolean {
+    return this.ext?.trapExits ?? false;
+  }
+
+  set trapExits(v: boolean) {
+    if (v || this.ext) this.extras().trapExits = v;
   }
 
   get ctx(): ActorContext {
-    if (!this.ctxCache) this.ctxCache = this.system.contextFor(this);
+    if (this.ctxCache === undefined) this.ctxCache = this.system.contextFor(this);
     return this.ctxCache;
   }
 
   get alive(): boolean {
-    return this.status !== Status.Dead;
+    return this.state !== DEAD;
+  }
+
+  /** Has finished init (a failed or never finished init means terminate is not called). */
+  get started(): boolean {
+    return this.state === RUNNING || this.state === BUSY;
   }
 
   /** Messages waiting. */
   get depth(): number {
-    return this.mailbox.length - this.head;
+    return this.tail - this.head;
   }
 
   /**
@@ -88,29 +163,29 @@ export class Actor implements Runnable {
    * (after the actor exited with the error) when init fails.
    */
   start(): Promise<void> | undefined {
-    const init = this.server?.init;
+    const b = this.behaviour;
+    const init = typeof b === 'function' ? undefined : b.init;
     if (!init) {
-      this.status = Status.Running;
+      this.state = RUNNING;
       return undefined;
     }
     let result: unknown;
     try {
-      result = init.call(this.server, this.ctx);
+      result = init.call(b, this.ctx);
     } catch (err) {
       this.system.exitActor(this, err as Error);
       return Promise.reject(err);
     }
     if (!isThenable(result)) {
-      this.status = Status.Running;
+      this.state = RUNNING;
+      this.afterInit();
       return undefined;
     }
-    this.busy = true;
     return Promise.resolve(result).then(
       () => {
-        if (this.status === Status.Dead) return;
-        this.busy = false;
-        this.status = Status.Running;
-        if (this.depth > 0) this.system.scheduler.schedule(this);
+        if (this.state === DEAD) return;
+        this.state = RUNNING;
+        this.afterInit();
       },
       (err: Error) => {
         this.system.exitActor(this, err);
@@ -119,11 +194,21 @@ export class Actor implements Runnable {
     );
   }
 
+  /**
+   * An init that called ctx.stop ends the actor here; otherwise messages that came during init (an
+   * async one, or sent to itself) run now.
+   */
+  private afterInit(): void {
+    const stop = this.ext?.stopReason;
+    if (stop !== undefined) this.system.exitActor(this, stop);
+    else if (this.tail > this.head) this.system.scheduler.schedule(this);
+  }
+
   /** Puts a message in the mailbox, applying the overflow policy. Throws FND_ERR_MAILBOX_FULL. */
   enqueue(msg: unknown): void {
-    if (this.status === Status.Dead) return;
-    const limits = this.limits;
-    if (limits && this.depth >= limits.max) {
+    if (this.state === DEAD) return;
+    const limits = this.ext?.limits;
+    if (limits !== undefined && this.tail - this.head >= limits.max) {
       if (limits.overflow === 'reject') {
         throw new FoundationError(
           'FND_ERR_MAILBOX_FULL',
@@ -139,53 +224,95 @@ export class Actor implements Runnable {
         if (msg instanceof CallEnvelope) msg.reply(false, mailboxDropped(this));
         return;
       }
-      const oldest = this.mailbox[this.head];
-      this.mailbox[this.head++] = undefined;
+      const mb = this.mailbox!;
+      const oldest = mb[this.head];
+      mb[this.head++] = undefined;
       this.system.dropped++;
       if (oldest instanceof CallEnvelope) oldest.reply(false, mailboxDropped(this));
     }
-    this.mailbox.push(msg);
-    if (!this.busy && !this.queued && this.status === Status.Running)
-      this.system.scheduler.schedule(this);
+    this.push(msg);
   }
 
-  run(budget: number, deadline: number): boolean {
+  /**
+   * A system message (EXIT, DOWN): never refused or dropped by the mailbox bound, since
+   * supervision depends on it arriving.
+   */
+  enqueueSystem(msg: unknown): void {
+    if (this.state !== DEAD) this.push(msg);
+  }
+
+  private push(msg: unknown): void {
+    const mb = this.mailbox;
+    if (mb === undefined) this.mailbox = [msg];
+    else {
+      // Full: rather than growing, reuse the consumed front when it is at least half the array.
+      // Only a mailbox that never drains gets here (a drained one starts again at 0), and the
+      // copy is paid for by the messages consumed since the last one.
+      if (this.tail === mb.length && this.head >= COMPACT_AFTER && this.head * 2 >= this.tail)
+        this.compact(mb);
+      mb[this.tail] = msg;
+    }
+    this.tail++;
+    if (this.state === RUNNING && !this.queued) this.system.scheduler.schedule(this);
+  }
+
+  run(budget: number, scheduler: Scheduler): boolean {
     let n = 0;
-    while (this.head < this.mailbox.length) {
-      if (this.busy || this.status !== Status.Running) return false;
-      if (n >= budget || ((n & 31) === 31 && performance.now() >= deadline)) return true;
+    while (this.head < this.tail) {
+      if (this.state !== RUNNING) return false;
+      const stop = this.ext?.stopReason;
+      if (stop !== undefined) {
+        // ctx.stop during the previous message: what is still in the mailbox is not handled
+        // (pending calls among it are rejected by the exit).
+        this.system.exitActor(this, stop);
+        return false;
+      }
+      if (n >= budget) return true;
       n++;
-      const msg = this.mailbox[this.head];
-      this.mailbox[this.head++] = undefined;
+      const mb = this.mailbox!;
+      const msg = mb[this.head];
+      mb[this.head++] = undefined;
       this.handle(msg);
+      if (scheduler.tick()) return this.state === RUNNING && this.head < this.tail;
     }
-    this.mailbox.length = 0;
-    this.head = 0;
-    if (this.stopReason !== undefined && this.status === Status.Running) {
-      this.system.exitActor(this, this.stopReason);
-    }
+    if (this.state === DEAD) return false;
+    // Drained: reuse a small array from the start, let a big one go.
+    this.head = this.tail = 0;
+    if (this.mailbox !== undefined && this.mailbox.length > KEEP_MAILBOX) this.mailbox = undefined;
+    const stop = this.ext?.stopReason;
+    if (stop !== undefined && this.state === RUNNING) this.system.exitActor(this, stop);
     return false;
   }
 
+  /**
+   * A mailbox that never drains (the producer keeps ahead) would otherwise grow with every message
+   * ever received: the waiting messages move to the front.
+   */
+  private compact(mb: unknown[]): void {
+    const depth = this.tail - this.head;
+    mb.copyWithin(0, this.head, this.tail);
+    mb.fill(undefined, depth, this.tail);
+    this.head = 0;
+    this.tail = depth;
+  }
+
   private handle(msg: unknown): void {
+    const b = this.behaviour;
     let result: unknown;
     let call: CallEnvelope | undefined;
     try {
-      if (msg instanceof CallEnvelope) {
+      if (typeof b === 'function') {
+        if (msg instanceof CallEnvelope) {
+          call = msg;
+          result = b(msg.msg, this.ctx);
+        } else result = b(msg instanceof CastEnvelope ? msg.msg : msg, this.ctx);
+      } else if (msg instanceof CallEnvelope) {
         call = msg;
-        result = this.server
-          ? this.server.handleCall
-            ? this.server.handleCall(msg.msg, this.ctx, msg.from)
-            : undefined
-          : this.handler!(msg.msg, this.ctx);
+        result = b.handleCall ? b.handleCall(msg.msg, this.ctx, msg.from) : undefined;
       } else if (msg instanceof CastEnvelope) {
-        result = this.server
-          ? this.server.handleCast?.(msg.msg, this.ctx)
-          : this.handler!(msg.msg, this.ctx);
+        result = b.handleCast?.(msg.msg, this.ctx);
       } else {
-        result = this.server
-          ? this.server.handleInfo?.(msg, this.ctx)
-          : this.handler!(msg, this.ctx);
+        result = b.handleInfo?.(msg, this.ctx);
       }
     } catch (err) {
       call?.reply(false, crashed(this, err));
@@ -193,17 +320,18 @@ export class Actor implements Runnable {
       return;
     }
     if (isThenable(result)) {
-      this.busy = true;
+      this.state = BUSY;
       Promise.resolve(result).then(
         (value) => {
-          if (this.status === Status.Dead) return;
+          if (this.state === DEAD) return;
           call?.reply(true, value);
-          this.busy = false;
-          if (this.depth > 0) this.system.scheduler.schedule(this);
-          else if (this.stopReason !== undefined) this.system.exitActor(this, this.stopReason);
+          this.state = RUNNING;
+          const stop = this.ext?.stopReason;
+          if (stop !== undefined) this.system.exitActor(this, stop);
+          else if (this.tail > this.head) this.system.scheduler.schedule(this);
         },
         (err: Error) => {
-          if (this.status === Status.Dead) return;
+          if (this.state === DEAD) return;
           call?.reply(false, crashed(this, err));
           this.system.exitActor(this, err);
         },
@@ -213,12 +341,12 @@ export class Actor implements Runnable {
     call?.reply(true, result);
   }
 
-  /** Ends after the current message (ctx.stop). */
+  /** ctx.stop: ends after the current message; what is left in the mailbox is not handled. */
   requestStop(reason: ExitReason): void {
-    this.stopReason = reason;
-    if (!this.busy && this.depth === 0 && this.status === Status.Running) {
+    this.extras().stopReason = reason;
+    if (this.state === RUNNING && this.tail === this.head) {
       queueMicrotask(() => {
-        if (this.alive && !this.busy && this.depth === 0) this.system.exitActor(this, reason);
+        if (this.state === RUNNING && this.tail === this.head) this.system.exitActor(this, reason);
       });
     }
   }
@@ -227,21 +355,25 @@ export class Actor implements Runnable {
    * Marks the actor dead and returns what was left in its mailbox. Called once, by the system,
    * which then notifies links and monitors.
    */
-  die(): unknown[] {
-    this.status = Status.Dead;
-    const rest = this.mailbox.slice(this.head);
-    this.mailbox = [];
-    this.head = 0;
+  die(): readonly unknown[] {
+    this.state = DEAD;
+    bindActor(this.pid, undefined);
+    const mb = this.mailbox;
+    const rest =
+      mb === undefined || this.head === this.tail ? NO_MESSAGES : mb.slice(this.head, this.tail);
+    this.mailbox = undefined;
+    this.head = this.tail = 0;
     return rest;
   }
 
   addLink(p: PidLike): void {
-    if (!this.links) this.links = new Map();
-    this.links.set(pidKey(p), p);
+    const ext = this.extras();
+    if (!ext.links) ext.links = new Map();
+    ext.links.set(pidKey(p), p);
   }
 
   removeLink(p: PidLike): boolean {
-    return this.links?.delete(pidKey(p)) ?? false;
+    return this.ext?.links?.delete(pidKey(p)) ?? false;
   }
 }
 

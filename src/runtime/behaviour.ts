@@ -65,7 +65,7 @@ export interface ActorContext {
   unlink(pid: PidLike): void;
   /** Sends an exit signal to `pid` ('kill' cannot be trapped). */
   exit(pid: PidLike, reason: ExitReason): void;
-  /** Ends this actor with `reason` (default 'normal') once the messages already in its mailbox are handled. */
+  /** Ends this actor with `reason` (default 'normal') right after the current message (later messages are not handled). */
   stop(reason?: ExitReason): void;
   trapExits: boolean;
 }

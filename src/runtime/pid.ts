@@ -1,11 +1,27 @@
 // Process identifiers. A Pid names one actor on one node: `{ node, id }`, printed like Erlang's
 // `<node.42>`, serialisable as a plain object, so a pid received from another node is usable as is.
 
+// The actor a pid was created for, reachable from the pid itself while that actor lives: a local
+// send through the pid an actor got from spawn (or ctx.self) skips the id lookup. A private field,
+// so it never shows: not in JSON, msgpackr, structuredClone, util.inspect or deep equality. A pid
+// that crossed the wire or was built with `new Pid` has none, and is looked up by id.
+let getActor: (p: Pid) => unknown;
+let setActor: (p: Pid, actor: unknown) => void;
+
 export class Pid {
+  #actor: unknown = undefined;
+
   constructor(
     readonly node: string,
     readonly id: number,
   ) {}
+
+  static {
+    getActor = (p) => p.#actor;
+    setActor = (p, actor) => {
+      p.#actor = actor;
+    };
+  }
 
   toString(): string {
     return `<${this.node}.${this.id}>`;
@@ -42,4 +58,14 @@ export function toPid(p: PidLike): Pid {
 /** A string key for maps and sets. */
 export function pidKey(p: PidLike): string {
   return `${p.node}\u0000${p.id}`;
+}
+
+/** Internal (runtime only): the live local actor bound to this very Pid object, if any. */
+export function boundActor(p: Pid): unknown {
+  return getActor(p);
+}
+
+/** Internal (runtime only): binds `p` to its actor at spawn, and unbinds it (undefined) at exit. */
+export function bindActor(p: Pid, actor: unknown): void {
+  setActor(p, actor);
 }

@@ -4,10 +4,11 @@
 
 export interface Runnable {
   /**
-   * Processes up to `budget` messages, stopping early once `performance.now()` passes `deadline`
-   * (checked every few messages); returns true when it still has messages ready to run.
+   * Processes up to `budget` messages, calling `scheduler.tick()` after each one and stopping as
+   * soon as it returns true (the time slice is over); returns true when it still has messages
+   * ready to run.
    */
-  run(budget: number, deadline: number): boolean;
+  run(budget: number, scheduler: Scheduler): boolean;
   /** Set while queued, so an actor is queued at most once. */
   queued: boolean;
 }
@@ -19,19 +20,36 @@ export interface SchedulerOptions {
   sliceMs: number;
 }
 
+/** Most messages between two clock reads (reading the clock costs about as much as a message). */
+const MAX_STRIDE = 64;
+
 export class Scheduler {
-  private queue: Runnable[] = [];
+  /** Ring buffer of queued actors (capacity a power of two). */
+  private ring: Array<Runnable | undefined> = new Array<Runnable | undefined>(16).fill(undefined);
   private head = 0;
+  private count = 0;
   private pending = false;
   /** Times the scheduler yielded to the event loop mid-work (observable fairness). */
   yields = 0;
+  // Time slice accounting, shared by every actor that runs in one drain: the clock is read every
+  // `stride` messages, the stride adapting so that a read happens about every `checkMs` of work.
+  // Cheap handlers then cost one clock read per 64 messages, and slow ones (a read after each)
+  // cannot overrun the slice by more than about one handler.
+  private readonly checkMs: number;
+  private deadline = 0;
+  private lastCheck = 0;
+  private stride = 1;
+  private countdown = 1;
+  private expired = false;
 
-  constructor(readonly opts: SchedulerOptions = { budget: 256, sliceMs: 4 }) {}
+  constructor(readonly opts: SchedulerOptions = { budget: 256, sliceMs: 4 }) {
+    this.checkMs = opts.sliceMs / 8;
+  }
 
   schedule(r: Runnable): void {
     if (r.queued) return;
     r.queued = true;
-    this.queue.push(r);
+    this.push(r);
     if (!this.pending) {
       this.pending = true;
       setImmediate(this.drain);
@@ -40,31 +58,76 @@ export class Scheduler {
 
   /** Actors waiting to run. */
   get length(): number {
-    return this.queue.length - this.head;
+    return this.count;
+  }
+
+  /**
+   * Called by the running actor after each message; true once the time slice is over, and then
+   * for the rest of this drain.
+   */
+  tick(): boolean {
+    if (--this.countdown > 0) return false;
+    return this.check();
+  }
+
+  private check(): boolean {
+    const now = performance.now();
+    const elapsed = now - this.lastCheck;
+    this.lastCheck = now;
+    let s = this.stride;
+    if (elapsed * 2 < this.checkMs) {
+      if (s < MAX_STRIDE) s *= 2;
+    } else if (elapsed > this.checkMs) {
+      s = Math.max(1, Math.floor((s * this.checkMs) / elapsed));
+    }
+    this.stride = s;
+    if (now >= this.deadline) {
+      this.expired = true;
+      this.countdown = 1;
+      return true;
+    }
+    this.countdown = s;
+    return false;
+  }
+
+  private push(r: Runnable): void {
+    const ring = this.ring;
+    if (this.count === ring.length) {
+      // Grow: unroll the ring into a twice as large array, oldest first.
+      const bigger = new Array<Runnable | undefined>(ring.length * 2).fill(undefined);
+      for (let i = 0; i < this.count; i++) bigger[i] = ring[(this.head + i) & (ring.length - 1)];
+      this.ring = bigger;
+      this.head = 0;
+      bigger[this.count++] = r;
+      return;
+    }
+    ring[(this.head + this.count) & (ring.length - 1)] = r;
+    this.count++;
   }
 
   private readonly drain = (): void => {
     this.pending = false;
-    const { budget, sliceMs } = this.opts;
-    const deadline = performance.now() + sliceMs;
-    let n = 0;
-    while (this.head < this.queue.length) {
-      const r = this.queue[this.head++]!;
+    const budget = this.opts.budget;
+    const now = performance.now();
+    this.deadline = now + this.opts.sliceMs;
+    this.lastCheck = now;
+    this.countdown = this.stride;
+    this.expired = false;
+    while (this.count > 0) {
+      const ring = this.ring;
+      const r = ring[this.head]!;
+      ring[this.head] = undefined;
+      this.head = (this.head + 1) & (ring.length - 1);
+      this.count--;
       r.queued = false;
-      if (r.run(budget, deadline)) {
+      // An actor that sent itself a message while running is queued already.
+      if (r.run(budget, this) && !r.queued) {
         r.queued = true;
-        this.queue.push(r);
+        this.push(r);
       }
-      if ((++n & 15) === 0 && performance.now() >= deadline) break;
+      if (this.expired) break;
     }
-    if (this.head >= this.queue.length) {
-      this.queue = [];
-      this.head = 0;
-    } else {
-      if (this.head > 4096) {
-        this.queue = this.queue.slice(this.head);
-        this.head = 0;
-      }
+    if (this.count > 0) {
       this.yields++;
       this.pending = true;
       setImmediate(this.drain);

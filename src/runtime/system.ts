@@ -15,7 +15,7 @@ import type {
   SpawnOptions,
   Target,
 } from './behaviour.js';
-import { isPid, Pid, type PidLike, pidKey } from './pid.js';
+import { boundActor, isPid, Pid, type PidLike, pidKey } from './pid.js';
 import { Scheduler } from './scheduler.js';
 
 /** How the system reaches other nodes (implemented by the node over its clusters' messengers). */
@@ -52,6 +52,79 @@ export interface RuntimeOptions {
   callTimeoutMs?: number;
 }
 
+/** Spawn options when none are given (one shared object instead of one per spawn). */
+const NO_OPTIONS: SpawnOptions = Object.freeze({});
+
+const PAGE_BITS = 10;
+const PAGE = 1 << PAGE_BITS;
+
+/**
+ * Live local actors by id. Ids only grow, so they index pages of 1024 slots held in an array
+ * (`id / 1024` → page): adding is a store where a Map would rehash its way to a million entries,
+ * and each actor costs 8 bytes here. A page is released once every id in it has been issued and
+ * its actors have all exited, so memory follows the live actors, not the ids ever issued.
+ */
+class ActorTable {
+  private pages: Array<Array<Actor | undefined> | undefined> = [];
+  private live: number[] = [];
+  private maxId = 0;
+  size = 0;
+
+  add(a: Actor): void {
+    const id = a.id;
+    const p = Math.floor(id / PAGE);
+    let page = this.pages[p];
+    if (page === undefined) {
+      while (this.pages.length < p) {
+        this.pages.push(undefined);
+        this.live.push(0);
+      }
+      page = new Array<Actor | undefined>(PAGE).fill(undefined);
+      this.pages[p] = page;
+      this.live[p] = 0;
+    }
+    page[id & (PAGE - 1)] = a;
+    this.live[p]!++;
+    this.size++;
+    if (id > this.maxId) this.maxId = id;
+  }
+
+  /** The actor with this id; undefined for anything else (ids come off the wire unchecked). */
+  get(id: number): Actor | undefined {
+    const page = this.pages[Math.floor(id / PAGE)];
+    if (page === undefined) return undefined;
+    const a = page[id & (PAGE - 1)];
+    return a !== undefined && a.pid.id === id ? a : undefined;
+  }
+
+  delete(a: Actor): void {
+    const id = a.id;
+    const p = Math.floor(id / PAGE);
+    const page = this.pages[p];
+    if (page === undefined || page[id & (PAGE - 1)] !== a) return;
+    page[id & (PAGE - 1)] = undefined;
+    this.size--;
+    if (--this.live[p]! === 0 && (p + 1) * PAGE - 1 <= this.maxId) this.pages[p] = undefined;
+  }
+
+  /** Every live actor, in id (spawn) order. */
+  forEach(fn: (a: Actor) => void): void {
+    for (const page of this.pages) {
+      if (page === undefined) continue;
+      for (const a of page) if (a !== undefined) fn(a);
+    }
+  }
+
+  /** A snapshot, for loops that make actors exit. */
+  toArray(): Actor[] {
+    const out: Actor[] = [];
+    this.forEach((a) => {
+      out.push(a);
+    });
+    return out;
+  }
+}
+
 /** Exit reasons as they travel between nodes: strings stay strings, errors become plain objects. */
 function wireReason(r: ExitReason): unknown {
   return r instanceof Error ? serializeError(r) : r;
@@ -60,7 +133,7 @@ function wireReason(r: ExitReason): unknown {
 export class ActorSystem {
   readonly nodeName: string;
   readonly scheduler: Scheduler;
-  private readonly actors = new Map<number, Actor>();
+  private readonly actors = new ActorTable();
   private readonly names = new Map<string, Actor>();
   private readonly ownMonitors = new Map<string, OwnMonitor>();
   /** Local actors that have links to pids on other nodes. */
@@ -77,6 +150,15 @@ export class ActorSystem {
   /** Told about every actor exit (supervision, registries, stats). */
   private readonly exitHooks: Array<(pid: Pid, reason: ExitReason) => void> = [];
 
+  /** The clock this system's timers run on (supervisors use it for restart windows and shutdowns). */
+  get clock(): Clock {
+    return this.opts.clock;
+  }
+
+  get log(): Logger {
+    return this.opts.log;
+  }
+
   constructor(private readonly opts: RuntimeOptions) {
     this.nodeName = opts.nodeName;
     this.scheduler = opts.scheduler ?? new Scheduler();
@@ -92,7 +174,9 @@ export class ActorSystem {
   /** Total messages waiting in all mailboxes. */
   mailboxDepth(): number {
     let n = 0;
-    for (const a of this.actors.values()) n += a.depth;
+    this.actors.forEach((a) => {
+      n += a.depth;
+    });
     return n;
   }
 
@@ -135,8 +219,8 @@ export class ActorSystem {
       );
     }
     const actor = new Actor(this, this.nextId++, behaviour, opts.mailbox);
-    actor.trapExits = opts.trapExits ?? false;
-    this.actors.set(actor.id, actor);
+    if (opts.trapExits) actor.trapExits = true;
+    this.actors.add(actor);
     if (opts.name !== undefined) {
       actor.name = opts.name;
       this.names.set(opts.name, actor);
@@ -146,14 +230,14 @@ export class ActorSystem {
   }
 
   /** Spawns an actor and returns its pid at once; `init` (if any) runs before its first message. */
-  spawn(behaviour: Behaviour, opts: SpawnOptions = {}): Pid {
+  spawn(behaviour: Behaviour, opts: SpawnOptions = NO_OPTIONS): Pid {
     const actor = this.create(behaviour, opts);
     actor.start()?.catch(() => {}); // a failing init ends the actor; links and monitors hear of it
     return actor.pid;
   }
 
   /** Spawns and waits for `init`: resolves with the pid, or rejects with init's error. */
-  async spawnAsync(behaviour: Behaviour, opts: SpawnOptions = {}): Promise<Pid> {
+  async spawnAsync(behaviour: Behaviour, opts: SpawnOptions = NO_OPTIONS): Promise<Pid> {
     const actor = this.create(behaviour, opts);
     await actor.start();
     return actor.pid;
@@ -199,6 +283,11 @@ export class ActorSystem {
   // ---- messaging ----
 
   private local(target: Target): Actor | undefined {
+    if (target instanceof Pid) {
+      // The pid an actor got from spawn or ctx.self leads straight to it while it lives.
+      const a = boundActor(target) as Actor | undefined;
+      if (a !== undefined && a.system === this) return a;
+    }
     if (typeof target === 'string') return this.names.get(target);
     if ('id' in target)
       return target.node === this.nodeName ? this.actors.get(target.id) : undefined;
@@ -225,6 +314,13 @@ export class ActorSystem {
    * a refusal over there is logged (use sendAsync to learn about it).
    */
   send(target: Target, msg: unknown): void {
+    if (target instanceof Pid) {
+      const a = boundActor(target) as Actor | undefined;
+      if (a !== undefined && a.system === this) {
+        a.enqueue(msg);
+        return;
+      }
+    }
     if (this.isRemote(target)) {
       try {
         this.router().send(target.node, ACTOR_KINDS.send, [this.remoteRef(target), msg]);
@@ -269,25 +365,25 @@ export class ActorSystem {
    * such actor), FND_ERR_ACTOR_EXITED (it exited before replying), FND_ERR_NODE_DOWN,
    * FND_ERR_MAILBOX_FULL.
    */
-  call<T = unknown>(
-    target: Target,
-    msg: unknown,
-    opts: CallOptions = {},
-    from?: PidLike,
-  ): Promise<T> {
-    const timeout = opts.timeout ?? this.callTimeoutMs;
+  call<T = unknown>(target: Target, msg: unknown, opts?: CallOptions, from?: PidLike): Promise<T> {
+    const timeout = opts?.timeout ?? this.callTimeoutMs;
     if (this.isRemote(target)) {
-      return this.router()
-        .request(
+      let reply: Promise<unknown>;
+      try {
+        reply = this.router().request(
           target.node,
           ACTOR_KINDS.call,
           [this.remoteRef(target), msg, from ? [from.node, from.id] : null],
           timeout,
-        )
-        .catch((err: FoundationError) => {
-          if (err.code === 'FND_ERR_REQUEST_TIMEOUT') throw callTimeout(target, timeout);
-          throw err;
-        }) as Promise<T>;
+        );
+      } catch (err) {
+        // An unknown or unreachable node: a rejected promise like every other failure of a call.
+        return Promise.reject(err);
+      }
+      return reply.catch((err: FoundationError) => {
+        if (err.code === 'FND_ERR_REQUEST_TIMEOUT') throw callTimeout(target, timeout);
+        throw err;
+      }) as Promise<T>;
     }
     const actor = this.local(target);
     if (!actor?.alive) return Promise.reject(noproc(target));
@@ -333,7 +429,16 @@ export class ActorSystem {
     if (other.node !== this.nodeName) {
       actor.addLink(other);
       this.remoteLinked.add(actor);
-      this.signalRemote(other.node, ['link', [mine.node, mine.id], other.id]);
+      try {
+        this.router().send(other.node, ACTOR_KINDS.signal, [
+          'link',
+          [mine.node, mine.id],
+          other.id,
+        ]);
+      } catch {
+        // Its node is unreachable: the link breaks at once, as it would on that node going down.
+        queueMicrotask(() => this.exitSignal(other, mine, 'noconnection'));
+      }
       return;
     }
     const peer = this.actors.get(other.id);
@@ -424,17 +529,9 @@ export class ActorSystem {
     this.exitActor(actor, reason);
   }
 
+  /** A full mailbox still takes system messages, whatever its overflow policy: supervision needs them. */
   private deliverSystem(actor: Actor, msg: ExitMessage | DownMessage): void {
-    try {
-      actor.enqueue(msg);
-    } catch {
-      // A full 'reject' mailbox still gets system messages: they are how supervision works.
-      this.dropped++;
-      this.opts.log.warn(
-        { pid: actor.pid.toString(), type: msg.type },
-        'system message dropped by a full mailbox',
-      );
-    }
+    actor.enqueueSystem(msg);
   }
 
   private fireDown(ref: string, pid: PidLike, reason: ExitReason): void {
@@ -454,13 +551,15 @@ export class ActorSystem {
   /** Ends an actor with `reason`: terminate, fail its pending calls, signal links and monitors. */
   exitActor(actor: Actor, reason: ExitReason): void {
     if (!actor.alive) return;
+    // terminate is for actors that started: not when init failed or never finished.
+    const started = actor.started;
     const rest = actor.die();
-    this.actors.delete(actor.id);
+    this.actors.delete(actor);
     if (actor.name !== undefined && this.names.get(actor.name) === actor)
       this.names.delete(actor.name);
     this.remoteLinked.delete(actor);
     if (reason !== 'normal' && reason !== 'shutdown') this.crashes++;
-    if (reason !== 'killed' && actor.server?.terminate) {
+    if (reason !== 'killed' && started && actor.server?.terminate) {
       try {
         const r = actor.server.terminate(reason, actor.ctx);
         if (r && typeof (r as Promise<unknown>).catch === 'function') {
@@ -649,11 +748,11 @@ export class ActorSystem {
         if (l.node === node) this.exitSignal(l, actor.pid, 'noconnection');
       }
     }
-    for (const actor of this.actors.values()) {
-      if (!actor.monitors) continue;
-      for (const [ref, watcherNode] of actor.monitors)
-        if (watcherNode === node) actor.monitors.delete(ref);
-    }
+    this.actors.forEach((actor) => {
+      const monitors = actor.monitors;
+      if (!monitors) return;
+      for (const [ref, watcherNode] of monitors) if (watcherNode === node) monitors.delete(ref);
+    });
   }
 
   /** The context a behaviour runs with: every operation on behalf of `actor`. */
@@ -683,7 +782,7 @@ export class ActorSystem {
 
   /** Stops every actor with 'shutdown' (node stop). */
   shutdown(): void {
-    for (const a of [...this.actors.values()]) this.exitActor(a, 'shutdown');
+    for (const a of this.actors.toArray()) this.exitActor(a, 'shutdown');
   }
 }
 

@@ -1,0 +1,388 @@
+// bench/actors: the actor runtime's hot paths, on public API only (`Foundation.start`, `node.spawn`,
+// `node.send`, `ctx.send`, `node.call`).
+//   spawn:      1 000 000 idle actors → total ms, heap bytes per actor (after a forced GC)
+//   one-way:    5 000 000 messages from one sender into one actor → messages/s
+//   ping-pong:  two actors, 1 000 000 round trips → round trips/s
+//   cross-node: `node.call` to a GenServer on another node process, 64 in flight → calls/s, next to
+//               bench/transport's bare-socket baseline (same framing, same pattern) in the same run
+// The three local measurements run in a child started with --expose-gc; the cross-node one in a
+// server and a client process, each pinned to its own CPU when possible, alternating between the
+// implementations in short blocks (see docs/benchmarks.md, "bench/transport", for why).
+// Usage: node dist/bench/actors.js   (prints JSON lines; about half a minute)
+import { fileURLToPath } from 'node:url';
+import { Foundation, type FoundationNode, type Pid, type PidLike } from '../src/index.js';
+import { baselineClient, baselineServer, type Call, pipelined } from './baseline.js';
+import {
+  type Child,
+  childLifecycle,
+  deadline,
+  emit,
+  emitSetup,
+  latencySummary,
+  pinToCpu,
+  role,
+  roleArgs,
+  round,
+  runMain,
+  spawnRole,
+} from './common.js';
+
+const BENCH = 'actors';
+const FILE = fileURLToPath(import.meta.url);
+
+const SPAWN_N = 1_000_000;
+const ONE_WAY_N = 5_000_000;
+/** Messages the one-way sender puts in the mailbox before it lets the scheduler run. */
+const ONE_WAY_CHUNK = 10_000;
+const PING_PONG_N = 1_000_000;
+
+const PAYLOAD_BYTES = 100;
+const DEPTH = 64;
+const WARMUP_PIPELINED = 20_000;
+/** Calls per implementation and round; ROUNDS blocks of each are interleaved. */
+const PIPELINED = 20_000;
+const ROUNDS = 10;
+const SERVER_NAME = 'bench-actors-server';
+
+const TARGET_SPAWN_MS = 1500;
+const TARGET_BYTES_PER_ACTOR = 400;
+const TARGET_ONE_WAY = 8_000_000;
+const TARGET_PING_PONG = 2_000_000;
+const TARGET_CALL_RATIO = 0.7;
+
+const noDiscovery = { name: 'none', start() {}, stop() {} };
+
+// ---------------------------------------------------------------------------------------------
+// Local measurements (one process, --expose-gc).
+
+declare const gc: () => void;
+
+function heapUsedAfterGc(): number {
+  // Several passes: weak references and finalisation registries may free more on the next one.
+  for (let i = 0; i < 3; i++) gc();
+  return process.memoryUsage().heapUsed;
+}
+
+const idle = (): void => {};
+
+function benchSpawn(node: FoundationNode): void {
+  // Warm-up (JIT), then let the warm-up actors go so they do not count.
+  const warm: Pid[] = [];
+  for (let i = 0; i < 20_000; i++) warm.push(node.spawn(idle));
+  for (const p of warm) node.exit(p, 'kill');
+  warm.length = 0;
+  // Allocated before the first heap reading, so keeping the pids costs no heap the actors are
+  // charged for.
+  const pids = new Array<Pid | undefined>(SPAWN_N).fill(undefined);
+  const running = node.actors.size; // the node's own services
+  const before = heapUsedAfterGc();
+  const t0 = performance.now();
+  for (let i = 0; i < SPAWN_N; i++) pids[i] = node.spawn(idle);
+  const ms = performance.now() - t0;
+  const after = heapUsedAfterGc();
+  if (node.actors.size - running !== SPAWN_N) throw new Error(`expected ${SPAWN_N} more actors`);
+  const bytes = (after - before) / SPAWN_N;
+  emit({
+    bench: BENCH,
+    mode: 'spawn',
+    actors: SPAWN_N,
+    ms: round(ms, 1),
+    spawns_per_s: Math.round(SPAWN_N / (ms / 1000)),
+    bytes_per_actor: round(bytes, 1),
+    heap_used_mb: round(after / 2 ** 20, 1),
+    target: `ms <= ${TARGET_SPAWN_MS} and bytes_per_actor <= ${TARGET_BYTES_PER_ACTOR}`,
+    met: ms <= TARGET_SPAWN_MS && bytes <= TARGET_BYTES_PER_ACTOR,
+  });
+  const t1 = performance.now();
+  for (const p of pids) node.exit(p!, 'kill');
+  emit({
+    bench: BENCH,
+    mode: 'spawn-teardown',
+    actors: SPAWN_N,
+    ms: round(performance.now() - t1, 1),
+    how: "node.exit(pid, 'kill') each",
+  });
+  if (node.actors.size !== running) throw new Error('actors left after the teardown');
+}
+
+/** One sender (the node's main code, `node.send`) → one actor; `n` messages. Resolves with seconds. */
+function oneWay(node: FoundationNode, n: number): Promise<number> {
+  return new Promise((resolve) => {
+    let received = 0;
+    let t0 = 0;
+    const receiver = node.spawn(() => {
+      if (++received === n) resolve((performance.now() - t0) / 1000);
+    });
+    let sent = 0;
+    const pump = () => {
+      const end = Math.min(n, sent + ONE_WAY_CHUNK);
+      for (; sent < end; sent++) node.send(receiver, sent);
+      if (sent < n) setImmediate(pump);
+    };
+    t0 = performance.now();
+    pump();
+  });
+}
+
+/** Two actors, each answering the other; `n` round trips. Resolves with seconds. */
+function pingPong(node: FoundationNode, n: number): Promise<number> {
+  return new Promise((resolve) => {
+    const PONG = { pong: true };
+    let rounds = 0;
+    let t0 = 0;
+    // The ping carries the pinger's pid, the pong a constant: the bench allocates nothing per trip.
+    const ponger = node.spawn((msg, ctx) => ctx.send(msg as Pid, PONG));
+    const pinger: Pid = node.spawn((_msg, ctx) => {
+      if (++rounds === n) resolve((performance.now() - t0) / 1000);
+      else ctx.send(ponger, pinger);
+    });
+    t0 = performance.now();
+    node.send(ponger, pinger);
+  });
+}
+
+async function localRole(): Promise<void> {
+  if (typeof gc !== 'function') throw new Error('run with --expose-gc');
+  const node = await Foundation.start({
+    name: 'bench-actors-local',
+    cluster: `bench-actors-local-${process.pid}`,
+    discovery: noDiscovery,
+    logLevel: 'silent',
+  });
+  benchSpawn(node);
+  heapUsedAfterGc();
+
+  await oneWay(node, 500_000); // warm-up
+  const s1 = await oneWay(node, ONE_WAY_N);
+  const mps = ONE_WAY_N / s1;
+  emit({
+    bench: BENCH,
+    mode: 'one-way',
+    messages: ONE_WAY_N,
+    ms: round(s1 * 1000, 1),
+    msgs_per_s: Math.round(mps),
+    target: `msgs_per_s >= ${TARGET_ONE_WAY}`,
+    met: mps >= TARGET_ONE_WAY,
+  });
+
+  await pingPong(node, 100_000); // warm-up
+  const yields = node.actors.scheduler.yields;
+  const s2 = await pingPong(node, PING_PONG_N);
+  const rtps = PING_PONG_N / s2;
+  emit({
+    bench: BENCH,
+    mode: 'ping-pong',
+    round_trips: PING_PONG_N,
+    ms: round(s2 * 1000, 1),
+    round_trips_per_s: Math.round(rtps),
+    target: `round_trips_per_s >= ${TARGET_PING_PONG}`,
+    met: rtps >= TARGET_PING_PONG,
+    // Time slices that ran out meanwhile: the pair never starved the event loop.
+    scheduler_yields: node.actors.scheduler.yields - yields,
+  });
+  await node.stop();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Cross-node: Foundation against bench/transport's bare-socket baseline (bench/baseline.ts, the
+// batched variant). The server hosts an echo GenServer (and, for reference, a node-level messenger
+// echo handler: the same request without the actor layer) plus the baseline server.
+
+type Impl = 'baseline' | 'messenger' | 'actor-call';
+const IMPLS: Impl[] = ['baseline', 'messenger', 'actor-call'];
+
+async function serverRole(cluster: string): Promise<void> {
+  const node = await Foundation.start({
+    name: SERVER_NAME,
+    cluster,
+    discovery: noDiscovery,
+    logLevel: 'silent',
+  });
+  const echo = node.spawn({
+    handleCall(msg: unknown) {
+      return msg;
+    },
+  });
+  node.messenger.handle('echo', (p) => p);
+  node.messenger.handle('cpu', () => {
+    const u = process.cpuUsage();
+    return u.user + u.system;
+  });
+  const baseline = await baselineServer(true);
+  childLifecycle(async () => {
+    baseline.close();
+    await node.stop();
+  });
+  emit({ ready: true, address: node.address, port: baseline.port, echo: echo.toJSON() });
+}
+
+async function clientRole(cluster: string, address: string, port: number, echo: PidLike) {
+  const node = await Foundation.start({
+    name: 'bench-actors-client',
+    cluster,
+    discovery: { strategy: 'static', hosts: [address] },
+    logLevel: 'silent',
+  });
+  const up = () => node.members().some((m) => m.name === SERVER_NAME && m.status === 'alive');
+  if (!up()) {
+    await new Promise<void>((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error('server never became a member')), 10_000);
+      node.on('memberUp', () => {
+        if (up()) {
+          clearTimeout(t);
+          resolve();
+        }
+      });
+    });
+  }
+  const baseline = await baselineClient(port, true);
+  const m = node.messenger;
+  const calls: Record<Impl, Call> = {
+    baseline: baseline.call,
+    messenger: (payload) => m.request(SERVER_NAME, 'echo', payload),
+    // The pid as it arrived from the other process: a plain object, like any pid off the wire.
+    'actor-call': (payload) => node.call(echo, payload),
+  };
+  const serverCpuUs = () => m.request<number>(SERVER_NAME, 'cpu', null);
+  const payload = Buffer.alloc(PAYLOAD_BYTES, 0x61);
+  for (const impl of IMPLS) await pipelined(calls[impl], payload, WARMUP_PIPELINED, DEPTH);
+  const acc = Object.fromEntries(
+    IMPLS.map((impl) => [
+      impl,
+      { seconds: 0, cpuUs: 0, serverCpuUs: 0, rps: [] as number[], lat: [] as Float64Array[] },
+    ]),
+  ) as Record<
+    Impl,
+    { seconds: number; cpuUs: number; serverCpuUs: number; rps: number[]; lat: Float64Array[] }
+  >;
+  for (let r = 0; r < ROUNDS; r++) {
+    for (let k = 0; k < IMPLS.length; k++) {
+      const impl = IMPLS[(r + k) % IMPLS.length]!;
+      const a = acc[impl];
+      const serverCpu = await serverCpuUs();
+      const cpu = process.cpuUsage();
+      const p = await pipelined(calls[impl], payload, PIPELINED, DEPTH);
+      const used = process.cpuUsage(cpu);
+      a.serverCpuUs += (await serverCpuUs()) - serverCpu;
+      a.cpuUs += used.user + used.system;
+      a.seconds += p.seconds;
+      a.rps.push(Math.round(PIPELINED / p.seconds));
+      a.lat.push(p.lat);
+    }
+  }
+  const total = PIPELINED * ROUNDS;
+  for (const impl of IMPLS) {
+    const a = acc[impl];
+    const all = new Float64Array(total);
+    for (let i = 0; i < a.lat.length; i++) all.set(a.lat[i]!, i * PIPELINED);
+    emit({
+      bench: BENCH,
+      mode: `cross-node-pipelined-${DEPTH}`,
+      impl,
+      requests: total,
+      rps: Math.round(total / a.seconds),
+      rps_rounds: a.rps,
+      client_cpu_us_per_req: round(a.cpuUs / total, 2),
+      server_cpu_us_per_req: round(a.serverCpuUs / total, 2),
+      ...latencySummary(all),
+    });
+  }
+  baseline.close();
+  await node.stop();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Parent
+
+async function main(): Promise<void> {
+  deadline(BENCH, 180_000);
+  emitSetup(BENCH, {
+    spawn_actors: SPAWN_N,
+    one_way_messages: ONE_WAY_N,
+    ping_pong_round_trips: PING_PONG_N,
+    payload_bytes: PAYLOAD_BYTES,
+    depth: DEPTH,
+    rounds: ROUNDS,
+  });
+
+  // Local: a child with a GC the bench can force (NODE_OPTIONS reaches only that child).
+  const saved = process.env.NODE_OPTIONS;
+  process.env.NODE_OPTIONS = `${saved ?? ''} --expose-gc`.trim();
+  const local = spawnRole(FILE, 'local', [], 'local');
+  if (saved === undefined) delete process.env.NODE_OPTIONS;
+  else process.env.NODE_OPTIONS = saved;
+  local.onLine((l) => {
+    if (l.bench === BENCH) emit(l);
+  });
+  const localCode = await local.exited;
+  if (localCode !== 0) throw new Error(`local child exited with ${localCode}`);
+
+  // Cross-node.
+  const cluster = `bench-actors-${process.pid}-${Date.now()}`;
+  const server: Child = spawnRole(FILE, 'server', [cluster], 'server');
+  let pinned = pinToCpu(server, 1);
+  const ready = await server.waitFor((l) => l.ready === true, 15_000, 'ready line');
+  const client = spawnRole(
+    FILE,
+    'client',
+    [cluster, String(ready.address), String(ready.port), JSON.stringify(ready.echo)],
+    'client',
+  );
+  pinned = pinToCpu(client, 0) && pinned;
+  const results = new Map<string, Record<string, unknown>>();
+  for (let i = 0; i < IMPLS.length; i++) {
+    const line = await client.waitFor((l) => l.bench === BENCH, 120_000, 'result');
+    emit(line);
+    results.set(String(line.impl), line);
+  }
+  const code = await client.exited;
+  if (code !== 0) throw new Error(`client exited with ${code}`);
+  await server.stop();
+  const baseRps = results.get('baseline')!.rps as number;
+  const callRps = results.get('actor-call')!.rps as number;
+  const ratio = callRps / baseRps;
+  emit({
+    bench: BENCH,
+    mode: `cross-node-pipelined-${DEPTH}`,
+    baseline_rps: baseRps,
+    messenger_rps: results.get('messenger')!.rps,
+    actor_call_rps: callRps,
+    ratio_rps: round(ratio),
+    target: `ratio_rps >= ${TARGET_CALL_RATIO}`,
+    met: ratio >= TARGET_CALL_RATIO,
+    pinned,
+  });
+}
+
+switch (role) {
+  case undefined:
+    runMain(BENCH, main);
+    break;
+  case 'local':
+    localRole().then(
+      () => process.exit(0),
+      (err: Error) => {
+        process.stderr.write(`local failed: ${err.stack}\n`);
+        process.exit(1);
+      },
+    );
+    break;
+  case 'server':
+    void serverRole(roleArgs[0]!);
+    break;
+  case 'client': {
+    const [cluster, address, port, echo] = roleArgs as [string, string, string, string];
+    childLifecycle(() => {});
+    clientRole(cluster, address, Number(port), JSON.parse(echo) as PidLike).then(
+      () => process.exit(0),
+      (err: Error) => {
+        process.stderr.write(`client failed: ${err.stack}\n`);
+        process.exit(1);
+      },
+    );
+    break;
+  }
+  default:
+    process.stderr.write(`unknown role ${role}\n`);
+    process.exit(2);
+}
