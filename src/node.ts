@@ -170,10 +170,11 @@ export class FoundationNode extends EventEmitter<FoundationNodeEvents> {
     return this.actors.whereis(name);
   }
 
-  /** Actor count, mailbox depth, event-loop delay and heap, with plain-language warnings. */
-  runtimeStats(): RuntimeStats {
-    return this.monitor_.stats();
-  }
+  /**
+   * `runtime.stats()`: actor count, total mailbox depth, event-loop delay and heap, with
+   * plain-language warnings when thresholds are crossed.
+   */
+  readonly runtime: { stats(): RuntimeStats } = { stats: () => this.monitor_.stats() };
 
   /**
    * Validates options and starts one membership per cluster (in parallel). If any cluster fails
@@ -301,7 +302,7 @@ function nodeInfoService(node: FoundationNode): Behaviour {
     },
     handleCall(msg: unknown) {
       if (msg !== 'info') return { error: `unknown request ${JSON.stringify(msg)}; ask 'info'` };
-      const stats = node.runtimeStats();
+      const stats = node.runtime.stats();
       return {
         name: node.name,
         clusters: node.clusters().map((c) => ({ name: c, members: node.cluster(c).members() })),

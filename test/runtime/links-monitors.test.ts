@@ -350,7 +350,7 @@ describe('node.exit on a running node', () => {
     try {
       const got: unknown[] = [];
       // The node's own services (root supervisor, foundation.node) are actors too.
-      const baseline = node.runtimeStats().actors;
+      const baseline = node.runtime.stats().actors;
       const trapper = node.spawn((m) => void got.push(m), { trapExits: true });
       const plain = node.spawn(() => {});
       assert.equal(String(plain), `<solo.${plain.id}>`);
@@ -372,7 +372,7 @@ describe('node.exit on a running node', () => {
       assert.equal(((got[1] as ExitMessage).reason as Error).message, 'linked');
       node.exit(trapper, 'kill');
       await until(() => !node.actors.isAlive(trapper), 'killed');
-      assert.equal(node.runtimeStats().actors, baseline);
+      assert.equal(node.runtime.stats().actors, baseline);
     } finally {
       await node.stop();
     }
