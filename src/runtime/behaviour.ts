@@ -65,6 +65,11 @@ export interface ActorContext {
   unlink(pid: PidLike): void;
   /** Sends an exit signal to `pid` ('kill' cannot be trapped). */
   exit(pid: PidLike, reason: ExitReason): void;
+  /** Registers this actor under a local name (FND_ERR_NAME_TAKEN if another live actor has it). */
+  register(name: string): void;
+  unregister(name: string): void;
+  /** The pid registered under a local name, if any. */
+  whereis(name: string): Pid | undefined;
   /** Ends this actor with `reason` (default 'normal') right after the current message (later messages are not handled). */
   stop(reason?: ExitReason): void;
   trapExits: boolean;

@@ -770,6 +770,9 @@ export class ActorSystem {
       link: (pid) => this.link(actor.pid, pid),
       unlink: (pid) => this.unlink(actor.pid, pid),
       exit: (pid, reason) => this.exit(pid, reason, actor.pid),
+      register: (name) => this.register(name, actor.pid),
+      unregister: (name) => this.unregister(name),
+      whereis: (name) => this.whereis(name),
       stop: (reason = 'normal') => actor.requestStop(reason),
       get trapExits() {
         return actor.trapExits;

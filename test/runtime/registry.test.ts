@@ -278,3 +278,22 @@ describe('ServiceRegistry', () => {
     }
   });
 });
+
+describe('names from inside a behaviour', () => {
+  it('ctx.register / ctx.whereis / ctx.unregister act for the actor itself', async () => {
+    const sys = system();
+    const seen: unknown[] = [];
+    const pid = sys.spawn((msg, ctx) => {
+      if (msg === 'claim') ctx.register('me');
+      if (msg === 'look') seen.push(ctx.whereis('me'));
+      if (msg === 'drop') ctx.unregister('me');
+    });
+    sys.send(pid, 'claim');
+    sys.send(pid, 'look');
+    await until(() => seen.length === 1, 'look');
+    assert.equal(String(seen[0]), String(pid));
+    assert.equal(String(sys.whereis('me')), String(pid));
+    sys.send(pid, 'drop');
+    await until(() => sys.whereis('me') === undefined, 'dropped');
+  });
+});
