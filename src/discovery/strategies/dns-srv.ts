@@ -4,9 +4,9 @@
 import type { Resolver } from 'node:dns/promises';
 import { z } from 'zod';
 import type { Address } from '../../transport/types.js';
-import { type DiscoveryContext, type DiscoveryStrategy, poll, Reconciler } from '../strategy.js';
-import { createResolver, DNS_DEFAULTS, lookup, resolveHost } from './dns.js';
-import { familiesFor, type IpFamily, PollFailures, parseStrategyOptions } from './polling.js';
+import type { DiscoveryContext, DiscoveryStrategy } from '../strategy.js';
+import { createResolver, DNS_DEFAULTS, lookup, pollDns, resolveHost } from './dns.js';
+import { familiesFor, type IpFamily, parseStrategyOptions } from './polling.js';
 
 export interface DnsSrvOptions {
   /**
@@ -62,33 +62,8 @@ export class DnsSrvStrategy implements DiscoveryStrategy {
   }
 
   start(ctx: DiscoveryContext): void {
-    const { query } = this.opts;
     const families = familiesFor(this.opts.family ?? 'auto', ctx.self.address.host);
-    const r = new Reconciler(
-      ctx,
-      this.name,
-      this.opts.disconnectRemoved ?? DNS_DEFAULTS.disconnectRemoved,
-    );
-    const failures = new PollFailures(ctx, this.name);
-    this.loop = poll(
-      ctx,
-      this.opts.pollingIntervalMs ?? DNS_DEFAULTS.pollingIntervalMs,
-      async () => {
-        const found = await this.lookupAll(query, families);
-        if (ctx.signal.aborted) return;
-        if (!found.ok) {
-          failures.failed(found.code, 'dns-srv query failed; skipping this round', {
-            query,
-            err: found.message,
-          });
-          return;
-        }
-        failures.ok();
-        if (found.value.length === 0)
-          ctx.log.debug({ query }, 'dns-srv: no records; no peers this round');
-        await r.reconcile(found.value);
-      },
-    );
+    this.loop = pollDns(ctx, this.name, this.opts, () => this.lookupAll(this.opts.query, families));
   }
 
   /**

@@ -152,35 +152,14 @@ export class DnsStrategy implements DiscoveryStrategy {
   }
 
   start(ctx: DiscoveryContext): void {
-    const { query } = this.opts;
     const port = this.opts.port ?? ctx.self.address.port;
     const families = familiesFor(this.opts.family ?? 'auto', ctx.self.address.host);
-    const r = new Reconciler(
-      ctx,
-      this.name,
-      this.opts.disconnectRemoved ?? DNS_DEFAULTS.disconnectRemoved,
-    );
-    const failures = new PollFailures(ctx, this.name);
-    this.loop = poll(
-      ctx,
-      this.opts.pollingIntervalMs ?? DNS_DEFAULTS.pollingIntervalMs,
-      async () => {
-        const found = await resolveHost(this.resolver, query, families);
-        if (ctx.signal.aborted) return;
-        if (!found.ok) {
-          // Unknown is not empty: skip the round, so a DNS outage neither joins nor disconnects.
-          failures.failed(found.code, 'dns query failed; skipping this round', {
-            query,
-            err: found.message,
-          });
-          return;
-        }
-        failures.ok();
-        if (found.value.length === 0)
-          ctx.log.debug({ query }, 'dns: no records; no peers this round');
-        await r.reconcile(found.value.map((host): Address => ({ host, port })));
-      },
-    );
+    this.loop = pollDns(ctx, this.name, this.opts, async () => {
+      const found = await resolveHost(this.resolver, this.opts.query, families);
+      return found.ok
+        ? { ok: true, value: found.value.map((host): Address => ({ host, port })) }
+        : found;
+    });
   }
 
   stop(): void {
@@ -188,4 +167,37 @@ export class DnsStrategy implements DiscoveryStrategy {
     // Ends in-flight queries at once (they reject with ECANCELLED and the aborted poll ignores it).
     this.resolver.cancel();
   }
+}
+
+/**
+ * The poll loop both DNS strategies share. Unknown is not empty: a failed lookup skips the round
+ * (logged once per failure streak), so a DNS outage neither joins nor disconnects anybody.
+ */
+export function pollDns(
+  ctx: DiscoveryContext,
+  name: string,
+  opts: {
+    query: string;
+    pollingIntervalMs?: number | undefined;
+    disconnectRemoved?: boolean | undefined;
+  },
+  fetch: () => Promise<LookupResult<Address>>,
+): { stop(): void } {
+  const r = new Reconciler(ctx, name, opts.disconnectRemoved ?? DNS_DEFAULTS.disconnectRemoved);
+  const failures = new PollFailures(ctx, name);
+  return poll(ctx, opts.pollingIntervalMs ?? DNS_DEFAULTS.pollingIntervalMs, async () => {
+    const found = await fetch();
+    if (ctx.signal.aborted) return;
+    if (!found.ok) {
+      failures.failed(found.code, `${name} query failed; skipping this round`, {
+        query: opts.query,
+        err: found.message,
+      });
+      return;
+    }
+    failures.ok();
+    if (found.value.length === 0)
+      ctx.log.debug({ query: opts.query }, `${name}: no records; no peers this round`);
+    await r.reconcile(found.value);
+  });
 }
