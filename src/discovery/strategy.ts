@@ -55,19 +55,23 @@ export class Reconciler {
     private readonly disconnectRemoved = false,
   ) {}
 
+  /** For polling strategies: the full current list; joins what is missing, reports what dropped out. */
   async reconcile(addresses: Address[]): Promise<void> {
     const self = formatAddress(this.ctx.self.address);
     const now = new Map(addresses.map((a) => [formatAddress(a), a]));
     if (this.disconnectRemoved) {
-      for (const [key, a] of this.listed) {
-        if (now.has(key) || key === self) continue;
-        this.ctx.disconnect(a);
-        publish('discoveryDisconnect', () => ({
-          metadata: { strategy: this.strategy, address: key },
-        }));
-      }
+      for (const [key, a] of this.listed) if (!now.has(key) && key !== self) this.dropped(a);
     }
     this.listed = now;
+    await this.joinMissing(addresses);
+  }
+
+  /**
+   * For event-driven strategies (gossip, mDNS) and polling ones alike: joins the addresses that are
+   * not live members and not this node. Concurrent joins of one address are coalesced by the node.
+   */
+  async joinMissing(addresses: Address[]): Promise<void> {
+    const self = formatAddress(this.ctx.self.address);
     const live = new Set(
       this.ctx
         .knownNodes()
@@ -79,6 +83,18 @@ export class Reconciler {
       return key !== self && !live.has(key);
     });
     await Promise.all(todo.map((a) => this.connect(a)));
+  }
+
+  /** `address` is no longer listed: tell the node (ctx.disconnect) and publish it. */
+  dropped(address: Address): void {
+    this.ctx.disconnect(address);
+    publish('discoveryDisconnect', () => ({
+      metadata: {
+        cluster: this.ctx.cluster,
+        strategy: this.strategy,
+        address: formatAddress(address),
+      },
+    }));
   }
 
   private async connect(address: Address): Promise<void> {

@@ -25,7 +25,6 @@ import { z } from 'zod';
 import { FoundationError } from '../../errors.js';
 import { type Address, formatAddress } from '../../transport/types.js';
 import type { TimerHandle } from '../../util/clock.js';
-import { publish } from '../../util/diagnostics.js';
 import { type DiscoveryContext, type DiscoveryStrategy, Reconciler } from '../strategy.js';
 
 /** Largest gossip packet sent or accepted, in bytes; larger ones are dropped unread. */
@@ -359,7 +358,6 @@ export class GossipStrategy implements DiscoveryStrategy {
   private readonly timers: TimerHandle[] = [];
   private loopTimer: TimerHandle | undefined;
   private readonly peers = new Map<string, GossipPeer>();
-  private readonly inflight = new Set<string>();
   private readonly nonces = new Map<string, number>();
   private lastReplyBeat = -Infinity;
   private lastAuthWarning = -Infinity;
@@ -627,25 +625,12 @@ export class GossipStrategy implements DiscoveryStrategy {
     this.nonces.set(nonce, expiry);
   }
 
-  /** Joins every listed peer that is not a live member and not being joined already. */
+  /** Joins every listed peer that is not a live member (the Reconciler skips live ones). */
   private connectMissing(): void {
     const ctx = this.ctx;
     const r = this.reconciler;
     if (!ctx || !r || this.stopped || ctx.signal.aborted) return;
-    const live = new Set(
-      ctx
-        .knownNodes()
-        .filter((m) => m.status === 'alive' || m.status === 'suspect')
-        .map((m) => m.address),
-    );
-    for (const p of this.peers.values()) {
-      const key = formatAddress(p.address);
-      if (live.has(key) || this.inflight.has(key)) continue;
-      this.inflight.add(key);
-      r.reconcile([p.address])
-        .catch(() => {})
-        .finally(() => this.inflight.delete(key));
-    }
+    void r.joinMissing([...this.peers.values()].map((p) => p.address)).catch(() => {});
   }
 
   /** Drops peers silent for peerTimeoutMs and tells the node they are no longer listed. */
@@ -667,10 +652,7 @@ export class GossipStrategy implements DiscoveryStrategy {
   private disconnectIfUnlisted(address: Address): void {
     const key = formatAddress(address);
     for (const p of this.peers.values()) if (formatAddress(p.address) === key) return;
-    this.ctx!.disconnect(address);
-    publish('discoveryDisconnect', () => ({
-      metadata: { strategy: this.name, address: key },
-    }));
+    this.reconciler?.dropped(address);
   }
 
   stop(): Promise<void> {

@@ -17,7 +17,6 @@ import { z } from 'zod';
 import { FoundationError } from '../../errors.js';
 import { type Address, formatAddress } from '../../transport/types.js';
 import type { TimerHandle } from '../../util/clock.js';
-import { publish } from '../../util/diagnostics.js';
 import { type DiscoveryContext, type DiscoveryStrategy, Reconciler } from '../strategy.js';
 
 /** Protocol version advertised in TXT `proto=`; peers with another value are not joined. */
@@ -183,7 +182,6 @@ export class MdnsStrategy implements DiscoveryStrategy {
   private browseTimer: TimerHandle | undefined;
   private readonly peers = new Map<string, MdnsPeer>();
   private readonly hosts = new Map<string, { ip: string; expiresAt: number }>();
-  private readonly inflight = new Set<string>();
   private lastResponse = -Infinity;
   private pendingResponse: TimerHandle | undefined;
   private readonly followUps = new Map<string, number>();
@@ -635,29 +633,15 @@ export class MdnsStrategy implements DiscoveryStrategy {
   private disconnectIfUnlisted(address: Address): void {
     const key = formatAddress(address);
     for (const p of this.peers.values()) if (formatAddress(p.address) === key) return;
-    this.ctx!.disconnect(address);
-    publish('discoveryDisconnect', () => ({ metadata: { strategy: this.name, address: key } }));
+    this.reconciler?.dropped(address);
   }
 
-  /** Joins every listed peer that is not a live member and not being joined already. */
+  /** Joins every listed peer that is not a live member (the Reconciler skips live ones). */
   private connectMissing(): void {
     const ctx = this.ctx;
     const r = this.reconciler;
     if (!ctx || !r || this.stopped || ctx.signal.aborted) return;
-    const live = new Set(
-      ctx
-        .knownNodes()
-        .filter((m) => m.status === 'alive' || m.status === 'suspect')
-        .map((m) => m.address),
-    );
-    for (const p of this.peers.values()) {
-      const key = formatAddress(p.address);
-      if (live.has(key) || this.inflight.has(key)) continue;
-      this.inflight.add(key);
-      r.reconcile([p.address])
-        .catch(() => {})
-        .finally(() => this.inflight.delete(key));
-    }
+    void r.joinMissing([...this.peers.values()].map((p) => p.address)).catch(() => {});
   }
 
   /** Sends goodbye records (TTL 0), then closes the sockets. */
