@@ -80,8 +80,11 @@ export class ClusterNode extends EventEmitter<FoundationNodeEvents> {
       {
         transport:
           opts.transport ??
-          new TcpTransport(opts.tls, (err, remote) =>
-            this.log.warn({ remote, err: err.message }, 'TLS handshake from peer failed'),
+          new TcpTransport(
+            opts.tls,
+            (err, remote) =>
+              this.log.warn({ remote, err: err.message }, 'TLS handshake from peer failed'),
+            opts.handshakeTimeoutMs,
           ),
         self: this.identity,
         secret: opts.secret,

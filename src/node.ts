@@ -193,13 +193,18 @@ export class FoundationNode extends EventEmitter<FoundationNodeEvents> {
     const node = new FoundationNode(
       results.map((r) => (r as PromiseFulfilledResult<ClusterNode>).value),
     );
-    node.root = await Supervisor.start(node.actors, {
-      name: 'foundation.root',
-      strategy: 'one_for_one',
-      maxRestarts: 10,
-      withinMs: 10_000,
-      children: [{ id: 'node-info', start: () => nodeInfoService(node) }],
-    });
+    try {
+      node.root = await Supervisor.start(node.actors, {
+        name: 'foundation.root',
+        strategy: 'one_for_one',
+        maxRestarts: 10,
+        withinMs: 10_000,
+        children: [{ id: 'node-info', start: () => nodeInfoService(node) }],
+      });
+    } catch (err) {
+      await node.stop(); // nothing may be left listening when start() rejects
+      throw err;
+    }
     return node;
   }
 

@@ -365,6 +365,16 @@ export function resolveAll(input: unknown = {}): ResolvedOptions[] {
       'a transport listens once: give each cluster its own (clusters.<name>.transport)',
     );
   }
+  // One actor system serves all clusters, and pids carry one node name: it must be the same everywhere.
+  const first = clusters?.[names[0]!]?.name ?? base.name;
+  for (const name of names) {
+    if ((clusters?.[name]?.name ?? base.name) !== first) {
+      throw invalid(
+        `clusters.${name}.name`,
+        'a node has one name in every cluster; set `name` at the top level',
+      );
+    }
+  }
   const ports = new Map<number, string>();
   for (const name of names) {
     const port = clusters?.[name]?.port ?? base.port;

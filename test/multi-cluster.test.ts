@@ -108,6 +108,13 @@ describe('multi-cluster nodes', () => {
     assert.throws(() => resolveAll({ cluster: 'x', clusters: { web: {} } }), {
       code: 'FND_ERR_INVALID_OPTION',
     });
+    assert.throws(() => resolveAll({ clusters: { a: { name: 'x' }, b: {} } }), {
+      code: 'FND_ERR_INVALID_OPTION',
+      data: {
+        field: 'clusters.b.name',
+        issue: 'a node has one name in every cluster; set `name` at the top level',
+      },
+    });
     assert.throws(() => resolveAll({ clusters: { a: { port: 4370 }, b: { port: 4370 } } }), {
       code: 'FND_ERR_INVALID_OPTION',
       data: {

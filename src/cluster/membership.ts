@@ -52,6 +52,12 @@ export interface MembershipIO {
   remove(name: string): void;
 }
 
+/** Incarnations and ports from the wire: only values that cannot poison comparisons. */
+const incOk = (v: unknown): v is number =>
+  typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+const portOk = (v: unknown): v is number =>
+  typeof v === 'number' && Number.isInteger(v) && v >= 1 && v <= 65535;
+
 const RANK: Record<MemberStatus, number> = { alive: 0, suspect: 1, down: 2, left: 3 };
 const STATUS_CODE: MemberStatus[] = ['alive', 'suspect', 'down', 'left'];
 
@@ -537,10 +543,9 @@ export class Membership {
     for (const e of entries.slice(0, 10_000)) {
       if (!Array.isArray(e)) continue;
       const [name, inc, code, host, port] = e;
-      const status = STATUS_CODE[code as number];
-      if (typeof name !== 'string' || typeof inc !== 'number' || !status) continue;
-      const address =
-        typeof host === 'string' && typeof port === 'number' ? { host, port } : undefined;
+      const status = Number.isInteger(code) ? STATUS_CODE[code as number] : undefined;
+      if (typeof name !== 'string' || !incOk(inc) || !status) continue;
+      const address = typeof host === 'string' && portOk(port) ? { host, port } : undefined;
       this.apply(name, inc, status, address, from, 'sync');
     }
   }
@@ -585,6 +590,7 @@ export class Membership {
     for (const m of [...this.members.values()]) {
       if ((m.status === 'down' || m.status === 'left') && m.since < cutoff) {
         this.members.delete(m.name);
+        this.lastHint.delete(m.name);
         this.io.remove(m.name);
       }
     }
@@ -630,17 +636,12 @@ export class Membership {
         return;
       }
       case MSG.ALIVE:
-        if (
-          typeof a === 'string' &&
-          typeof b === 'number' &&
-          typeof c === 'string' &&
-          typeof d === 'number'
-        ) {
+        if (typeof a === 'string' && incOk(b) && typeof c === 'string' && portOk(d)) {
           this.apply(a, b, 'alive', { host: c, port: d }, from.name, 'gossip');
         }
         return;
       case MSG.SUSPECT:
-        if (typeof a === 'string' && typeof b === 'number') {
+        if (typeof a === 'string' && incOk(b)) {
           this.apply(
             a,
             b,
@@ -652,7 +653,7 @@ export class Membership {
         }
         return;
       case MSG.DOWN:
-        if (typeof a === 'string' && typeof b === 'number') {
+        if (typeof a === 'string' && incOk(b)) {
           this.apply(
             a,
             b,
@@ -664,7 +665,7 @@ export class Membership {
         }
         return;
       case MSG.LEAVE:
-        if (typeof a === 'string' && typeof b === 'number')
+        if (typeof a === 'string' && incOk(b))
           this.apply(a, b, 'left', undefined, from.name, 'leave');
         return;
       case MSG.SYNC:

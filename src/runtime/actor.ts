@@ -58,6 +58,8 @@ class Extras {
   links: Map<string, PidLike> | undefined = undefined;
   /** Monitors watching this actor: ref → the watcher's node name. */
   monitors: Map<string, string> | undefined = undefined;
+  /** Refs of the monitors this actor holds on others (dropped when it exits). */
+  watching: Set<string> | undefined = undefined;
   name: string | undefined = undefined;
   trapExits = false;
 }
@@ -121,6 +123,15 @@ export class Actor implements Runnable {
 
   set monitors(v: Map<string, string> | undefined) {
     this.extras().monitors = v;
+  }
+
+  /** Refs of the monitors this actor holds on others. */
+  get watching(): Set<string> | undefined {
+    return this.ext?.watching;
+  }
+
+  set watching(v: Set<string> | undefined) {
+    this.extras().watching = v;
   }
 
   get name(): string | undefined {

@@ -121,7 +121,17 @@ export class Scheduler {
       this.count--;
       r.queued = false;
       // An actor that sent itself a message while running is queued already.
-      if (r.run(budget, this) && !r.queued) {
+      let again = false;
+      try {
+        again = r.run(budget, this);
+      } catch (err) {
+        // Actors catch their handlers' errors; this is a runtime bug. Report it without letting
+        // it take down every other actor's turn (rethrown on its own, as an uncaught exception).
+        queueMicrotask(() => {
+          throw err;
+        });
+      }
+      if (again && !r.queued) {
         r.queued = true;
         this.push(r);
       }

@@ -22,6 +22,8 @@ export interface RuntimeStats {
   crashes: number;
   /** Actors waiting to run. */
   runQueue: number;
+  /** Monitors held by this node's actors and callbacks. */
+  monitors: number;
   /** Times the scheduler yielded to the event loop with work left (fairness at work). */
   schedulerYields: number;
   /** Event-loop delay since the previous stats() call, in ms (perf_hooks.monitorEventLoopDelay). */
@@ -69,6 +71,7 @@ export class RuntimeMonitor {
       dropped: this.system.dropped,
       crashes: this.system.crashes,
       runQueue: this.system.scheduler.length,
+      monitors: this.system.monitorCount,
       schedulerYields: this.system.scheduler.yields,
       eventLoopDelay: {
         p50Ms: ns(h.percentile(50)),

@@ -171,6 +171,11 @@ export class ActorSystem {
     return this.actors.size;
   }
 
+  /** Monitors this node's actors and callbacks currently hold (on local or remote actors). */
+  get monitorCount(): number {
+    return this.ownMonitors.size;
+  }
+
   /** Total messages waiting in all mailboxes. */
   mailboxDepth(): number {
     let n = 0;
@@ -465,9 +470,17 @@ export class ActorSystem {
   monitor(target: PidLike, watcher: PidLike | ((down: DownMessage) => void)): string {
     const ref = `${this.nodeName}#${++this.refSeq}`;
     const w: Watcher | undefined =
-      typeof watcher === 'function' ? watcher : this.actors.get(watcher.id);
+      typeof watcher === 'function'
+        ? watcher
+        : watcher.node === this.nodeName
+          ? this.actors.get(watcher.id)
+          : undefined;
     if (!w) throw noproc(watcher as PidLike);
     this.ownMonitors.set(ref, { target, watcher: w });
+    if (typeof w !== 'function') {
+      if (!w.watching) w.watching = new Set();
+      w.watching.add(ref);
+    }
     if (target.node !== this.nodeName) {
       try {
         this.router().send(target.node, ACTOR_KINDS.signal, ['monitor', ref, target.id]);
@@ -489,6 +502,7 @@ export class ActorSystem {
     const m = this.ownMonitors.get(ref);
     if (!m) return;
     this.ownMonitors.delete(ref);
+    if (typeof m.watcher !== 'function') m.watcher.watching?.delete(ref);
     if (m.target.node === this.nodeName) this.actors.get(m.target.id)?.monitors?.delete(ref);
     else this.signalRemote(m.target.node, ['demonitor', ref, m.target.id]);
   }
@@ -538,6 +552,7 @@ export class ActorSystem {
     const m = this.ownMonitors.get(ref);
     if (!m) return;
     this.ownMonitors.delete(ref);
+    if (typeof m.watcher !== 'function') m.watcher.watching?.delete(ref);
     const down: DownMessage = { type: 'DOWN', ref, pid: toPidObject(pid), reason };
     if (typeof m.watcher === 'function') {
       try {
@@ -558,6 +573,8 @@ export class ActorSystem {
     if (actor.name !== undefined && this.names.get(actor.name) === actor)
       this.names.delete(actor.name);
     this.remoteLinked.delete(actor);
+    // Monitors this actor held on others go with it (else they leak on both sides).
+    if (actor.watching) for (const ref of [...actor.watching]) this.demonitor(ref);
     if (reason !== 'normal' && reason !== 'shutdown') this.crashes++;
     if (reason !== 'killed' && started && actor.server?.terminate) {
       try {
@@ -708,8 +725,8 @@ export class ActorSystem {
       }
       case 'exit': {
         const remote = pidOf(a);
-        if (!remote || typeof b !== 'number') return;
-        this.exitSignal(remote, { node: this.nodeName, id: b }, c as ExitReason, s[4] === 1);
+        if (!remote || remote.node !== from || typeof b !== 'number') return;
+        this.exitSignal(remote, { node: this.nodeName, id: b }, wireReasonIn(c), s[4] === 1);
         return;
       }
       case 'monitor': {
@@ -728,7 +745,8 @@ export class ActorSystem {
         return;
       case 'down': {
         const pid = pidOf(b);
-        if (typeof a === 'string' && pid) this.fireDown(a, pid, c as ExitReason);
+        if (typeof a === 'string' && pid && pid.node === from)
+          this.fireDown(a, pid, wireReasonIn(c));
         return;
       }
     }
@@ -819,7 +837,23 @@ function callTimeout(t: Target, timeout: number): FoundationError {
 }
 
 export function reasonText(r: ExitReason): string {
-  return typeof r === 'string' ? r : r.message;
+  if (typeof r === 'string') return r;
+  // Anything can be thrown (undefined, null, numbers): never let describing it throw.
+  const m = (r as { message?: unknown } | null | undefined)?.message;
+  return typeof m === 'string' ? m : String(r);
+}
+
+/** An exit reason received from the wire: a string or an error-shaped object, else 'unknown'. */
+function wireReasonIn(v: unknown): ExitReason {
+  if (typeof v === 'string') return v;
+  if (
+    typeof v === 'object' &&
+    v !== null &&
+    typeof (v as { message?: unknown }).message === 'string'
+  ) {
+    return v as ExitReason;
+  }
+  return 'unknown';
 }
 
 export { pidKey };

@@ -48,6 +48,7 @@ const ZERO_COPY_BYTES = 64 * 1024;
 
 class Outbound {
   link: Link | undefined;
+  private closed = false;
   connecting = false;
   private pending: EncodedBody[] = [];
   queuedBytes = 0;
@@ -80,7 +81,7 @@ class Outbound {
     this.pending.push(body);
     this.queuedBytes += size;
     if (this.link) this.scheduleFlush();
-    else this.connect();
+    else if (!this.retry) this.connect(); // an armed retry carries the queue: keep the backoff
   }
 
   // process.nextTick, not setImmediate: everything queued by the current macrotask and the
@@ -158,7 +159,8 @@ class Outbound {
   }
 
   connect(): void {
-    if (this.link || this.connecting || this.peer.removed || this.mgr.stopped) return;
+    if (this.closed || this.link || this.connecting || this.peer.removed || this.mgr.stopped)
+      return;
     this.retry?.cancel();
     this.retry = undefined;
     this.connecting = true;
@@ -172,7 +174,7 @@ class Outbound {
             `${formatAddress(this.peer.address)} is now node ${link.peer.name}, not ${this.peer.name}`,
           );
         }
-        if (this.peer.removed || this.mgr.stopped) {
+        if (this.closed || this.peer.removed || this.mgr.stopped) {
           link.end();
           return;
         }
@@ -242,6 +244,8 @@ class Outbound {
   }
 
   close(graceful: boolean): void {
+    // Closed for good: a dial still in flight must not attach to this discarded channel.
+    this.closed = true;
     this.retry?.cancel();
     this.retry = undefined;
     if (graceful) {
@@ -253,6 +257,9 @@ class Outbound {
     this.queuedBytes = 0;
   }
 }
+
+/** Most inbound connections that may be in their handshake at once. */
+export const MAX_PENDING_HANDSHAKES = 256;
 
 export class Peer {
   readonly channels = new Map<ChannelName, Outbound>();
@@ -270,6 +277,7 @@ export class PeerManager {
   private readonly inbound = new Set<Link>();
   private readonly linkOptions: LinkOptions;
   stopped = false;
+  private handshaking = 0;
   /** Inbound connections refused because of bad frames or handshakes (for tests and stats). */
   rejected = 0;
 
@@ -295,7 +303,23 @@ export class PeerManager {
       conn.destroy();
       return;
     }
-    Link.server(conn, this.linkOptions, (hello) => this.events.accept(hello)).then(
+    // Unauthenticated connections cost a socket and a timer each: cap how many may be pending.
+    if (this.handshaking >= MAX_PENDING_HANDSHAKES) {
+      this.rejected++;
+      this.opts.log.warn(
+        { remote: conn.remote, pending: this.handshaking },
+        'too many pending handshakes; connection refused',
+      );
+      conn.destroy();
+      return;
+    }
+    this.handshaking++;
+    const settled = Link.server(conn, this.linkOptions, (hello) => this.events.accept(hello));
+    settled.then(
+      () => this.handshaking--,
+      () => this.handshaking--,
+    );
+    settled.then(
       (link) => {
         if (this.stopped) {
           link.destroy();
@@ -485,6 +509,8 @@ export class PeerManager {
     peer.keepAlive = false;
     for (const out of peer.channels.values()) out.close(graceful);
     peer.channels.clear();
+    // Forget it entirely (learn() recreates it if it comes back): names must not pile up.
+    this.peers.delete(name);
   }
 
   /** Bytes waiting in outbound queues (not yet handed to the OS). */

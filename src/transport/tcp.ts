@@ -82,6 +82,8 @@ export class TcpTransport implements Transport {
   constructor(
     private readonly tlsOptions?: TlsOptions,
     private readonly onTlsError: (err: Error, remote: string) => void = () => {},
+    /** TLS handshake deadline in ms (Node's default is 120 s; an unauthenticated socket should not live that long). */
+    private readonly tlsHandshakeTimeoutMs = 5000,
   ) {}
 
   private track(socket: net.Socket): void {
@@ -97,7 +99,14 @@ export class TcpTransport implements Transport {
     const t = this.tlsOptions;
     const server = t
       ? tls.createServer(
-          { key: t.key, cert: t.cert, ca: t.ca, requestCert: true, rejectUnauthorized: true },
+          {
+            key: t.key,
+            cert: t.cert,
+            ca: t.ca,
+            requestCert: true,
+            rejectUnauthorized: true,
+            handshakeTimeout: this.tlsHandshakeTimeoutMs,
+          },
           accept,
         )
       : net.createServer(accept);

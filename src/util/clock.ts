@@ -17,6 +17,9 @@ export interface Clock {
   setInterval(fn: () => void, ms: number): TimerHandle;
 }
 
+/** Largest delay Node's timers honour. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 /** The real clock: performance.now() and unref'd Node timers (they never keep a process alive). */
 export class SystemClock implements Clock {
   now(): number {
@@ -26,8 +29,17 @@ export class SystemClock implements Clock {
     return Date.now();
   }
   setTimeout(fn: () => void, ms: number): TimerHandle {
-    const t = setTimeout(fn, ms);
-    t.unref();
+    // Node clamps delays above 2^31-1 ms to 1 ms: chain long waits; Infinity never fires.
+    if (ms === Number.POSITIVE_INFINITY) return { cancel() {} };
+    let t: NodeJS.Timeout;
+    const arm = (left: number) => {
+      t = setTimeout(
+        left > MAX_TIMER_MS ? () => arm(left - MAX_TIMER_MS) : fn,
+        Math.min(left, MAX_TIMER_MS),
+      );
+      t.unref();
+    };
+    arm(ms);
     return { cancel: () => clearTimeout(t) };
   }
   setInterval(fn: () => void, ms: number): TimerHandle {
