@@ -17,13 +17,18 @@ export interface ServiceInfo {
 
 export class ServiceRegistry {
   private readonly byNs = new Map<string, Map<string, { pid: Pid; at: number }>>();
+  /** Actor id → the (namespace, name) pairs it holds, so an exit costs its own entries only. */
+  private readonly byActor = new Map<number, Array<[string, string]>>();
 
   constructor(private readonly system: ActorSystem) {
     system.onExit((pid) => {
-      for (const [ns, names] of this.byNs) {
-        for (const [name, entry] of names)
-          if (entry.pid.id === pid.id && entry.pid.node === pid.node) names.delete(name);
-        if (names.size === 0) this.byNs.delete(ns);
+      const held = this.byActor.get(pid.id);
+      if (!held) return;
+      this.byActor.delete(pid.id);
+      for (const [ns, name] of held) {
+        const names = this.byNs.get(ns);
+        if (names?.get(name)?.pid.id === pid.id) names.delete(name);
+        if (names?.size === 0) this.byNs.delete(ns);
       }
     });
   }
@@ -54,6 +59,9 @@ export class ServiceRegistry {
       );
     }
     names.set(name, { pid: pid as Pid, at: Date.now() });
+    const held2 = this.byActor.get(pid.id) ?? [];
+    held2.push([namespace, name]);
+    this.byActor.set(pid.id, held2);
   }
 
   /** The pid of a live service, or undefined. */
