@@ -66,7 +66,10 @@ describe('membership (in-memory network, manual clock)', () => {
       const before = target.incarnation;
       const others = c.nodes.slice(0, 3).map((n) => n.address);
       c.net.partition([target.address], others);
-      await c.tick(600);
+      // Probe order is random: tick until someone has probed n3 and suspects it (well before the
+      // 4 s suspicion timeout could declare it down).
+      const suspected = () => c.nodes.slice(0, 3).some((n) => statusOf(n, 'n3') === 'suspect');
+      for (let t = 0; t < 2500 && !suspected(); t += 50) await c.tick(50);
       assert.ok(
         c.nodes.slice(0, 3).some((n) => statusOf(n, 'n3') === 'suspect'),
         'n3 should be suspected while cut off',
