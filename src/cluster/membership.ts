@@ -412,6 +412,9 @@ export class Membership {
       rearmed: false,
     };
     this.armSuspicion(m);
+    // Tell the suspect itself, whoever we heard it from: a rumour that reached us through a third
+    // node's sync might not have reached it, and only it can refute.
+    this.io.send(m.name, [MSG.SUSPECT, m.name, inc, by]);
     this.emit(m, prev, reason, by);
   }
 
