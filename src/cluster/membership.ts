@@ -510,6 +510,11 @@ export class Membership {
     }
     const newer = inc > m.incarnation;
     const stronger = inc === m.incarnation && RANK[status] > RANK[m.status];
+    if (status === 'suspect' && m.status === 'suspect' && inc === m.incarnation) {
+      // Another node independently suspects it: a confirmation (shortens the timeout).
+      this.suspect(m, inc, by, reason);
+      return false;
+    }
     if (!newer && !stronger) return false;
     switch (status) {
       case 'alive': {
