@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
 import diagnostics from 'node:diagnostics_channel';
-import net from 'node:net';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import { DnsStrategy, dnsSchema } from '../../src/discovery/strategies/dns.js';
 import { DnsSrvStrategy, dnsSrvSchema } from '../../src/discovery/strategies/dns-srv.js';
@@ -12,36 +11,12 @@ import { CHANNELS } from '../../src/util/diagnostics.js';
 import { createLogger } from '../../src/util/log.js';
 import { assertCoded } from '../helpers/assert.js';
 import { TestDnsServer } from '../helpers/dns-server.js';
+import { sharedPort } from '../helpers/loopback.js';
 import { fullyMeshed, nullDiscovery, seesAlive, waitUntil } from '../helpers/nodes.js';
 
 const NAME = 'nodes.foundation.test';
 // Short intervals keep the test quick; nothing below depends on how long anything takes.
 const FAST = { pollingIntervalMs: 100, timeoutMs: 250 };
-
-/** A port free on every one of `hosts` (all loopback addresses), so nodes can share it. */
-async function sharedPort(hosts: string[]): Promise<number> {
-  for (let attempt = 0; attempt < 20; attempt++) {
-    const servers: net.Server[] = [];
-    let port = 0;
-    try {
-      for (const host of hosts) {
-        const s = net.createServer();
-        servers.push(s);
-        await new Promise<void>((resolve, reject) => {
-          s.once('error', reject);
-          s.listen(port, host, resolve);
-        });
-        port = (s.address() as net.AddressInfo).port;
-      }
-      return port;
-    } catch {
-      // taken on one of the hosts: try another
-    } finally {
-      await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
-    }
-  }
-  throw new Error(`no port free on all of ${hosts.join(', ')}`);
-}
 
 /** Records what is published on one diagnostics channel until `stop()`. */
 function listen(channel: string) {

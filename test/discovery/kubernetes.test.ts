@@ -1,11 +1,9 @@
 import assert from 'node:assert/strict';
 import diagnostics from 'node:diagnostics_channel';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { after, afterEach, before, beforeEach, describe, it } from 'node:test';
-import { pino } from 'pino';
 import {
   apiServerUrl,
   type KubernetesOptions,
@@ -19,46 +17,12 @@ import type { Logger } from '../../src/util/log.js';
 import { assertCoded } from '../helpers/assert.js';
 import { createPki, type Pem, type TestPki } from '../helpers/certs.js';
 import { FakeKubeApi } from '../helpers/k8s-api.js';
+import { captureLogger, sharedPort } from '../helpers/loopback.js';
 import { fullyMeshed, nullDiscovery, seesAlive, waitUntil } from '../helpers/nodes.js';
 
 const NS = 'shop';
 const TOKEN = 'good-token-0123456789';
 const HOSTS = ['127.0.0.2', '127.0.0.3', '127.0.0.4', '127.0.0.5'];
-
-/** A port free on every one of `hosts`, so nodes on different loopback addresses can share it. */
-async function sharedPort(hosts: string[]): Promise<number> {
-  for (let attempt = 0; attempt < 20; attempt++) {
-    const servers: net.Server[] = [];
-    let port = 0;
-    try {
-      for (const host of hosts) {
-        const s = net.createServer();
-        servers.push(s);
-        await new Promise<void>((resolve, reject) => {
-          s.once('error', reject);
-          s.listen(port, host, resolve);
-        });
-        port = (s.address() as net.AddressInfo).port;
-      }
-      return port;
-    } catch {
-      // taken on one of the hosts: try another
-    } finally {
-      await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
-    }
-  }
-  throw new Error(`no port free on all of ${hosts.join(', ')}`);
-}
-
-/** A real pino logger that keeps every line it writes. */
-function captureLogger(): { logger: Logger; lines: Array<Record<string, unknown>> } {
-  const lines: Array<Record<string, unknown>> = [];
-  const logger = pino(
-    { level: 'debug' },
-    { write: (s: string) => void lines.push(JSON.parse(s) as Record<string, unknown>) },
-  );
-  return { logger, lines };
-}
 
 const WARN = 40;
 

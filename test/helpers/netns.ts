@@ -6,10 +6,12 @@
 // stays in the root namespace and sends nothing. Requires root and iproute2: without them the
 // segment cannot be built and `createSegment` throws saying why, so the test fails rather than
 // passing without having tested anything.
+
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Event } from './proc.js';
+import { until } from './proc.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 export const NETNS_FIXTURE = path.join(here, '..', 'fixtures', 'netns-node.js');
@@ -306,18 +308,8 @@ export class NsNode {
   }
 }
 
-/** Polls `fn` until it holds; rejects after `ms` naming `what`. */
-export async function eventually(
-  fn: () => boolean | Promise<boolean>,
-  ms: number,
-  what: string,
-): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await fn())) {
-    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+/** Polls `fn` until it holds; rejects after `ms` naming `what` (the shared `until`). */
+export const eventually = until;
 
 /** Waits until every node of `nodes` sees exactly `names` alive. */
 export async function allSeeAlive(nodes: NsNode[], names: string[], ms: number): Promise<void> {
