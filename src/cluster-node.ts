@@ -91,6 +91,8 @@ export class ClusterNode extends EventEmitter<FoundationNodeEvents> {
         clock: this.clock,
         log: this.log,
         maxFrameSize: opts.maxFrameSize,
+        encrypt: opts.encrypt,
+        maxInboundBufferBytes: opts.maxInboundBufferBytes,
         maxQueueBytes: opts.maxQueueBytes,
         handshakeTimeoutMs: opts.handshakeTimeoutMs,
         connectTimeoutMs: opts.connectTimeoutMs,

@@ -24,6 +24,12 @@ export const ERRORS = {
   FND_ERR_FRAME_TOO_LARGE:
     'A frame larger than the configured maximum frame size was received or sent; the connection is closed.',
   FND_ERR_FRAME_DECODE: 'A frame could not be decoded; the connection is closed.',
+  FND_ERR_HANDSHAKE_CLOSED:
+    'The connection closed during the handshake (the peer stopped or crashed, or dropped the connection without saying why). It is retried like any failed dial.',
+  FND_ERR_RECORD_AUTH:
+    'A record on an authenticated connection failed verification: its bytes were forged, altered, dropped, reordered or replayed on the way. The connection is closed; nothing from it was delivered.',
+  FND_ERR_INBOUND_MEMORY:
+    'A large frame would take the bytes held in partly received frames, across all inbound connections, past `maxInboundBufferBytes`; that connection is closed. Raise the limit if many large transfers legitimately arrive at once.',
   FND_ERR_BACKPRESSURE:
     'The outbound queue to this peer is full (the peer or network is slower than the sender). Retry later or slow down.',
   FND_ERR_REQUEST_TIMEOUT: 'No reply arrived within the timeout.',

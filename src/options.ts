@@ -12,7 +12,11 @@ import { type KubernetesOptions, kubernetesSchema } from './discovery/strategies
 import { type MdnsOptions, mdnsSchema } from './discovery/strategies/mdns.js';
 import type { DiscoveryStrategy } from './discovery/strategy.js';
 import { FoundationError } from './errors.js';
-import { DEFAULT_MAX_FRAME_SIZE } from './transport/protocol.js';
+import {
+  DEFAULT_CHANNEL_MAX_FRAME,
+  DEFAULT_MAX_FRAME_SIZE,
+  DEFAULT_MAX_INBOUND_BUFFER,
+} from './transport/protocol.js';
 import type { TlsOptions } from './transport/tcp.js';
 import type { Transport } from './transport/types.js';
 import type { Clock } from './util/clock.js';
@@ -76,9 +80,21 @@ export interface FoundationOptions {
   tls?: TlsOptions;
   /** Largest frame accepted or sent, in bytes. Default 128 MiB. Larger: bigger single messages, more memory per connection. */
   maxFrameSize?: number;
+  /**
+   * Encrypt every record (AES-256-GCM) instead of authenticating it only (AES-256-GMAC over the
+   * clear bytes). Default false: authentication keeps strangers out and costs little; encryption
+   * also hides message contents from the network, at the cost of a copy of every byte sent
+   * (see docs/benchmarks.md). A connection is encrypted if either of its two nodes asks.
+   */
+  encrypt?: boolean;
+  /**
+   * Bytes all inbound connections together may hold in partly received frames of 1 MiB or more.
+   * Default 512 MiB. A frame that does not fit closes its connection (FND_ERR_INBOUND_MEMORY).
+   */
+  maxInboundBufferBytes?: number;
   /** Outbound queue bound per peer and channel, in bytes, before sends fail with FND_ERR_BACKPRESSURE. Default 64 MiB. */
   maxQueueBytes?: number;
-  /** Messages of at least this many encoded bytes go on the `bulk` channel. Default 64 KiB. */
+  /** Messages of at least this many encoded bytes go on the `bulk` channel. Default 64 KiB, at most 8 MiB (the `default` channel's frame limit). */
   bulkThreshold?: number;
   /** Default request timeout in ms. Default 5000. */
   requestTimeoutMs?: number;
@@ -126,6 +142,10 @@ export const DEFAULTS = Object.freeze({
   port: 0,
   // 128 MiB: room for a 64 MiB payload, while a hostile length prefix can never make us allocate gigabytes.
   maxFrameSize: DEFAULT_MAX_FRAME_SIZE,
+  encrypt: false,
+  // 512 MiB: four maximum-size frames arriving at once; beyond that memory would grow with the
+  // number of peers sending large frames.
+  maxInboundBufferBytes: DEFAULT_MAX_INBOUND_BUFFER,
   // 64 MiB per (peer, channel): absorbs bursts, bounded so a slow peer cannot exhaust memory.
   maxQueueBytes: 64 * 1024 * 1024,
   // 64 KiB: above this, serialising a message takes long enough that it should not share a connection with heartbeats.
@@ -238,8 +258,15 @@ const clusterSchema = z.strictObject({
     .min(1024)
     .max(2 ** 31)
     .optional(),
+  encrypt: z.boolean().optional(),
+  maxInboundBufferBytes: z
+    .number()
+    .int()
+    .min(1024 * 1024)
+    .optional(),
   maxQueueBytes: z.number().int().min(1024).optional(),
-  bulkThreshold: z.number().int().min(1).optional(),
+  // At most the default channel's frame limit: smaller messages stay on `default`.
+  bulkThreshold: z.number().int().min(1).max(DEFAULT_CHANNEL_MAX_FRAME).optional(),
   requestTimeoutMs: ms.optional(),
   handshakeTimeoutMs: ms.optional(),
   connectTimeoutMs: ms.optional(),
@@ -333,6 +360,8 @@ export interface ResolvedOptions {
   timing: MembershipTiming;
   tls: TlsOptions | undefined;
   maxFrameSize: number;
+  encrypt: boolean;
+  maxInboundBufferBytes: number;
   maxQueueBytes: number;
   bulkThreshold: number;
   requestTimeoutMs: number;
@@ -463,6 +492,8 @@ function resolveParsed(o: z.infer<typeof clusterSchema>, prefix: string): Resolv
     timing,
     tls: o.tls,
     maxFrameSize: o.maxFrameSize ?? DEFAULTS.maxFrameSize,
+    encrypt: o.encrypt ?? DEFAULTS.encrypt,
+    maxInboundBufferBytes: o.maxInboundBufferBytes ?? DEFAULTS.maxInboundBufferBytes,
     maxQueueBytes: o.maxQueueBytes ?? DEFAULTS.maxQueueBytes,
     bulkThreshold: o.bulkThreshold ?? DEFAULTS.bulkThreshold,
     requestTimeoutMs: o.requestTimeoutMs ?? DEFAULTS.requestTimeoutMs,

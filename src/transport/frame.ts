@@ -6,6 +6,26 @@
 import { FoundationError } from '../errors.js';
 import { FRAME_HEADER } from './protocol.js';
 
+/** Frames at least this large count against the node's inbound budget while they are assembled. */
+export const BUDGETED_FRAME = 1024 * 1024;
+
+/**
+ * Bytes all inbound connections of a node may hold in partly received large frames, together.
+ * Without it, many links each announcing a maximum-size frame could grow memory without bound.
+ */
+export class InboundBudget {
+  used = 0;
+  constructor(readonly limit: number) {}
+  take(n: number): boolean {
+    if (this.used + n > this.limit) return false;
+    this.used += n;
+    return true;
+  }
+  give(n: number): void {
+    this.used -= n;
+  }
+}
+
 export function frameHeader(length: number): Buffer {
   const h = Buffer.allocUnsafe(FRAME_HEADER);
   h.writeUInt32BE(length, 0);
@@ -29,11 +49,26 @@ export class FrameDecoder {
   private body: Buffer | undefined;
   private bodyFill = 0;
 
-  constructor(public maxFrameSize: number) {}
+  /** Budget bytes held for the frame being assembled. */
+  private reserved = 0;
+
+  /**
+   * @param budget shared by every inbound connection of a node: a frame of BUDGETED_FRAME bytes
+   *   or more is assembled only if the budget has room for it (else FND_ERR_INBOUND_MEMORY).
+   */
+  constructor(
+    public maxFrameSize: number,
+    private readonly budget?: InboundBudget,
+  ) {}
 
   /** Bytes held waiting for the rest of a frame (a parsed header is not counted). */
   get pending(): number {
     return this.headFill + this.bodyFill;
+  }
+
+  /** True between the first byte of a frame and its last (a header alone counts). */
+  get inFrame(): boolean {
+    return this.headFill > 0 || this.need >= 0;
   }
 
   /**
@@ -53,9 +88,10 @@ export class FrameDecoder {
    * Like `push`, without allocating: calls `onFrame(src, start, end)` for every complete body, in
    * order, where the body is `src[start, end)` (a slice of the chunk, or a buffer of its own when
    * it spanned chunks). `onFrame` returns false to stop early (the rest of the chunk is dropped).
-   * Bodies before an oversized header in the same chunk are delivered before the throw.
+   * Bodies before an oversized header in the same chunk are delivered before the throw. Returns
+   * how many bytes of the chunk were consumed (all of them unless `onFrame` stopped early).
    */
-  each(chunk: Uint8Array, onFrame: (src: Buffer, start: number, end: number) => boolean): void {
+  each(chunk: Uint8Array, onFrame: (src: Buffer, start: number, end: number) => boolean): number {
     const buf = Buffer.isBuffer(chunk)
       ? chunk
       : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length);
@@ -93,10 +129,22 @@ export class FrameDecoder {
           const start = off;
           off += this.need;
           this.need = -1;
-          if (!onFrame(buf, start, off)) return;
+          if (!onFrame(buf, start, off)) return off;
           continue;
         }
         if (avail === 0) break; // a bare header: allocate once body bytes arrive
+        if (this.need >= BUDGETED_FRAME && this.budget) {
+          if (!this.budget.take(this.need)) {
+            const need = this.need;
+            this.reset();
+            throw new FoundationError(
+              'FND_ERR_INBOUND_MEMORY',
+              `a frame of ${need} bytes would take inbound buffers past ${this.budget.limit} bytes`,
+              { length: need, limit: this.budget.limit },
+            );
+          }
+          this.reserved = this.need;
+        }
         this.body = Buffer.allocUnsafe(this.need);
         this.bodyFill = 0;
       }
@@ -109,15 +157,26 @@ export class FrameDecoder {
         this.body = undefined;
         this.bodyFill = 0;
         this.need = -1;
-        if (!onFrame(body, 0, body.length)) return;
+        this.release();
+        if (!onFrame(body, 0, body.length)) return off;
       }
     }
+    return off;
   }
 
-  private reset(): void {
+  /** Drops any partial frame and gives back its share of the inbound budget. */
+  reset(): void {
     this.headFill = 0;
     this.need = -1;
     this.body = undefined;
     this.bodyFill = 0;
+    this.release();
+  }
+
+  private release(): void {
+    if (this.reserved > 0) {
+      this.budget?.give(this.reserved);
+      this.reserved = 0;
+    }
   }
 }

@@ -8,9 +8,10 @@ import type { Clock, TimerHandle } from '../util/clock.js';
 import { publish } from '../util/diagnostics.js';
 import type { Logger } from '../util/log.js';
 import type { EncodedBody } from './codec.js';
+import { InboundBudget } from './frame.js';
 import type { Identity } from './handshake.js';
 import { Link, type LinkOptions, type PeerHello } from './link.js';
-import { type ChannelName, FRAME_HEADER } from './protocol.js';
+import { type ChannelName, FRAME_HEADER, frameLimit } from './protocol.js';
 import { type Address, formatAddress, type RawConnection, type Transport } from './types.js';
 
 export interface PeerManagerOptions {
@@ -20,6 +21,10 @@ export interface PeerManagerOptions {
   clock: Clock;
   log: Logger;
   maxFrameSize: number;
+  /** Ask for encrypted records on every connection (see the `encrypt` option). */
+  encrypt: boolean;
+  /** Bytes all inbound connections together may hold in partly received large frames. */
+  maxInboundBufferBytes: number;
   /** Most bytes queued for one (peer, channel) before sends are refused with FND_ERR_BACKPRESSURE. */
   maxQueueBytes: number;
   handshakeTimeoutMs: number;
@@ -100,11 +105,12 @@ class Outbound {
   };
 
   /**
-   * Writes everything queued: headers and bodies copied into one buffer (one syscall), except that
-   * a body of at least ZERO_COPY_BYTES, or a SplitBody's tail, is handed to the socket as it is,
-   * after a buffer holding what precedes it, its header (and a SplitBody's head), so large payloads
-   * are never copied here. The socket keeps a reference to such a buffer until the kernel took it.
-   * Does nothing while the socket asked us to wait for `drain`.
+   * Writes everything queued: headers and bodies copied into one buffer, sealed in place as one
+   * record (one syscall), except that a body of at least ZERO_COPY_BYTES, or a SplitBody's tail,
+   * is written as it is (sealed as records of its own, not copied when authenticating only) after
+   * a record holding what precedes it, its header (and a SplitBody's head). The socket keeps a
+   * reference to such a buffer until the kernel took it. Does nothing while the socket asked us
+   * to wait for `drain`.
    */
   flush(): void {
     const link = this.link;
@@ -135,8 +141,8 @@ class Outbound {
           break;
         }
       }
-      const buf = Buffer.allocUnsafe(size);
-      let off = 0;
+      const buf = Buffer.allocUnsafe(Link.HEADROOM + size + Link.TAILROOM);
+      let off = Link.HEADROOM;
       for (let k = i; k < j; k++) {
         const body = pending[k] as Uint8Array;
         buf.writeUInt32BE(body.length, off);
@@ -147,11 +153,11 @@ class Outbound {
         const body = pending[j]!;
         buf.writeUInt32BE(body.byteLength, off);
         if (!(body instanceof Uint8Array)) buf.set(body.head, off + FRAME_HEADER);
-        ok = link.write(buf) && ok;
+        ok = link.writeBatch(buf) && ok;
         ok = link.write(large) && ok;
         i = j + 1;
       } else {
-        ok = link.write(buf) && ok;
+        ok = link.writeBatch(buf) && ok;
         i = j;
       }
     }
@@ -288,7 +294,9 @@ export class PeerManager {
     this.linkOptions = {
       self: opts.self,
       secret: opts.secret,
-      maxFrameSize: opts.maxFrameSize,
+      maxFrameSize: (channel) => frameLimit(channel, opts.maxFrameSize, opts.singleConnection),
+      encrypt: opts.encrypt,
+      budget: new InboundBudget(opts.maxInboundBufferBytes),
       handshakeTimeoutMs: opts.handshakeTimeoutMs,
       clock: opts.clock,
     };
@@ -479,14 +487,12 @@ export class PeerManager {
     const peer = this.peers.get(name);
     if (!peer || peer.removed)
       throw new FoundationError('FND_ERR_UNKNOWN_NODE', `no route to node ${name}`, { node: name });
-    if (body.byteLength > this.opts.maxFrameSize) {
+    const max = frameLimit(this.route(channel), this.opts.maxFrameSize, this.opts.singleConnection);
+    if (body.byteLength > max) {
       throw new FoundationError(
         'FND_ERR_FRAME_TOO_LARGE',
-        `message of ${body.byteLength} bytes to ${name}`,
-        {
-          length: body.byteLength,
-          max: this.opts.maxFrameSize,
-        },
+        `message of ${body.byteLength} bytes to ${name} on ${channel}`,
+        { length: body.byteLength, max, channel },
       );
     }
     this.outbound(peer, channel).enqueue(body);

@@ -3,13 +3,44 @@
 
 export const MAGIC = 'FNDN';
 /** Versions this build speaks; the handshake picks the highest both sides share. */
-export const PROTOCOL_MIN = 1;
-export const PROTOCOL_MAX = 1;
+// Version 2 (this build): transcript-bound proofs, per-connection keys, every frame inside an
+// authenticated record. Version 1 frames were not authenticated, so it is not spoken any more:
+// a version 1 node is refused with FND_ERR_HANDSHAKE_VERSION.
+export const PROTOCOL_MIN = 2;
+export const PROTOCOL_MAX = 2;
 
 /** Frames before authentication are tiny; anything larger is not a Foundation peer. */
 export const HANDSHAKE_MAX_FRAME = 4 * 1024;
 /** Default largest frame after authentication (configurable with `maxFrameSize`). */
 export const DEFAULT_MAX_FRAME_SIZE = 128 * 1024 * 1024;
+/**
+ * Largest frame accepted on a `control` connection (membership: a SYNC of the largest view it may
+ * carry fits easily). Keeps one member from making a node decode huge structures on the
+ * connection its heartbeats use.
+ */
+export const CONTROL_MAX_FRAME = 4 * 1024 * 1024;
+/** Largest frame accepted on a `default` connection (anything ≥ bulkThreshold goes on `bulk`). */
+export const DEFAULT_CHANNEL_MAX_FRAME = 8 * 1024 * 1024;
+/** Default cap on bytes held in partly received large frames across all inbound connections. */
+export const DEFAULT_MAX_INBOUND_BUFFER = 512 * 1024 * 1024;
+
+/**
+ * The largest frame a connection carrying `channel` accepts (and a sender may queue on it):
+ * `maxFrameSize` caps every channel, `control` and `default` are capped lower still. With
+ * `singleConnection` (benchmarks only) every channel shares one connection, so bulk's limit.
+ */
+export function frameLimit(
+  channel: ChannelName,
+  maxFrameSize: number,
+  singleConnection = false,
+): number {
+  if (singleConnection || channel === 'bulk') return maxFrameSize;
+  return Math.min(
+    maxFrameSize,
+    channel === 'control' ? CONTROL_MAX_FRAME : DEFAULT_CHANNEL_MAX_FRAME,
+  );
+}
+
 /** Bytes of the length prefix. */
 export const FRAME_HEADER = 4;
 

@@ -94,7 +94,8 @@ describe('membership input from an authenticated peer', () => {
           incarnation: 1,
           address: { host: '127.0.0.1', port: 1 },
           channel: 'control',
-          version: 1,
+          version: 2,
+          encrypted: false,
         }),
         learn() {},
         keepAlive() {},
@@ -111,7 +112,8 @@ describe('membership input from an authenticated peer', () => {
       incarnation: 1,
       address: { host: '127.0.0.1', port: 2000 },
       channel: 'control' as const,
-      version: 1,
+      version: 2,
+      encrypted: false,
     };
     m.handle(from, [MSG.ALIVE, 'good', 5, '127.0.0.1', 3000]);
     assert.equal(m.status('good'), 'alive');

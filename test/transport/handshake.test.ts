@@ -37,6 +37,7 @@ interface Side {
   secret?: string | undefined;
   versions?: VersionRange;
   port?: number;
+  encrypt?: boolean;
 }
 
 function identity(s: Side): Identity {
@@ -52,7 +53,8 @@ function linkOptions(s: Side, clock: Clock): LinkOptions {
   const o: LinkOptions = {
     self: identity(s),
     secret: 'secret' in s ? s.secret : TEST_SECRET,
-    maxFrameSize: 1 << 20,
+    maxFrameSize: () => 1 << 20,
+    encrypt: s.encrypt ?? false,
     handshakeTimeoutMs: HANDSHAKE_TIMEOUT,
     clock,
   };
@@ -110,14 +112,16 @@ describe('handshake on the in-memory network', () => {
       incarnation: identity({ name: 'bob' }).incarnation,
       address: { host: '127.0.0.1', port: 7202 },
       channel: 'bulk',
-      version: 1,
+      version: 2,
+      encrypted: false,
     });
     assert.deepEqual(s.peer, {
       name: 'alice',
       incarnation: identity({ name: 'alice' }).incarnation,
       address: { host: '127.0.0.1', port: 7101 },
       channel: 'bulk',
-      version: 1,
+      version: 2,
+      encrypted: false,
     });
     // The authenticated links carry framed messages both ways.
     const atServer = inbox(s);
@@ -359,8 +363,10 @@ describe('handshake on the in-memory network', () => {
     );
   });
 
-  it('property: a HELLO cut short and then hung up is refused with FND_ERR_HANDSHAKE_PROTOCOL', async () => {
-    const hello = encodeFrame(encode(helloMessage(identity({ name: 'cli' }), 'default', nonce())));
+  it('property: a HELLO cut short and then hung up is refused with FND_ERR_HANDSHAKE_PROTOCOL (nothing sent: FND_ERR_HANDSHAKE_CLOSED)', async () => {
+    const hello = encodeFrame(
+      encode(helloMessage(identity({ name: 'cli' }), 'default', nonce(), false)),
+    );
     await fc.assert(
       fc.asyncProperty(fc.integer({ min: 0, max: hello.length - 1 }), async (cut) => {
         const clock = new ManualClock();
@@ -373,7 +379,11 @@ describe('handshake on the in-memory network', () => {
         if (cut > 0) conn.write(hello.subarray(0, cut));
         conn.end();
         await network.settle();
-        rejectedWith(server!, 'FND_ERR_HANDSHAKE_PROTOCOL', 'server');
+        rejectedWith(
+          server!,
+          cut === 0 ? 'FND_ERR_HANDSHAKE_CLOSED' : 'FND_ERR_HANDSHAKE_PROTOCOL',
+          'server',
+        );
       }),
       { numRuns: 60 },
     );

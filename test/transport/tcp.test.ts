@@ -89,7 +89,7 @@ describe('mutual TLS between nodes', () => {
       incarnation: 1,
       address: { host: '127.0.0.1', port: 1 },
     };
-    socket.write(encodeFrame(encode(helloMessage(id, 'control', nonce()))));
+    socket.write(encodeFrame(encode(helloMessage(id, 'control', nonce(), false))));
     await closed;
     // Whatever came back (a TLS alert, if anything) is not a Foundation CHALLENGE frame.
     const back = Buffer.concat(received);
@@ -172,6 +172,8 @@ describe('backpressure (PeerManager over TCP)', () => {
         clock: systemClock,
         log: createLogger('silent'),
         maxFrameSize: 1 << 20,
+        encrypt: false,
+        maxInboundBufferBytes: 1 << 30,
         maxQueueBytes: MAX_QUEUE,
         handshakeTimeoutMs: 5000,
         connectTimeoutMs: 5000,
@@ -198,7 +200,8 @@ describe('backpressure (PeerManager over TCP)', () => {
     const linkOpts: LinkOptions = {
       self: identity('reader'),
       secret: TEST_SECRET,
-      maxFrameSize: 1 << 20,
+      maxFrameSize: () => 1 << 20,
+      encrypt: false,
       handshakeTimeoutMs: 5000,
       clock: systemClock,
     };
