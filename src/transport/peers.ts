@@ -351,6 +351,7 @@ export class PeerManager {
               publish('transportFrameError', () => ({
                 peer: from.name,
                 remote: link.remote,
+                code: err.code,
                 reason: err.message,
               }));
             } else if (err) {
