@@ -85,6 +85,109 @@ function splitLargeTail(value: unknown[], tail: Uint8Array): SplitBody {
   return { head, tail, byteLength: head.length + tail.byteLength };
 }
 
+/** Deepest nesting of arrays/maps a received message may have. */
+export const MAX_DEPTH = 64;
+/** Default most values (array items, map keys and values, scalars) one received message may hold. */
+export const DEFAULT_MAX_FRAME_ELEMENTS = 1_000_000;
+
+// msgpack extension types a received message may carry: msgpackr's `undefined` (0) and the
+// timestamp (-1, a Date). Every other extension (RegExp, Error, Set, BigInt, typed arrays,
+// records/structures, structured-clone references, bundled strings) is refused before decoding.
+const PLAIN_EXT = (type: number) => type === 0 || type === 0xff;
+
+function notPlain(what: string): FoundationError {
+  return new FoundationError('FND_ERR_FRAME_DECODE', `frame is not plain data: ${what}`);
+}
+
+/**
+ * Walks the msgpack value in `src[start, end)` without building it and throws FND_ERR_FRAME_DECODE
+ * unless it is plain data (see docs/protocol.md, "Codec"), at most MAX_DEPTH deep, with at most
+ * `maxElements` values. Runs before msgpackr sees the bytes, so nothing but plain data is ever
+ * constructed from a peer's message and its decoding cost is bounded. Skips over the bytes of
+ * strings and binaries, so a large payload costs nothing here.
+ */
+export function checkPlain(
+  src: Uint8Array,
+  start: number,
+  end: number,
+  maxElements = DEFAULT_MAX_FRAME_ELEMENTS,
+): void {
+  // stack[d] = values still to read at depth d (reused: decoding is synchronous, never nested).
+  const stack = STACK;
+  let top = 0;
+  stack[0] = 1;
+  let p = start;
+  let elements = 0;
+  while (top >= 0) {
+    if (stack[top] === 0) {
+      top--;
+      continue;
+    }
+    stack[top]!--;
+    if (++elements > maxElements) throw notPlain(`more than ${maxElements} values`);
+    if (p >= end) throw notPlain('truncated');
+    const b = src[p++]!;
+    if (b <= 0x7f || b >= 0xe0 || b === 0xc0 || b === 0xc2 || b === 0xc3) continue;
+    let container: number;
+    let skip = 0;
+    if (b >= 0xa0 && b <= 0xbf) skip = b & 0x1f;
+    else if (b >= 0x90 && b <= 0x9f) container = b & 0x0f;
+    else if (b >= 0x80 && b <= 0x8f) container = (b & 0x0f) * 2;
+    else if (b === 0xcc || b === 0xd0) skip = 1;
+    else if (b === 0xcd || b === 0xd1) skip = 2;
+    else if (b === 0xca || b === 0xce || b === 0xd2) skip = 4;
+    else if (b === 0xcb || b === 0xcf || b === 0xd3) skip = 8;
+    else if (b === 0xc4 || b === 0xd9) {
+      if (p + 1 > end) throw notPlain('truncated');
+      skip = 1 + src[p]!;
+    } else if (b === 0xc5 || b === 0xda) {
+      if (p + 2 > end) throw notPlain('truncated');
+      skip = 2 + readU(src, p, 2);
+    } else if (b === 0xc6 || b === 0xdb) {
+      if (p + 4 > end) throw notPlain('truncated');
+      skip = 4 + readU(src, p, 4);
+    } else if (b >= 0xd4 && b <= 0xd8) {
+      // fixext 1/2/4/8/16: type byte, then 2^(b-0xd4) data bytes.
+      if (p + 1 > end) throw notPlain('truncated');
+      if (!PLAIN_EXT(src[p]!)) throw notPlain(`extension type ${src[p]}`);
+      skip = 1 + (1 << (b - 0xd4));
+    } else if (b === 0xc7 || b === 0xc8 || b === 0xc9) {
+      const w = b === 0xc7 ? 1 : b === 0xc8 ? 2 : 4;
+      if (p + w + 1 > end) throw notPlain('truncated');
+      if (!PLAIN_EXT(src[p + w]!)) throw notPlain(`extension type ${src[p + w]}`);
+      skip = w + 1 + readU(src, p, w);
+    } else if (b === 0xdc || b === 0xde) {
+      if (p + 2 > end) throw notPlain('truncated');
+      container = readU(src, p, 2) * (b === 0xde ? 2 : 1);
+      p += 2;
+    } else if (b === 0xdd || b === 0xdf) {
+      if (p + 4 > end) throw notPlain('truncated');
+      container = readU(src, p, 4) * (b === 0xdf ? 2 : 1);
+      p += 4;
+    } else throw notPlain(`byte 0x${b.toString(16)}`);
+    if (skip > 0) {
+      p += skip;
+      if (p > end) throw notPlain('truncated');
+      continue;
+    }
+    if (container! > 0) {
+      if (top + 1 >= MAX_DEPTH) throw notPlain(`nested deeper than ${MAX_DEPTH}`);
+      // A container cannot hold more values than there are bytes left.
+      if (container! > end - p) throw notPlain('truncated');
+      stack[++top] = container!;
+    }
+  }
+  if (p !== end) throw notPlain('trailing bytes');
+}
+
+const STACK = new Float64Array(MAX_DEPTH + 1);
+
+function readU(src: Uint8Array, p: number, width: number): number {
+  if (width === 1) return src[p]!;
+  if (width === 2) return (src[p]! << 8) | src[p + 1]!;
+  return src[p]! * 0x1000000 + ((src[p + 1]! << 16) | (src[p + 2]! << 8) | src[p + 3]!);
+}
+
 /** Decodes one frame body into a message array `[type, ...fields]`, or throws FND_ERR_FRAME_DECODE. */
 export function decodeMessage(body: Uint8Array): unknown[] {
   return decodeMessageAt(body, 0, body.length);
@@ -97,7 +200,13 @@ const range = { start: 0, end: 0 };
  * Decodes the frame body `src[start, end)` in place: no slice, and msgpackr's per-buffer DataView
  * is then made once per received chunk instead of once per message.
  */
-export function decodeMessageAt(src: Uint8Array, start: number, end: number): unknown[] {
+export function decodeMessageAt(
+  src: Uint8Array,
+  start: number,
+  end: number,
+  maxElements = DEFAULT_MAX_FRAME_ELEMENTS,
+): unknown[] {
+  if (end > start) checkPlain(src, start, end, maxElements);
   let value: unknown;
   try {
     if (end <= start) {

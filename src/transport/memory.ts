@@ -118,6 +118,7 @@ export class InMemoryNetwork {
   private readonly random: () => number;
   private readonly paused = new Set<string>();
   private held: Array<{ dst: MemoryConnection; chunk: Buffer }> = [];
+  private cutHeld: Array<{ src: MemoryConnection; chunk: Buffer }> = [];
   private port = 40000;
   private ids = 0;
   private inFlight = 0;
@@ -160,17 +161,30 @@ export class InMemoryNetwork {
     }
   }
 
-  /** Cuts every link between the two groups of addresses (`host:port`) until `heal`. */
+  /**
+   * Cuts every link between the two groups of addresses (`host:port`) until `heal`: new
+   * connections time out, and bytes on established connections wait, as TCP keeps retransmitting
+   * them, and arrive in order after `heal` unless the connection was closed meanwhile. (Losing them
+   * would be a fault TCP never shows: a byte stream is delivered whole and in order or not at all;
+   * with authenticated records a gap closes the connection, see `drop`.)
+   */
   partition(groupA: string[], groupB: string[]): void {
     for (const a of groupA) for (const b of groupB) this.setRule(a, b, { cut: true });
   }
 
-  /** Restores every cut link and removes drop/delay faults. */
+  /** Restores every cut link and removes drop/delay faults; bytes held by a cut go on. */
   heal(): void {
     this.rules.clear();
+    const held = this.cutHeld;
+    this.cutHeld = [];
+    for (const { src, chunk } of held) this.deliver(src, chunk);
   }
 
-  /** Drops each chunk between a and b with this probability (seeded). */
+  /**
+   * Drops each chunk between a and b with this probability (seeded): bytes vanish from the middle
+   * of a stream, which only a hostile middlebox does. Over authenticated links the next record
+   * then fails verification and the connection closes.
+   */
   drop(a: string, b: string, probability: number): void {
     this.setRule(a, b, { drop: probability });
   }
@@ -208,7 +222,11 @@ export class InMemoryNetwork {
 
   deliver(src: MemoryConnection, chunk: Buffer): void {
     const r = this.rule(src.owner, src.peer.owner);
-    if (r?.cut || (r && r.drop > 0 && this.random() < r.drop)) {
+    if (r?.cut) {
+      this.cutHeld.push({ src, chunk });
+      return;
+    }
+    if (r && r.drop > 0 && this.random() < r.drop) {
       this.dropped++;
       return;
     }
