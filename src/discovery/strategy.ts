@@ -39,9 +39,9 @@ export interface DiscoveryStrategy {
 
 /**
  * Bounds on what discovery may make a node dial. Every strategy goes through the Reconciler, so
- * these hold for all of them, whatever a packet, a poll or a record lists. With the defaults a
- * flood of forged addresses costs at most ~20 connection attempts a second in total, and each
- * address at most `evictAfterFailures` attempts per `parkMs` while others wait for a slot.
+ * these hold for all of them, whatever a packet, a poll or a record lists: at most
+ * `dialBurst + dialsPerSecond × t` join attempts in t seconds in total, and each address at most
+ * `evictAfterFailures` attempts per `parkMs` while others wait for a slot.
  */
 export interface ReconcilerLimits {
   /**
@@ -59,12 +59,19 @@ export interface ReconcilerLimits {
   retryBaseMs: number;
   /** Longest retry delay, in ms. Default 10000. */
   retryMaxMs: number;
-  /** Failures after which a pending address may be evicted (and parked) to make room. Default 5. */
+  /** Failures after which a pending address may be evicted (and parked) to make room. Default 1: a fresh address beats one that failed. */
   evictAfterFailures: number;
   /** How long an evicted address is not taken again, in ms. Default 60000. */
   parkMs: number;
   /** Failure histories remembered for addresses not pending (LRU). Default 1024. */
   maxRemembered: number;
+  /**
+   * Join attempts per second, all addresses together (a token bucket). Default 10. Attempts over
+   * it wait for the next call; they are not lost.
+   */
+  dialsPerSecond: number;
+  /** Attempts that may be made at once before dialsPerSecond applies. Default 16. */
+  dialBurst: number;
 }
 
 /** Why the defaults: enough for a cluster forming all at once, small enough that no list can aim a storm of dials. */
@@ -73,9 +80,11 @@ export const RECONCILER_LIMITS: Readonly<ReconcilerLimits> = Object.freeze({
   maxPending: 64,
   retryBaseMs: 1000,
   retryMaxMs: 10_000,
-  evictAfterFailures: 5,
+  evictAfterFailures: 1,
   parkMs: 60_000,
   maxRemembered: 1024,
+  dialsPerSecond: 10,
+  dialBurst: 16,
 });
 
 /** What the Reconciler did and refused, since it was built. */
@@ -90,6 +99,8 @@ export interface ReconcilerStats {
   droppedPending: number;
   /** Pending addresses evicted after evictAfterFailures failures to make room for a new one. */
   evicted: number;
+  /** Due attempts postponed because dialsPerSecond was used up. */
+  deferred: number;
 }
 
 interface Pending {
@@ -117,6 +128,7 @@ export class Reconciler {
     droppedBatch: 0,
     droppedPending: 0,
     evicted: 0,
+    deferred: 0,
   };
   private listed = new Map<string, Address>();
   private readonly pending = new Map<string, Pending>();
@@ -124,6 +136,10 @@ export class Reconciler {
   private readonly remembered = new Map<string, { failures: number; nextAt: number }>();
   private readonly limits: ReconcilerLimits;
   private lastDropWarning = -Infinity;
+  private tokens: number;
+  private refilledAt: number;
+  /** Where the next call resumes reading its list (round robin), so no address is always last in line. */
+  private cursor = 0;
 
   /**
    * @param disconnectRemoved call `ctx.disconnect` for addresses that were listed before and are not
@@ -137,6 +153,8 @@ export class Reconciler {
     limits: Partial<ReconcilerLimits> = {},
   ) {
     this.limits = { ...RECONCILER_LIMITS, ...limits };
+    this.tokens = this.limits.dialBurst;
+    this.refilledAt = ctx.clock.now();
   }
 
   /** Addresses currently pending (discovered, not joined yet), as `host:port`. */
@@ -178,7 +196,10 @@ export class Reconciler {
     let taken = 0;
     let droppedBatch = 0;
     let droppedPending = 0;
-    for (const a of addresses) {
+    const n = addresses.length;
+    const start = n > 0 ? this.cursor % n : 0;
+    for (let i = 0; i < n; i++) {
+      const a = addresses[(start + i) % n]!;
       const key = formatAddress(a);
       if (key === self || seen.has(key)) continue;
       seen.add(key);
@@ -202,11 +223,16 @@ export class Reconciler {
           continue;
         }
         taken++;
+        // The next call resumes after the last address this one took.
+        this.cursor = start + i + 1;
         this.remembered.delete(key);
         p = { address: a, failures: past?.failures ?? 0, nextAt: now, inFlight: false };
         this.pending.set(key, p);
       }
-      if (!p.inFlight && p.nextAt <= now) due.push(p);
+      if (!p.inFlight && p.nextAt <= now) {
+        if (this.takeToken(now)) due.push(p);
+        else this.stats.deferred++;
+      }
     }
     if (droppedBatch || droppedPending) this.droppedSome(droppedBatch, droppedPending);
     await Promise.all(due.map((p) => this.attempt(p)));
@@ -240,6 +266,18 @@ export class Reconciler {
       if (oldest !== undefined) this.remembered.delete(oldest);
     }
     this.remembered.set(key, { failures, nextAt });
+  }
+
+  private takeToken(now: number): boolean {
+    const { dialsPerSecond, dialBurst } = this.limits;
+    this.tokens = Math.min(
+      dialBurst,
+      this.tokens + ((now - this.refilledAt) * dialsPerSecond) / 1000,
+    );
+    this.refilledAt = now;
+    if (this.tokens < 1) return false;
+    this.tokens -= 1;
+    return true;
   }
 
   /** Frees a slot held by an address that keeps failing; false when every pending one still has a chance. */
