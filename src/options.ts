@@ -127,7 +127,8 @@ export interface LibclusterTopology {
 /** Defaults, each chosen for the zero-config same-host case and safe everywhere else. */
 export const DEFAULTS = Object.freeze({
   cluster: 'default',
-  // Loopback by default: nothing is exposed until the user asks, and no secret is needed.
+  // Loopback by default: nothing is exposed until the user asks, and no secret option is needed
+  // (the per-user secret authenticates; see withDefaultSecrets).
   host: '127.0.0.1',
   port: 0,
   // 128 MiB: room for a 64 MiB payload, while a hostile length prefix can never make us allocate gigabytes.
