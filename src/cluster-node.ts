@@ -165,7 +165,8 @@ export class ClusterNode extends EventEmitter<FoundationNodeEvents> {
     const choice = chooseStrategy(this.opts.discovery, {
       env: process.env,
       loopback: isLoopback(this.opts.host),
-      secret: this.opts.secret,
+      // Gossip must never sign beats with the public `insecure` key.
+      secret: this.opts.secretSource === 'insecure' ? undefined : this.opts.secret,
     });
     const bound = await this.peers.listen({ host: this.opts.host, port: this.opts.port });
     this.identity.address = { host: this.opts.advertiseHost, port: bound.port };

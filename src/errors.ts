@@ -40,6 +40,10 @@ export const ERRORS = {
   FND_ERR_REMOTE: 'The remote handler threw; `data` carries the remote error code and message.',
   FND_ERR_NODE_STOPPED: 'The node has been stopped; start a new one.',
   FND_ERR_DISCOVERY: 'A discovery strategy failed; the message says which and why.',
+  FND_ERR_UNSAFE_PATH:
+    'A directory or file Foundation keeps private state in (the per-user secret, `local` discovery records) is owned by another user, open to group/others, or a symbolic link; it is refused, not used. The message names the path and the fix.',
+  FND_ERR_LOCAL_SECRET:
+    'The per-user secret (used on loopback when no `secret` is given) cannot be read or created. Fix or delete the file the message names, or pass `secret` / FOUNDATION_SECRET.',
   FND_ERR_CONNECT:
     'No connection could be opened to that address (refused, unreachable, timed out, or TLS rejected). Check that a node listens there.',
   FND_ERR_ENCODE:

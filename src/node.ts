@@ -7,7 +7,7 @@ import type { Member } from './cluster/membership.js';
 import type { Messenger } from './cluster/messenger.js';
 import { ClusterNode, type FoundationNodeEvents } from './cluster-node.js';
 import { FoundationError } from './errors.js';
-import { type FoundationOptions, resolveAll } from './options.js';
+import { type FoundationOptions, resolveAll, withDefaultSecrets } from './options.js';
 import type {
   Behaviour,
   CallOptions,
@@ -181,7 +181,8 @@ export class FoundationNode extends EventEmitter<FoundationNodeEvents> {
    * to start, the ones already started are stopped and the error is thrown.
    */
   static async start(options: FoundationOptions = {}): Promise<FoundationNode> {
-    const resolved = resolveAll(options);
+    // Every cluster gets its secret here (loopback default: this user's), before anything listens.
+    const resolved = await withDefaultSecrets(resolveAll(options));
     const results = await Promise.allSettled(resolved.map((o) => ClusterNode.start(o)));
     const failed = results.find((r) => r.status === 'rejected');
     if (failed) {

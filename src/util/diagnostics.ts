@@ -12,6 +12,8 @@ export const CHANNELS = {
   discoveryDisconnect: 'foundation:discovery:disconnect',
   /** A polling strategy could not read its source this round (DNS, Kubernetes API, hosts file). */
   discoveryPollError: 'foundation:discovery:poll-error',
+  /** The Reconciler dropped discovered addresses over its limits (per-call or pending cap). */
+  discoveryDropped: 'foundation:discovery:dropped',
 } as const;
 
 const channels = Object.fromEntries(

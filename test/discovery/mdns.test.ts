@@ -2,7 +2,11 @@
 // namespaces joined by a private bridge (test/helpers/netns.ts). Nothing is sent on the machine's
 // interfaces.
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import path from 'node:path';
 import { after, afterEach, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { MAX_NEW_PER_PACKET } from '../../src/discovery/strategies/mdns.js';
 import {
   allSeeAlive,
   createSegment,
@@ -13,11 +17,38 @@ import {
   type Segment,
 } from '../helpers/netns.js';
 import type { Event } from '../helpers/proc.js';
+import { FORGED_FIRST_PORT, forgedMdnsResponse } from './forged-mdns.js';
 
 // Liveness limits, not performance assertions: formation is printed, never asserted.
 const START_MS = 20_000;
 const FORM_MS = 15_000;
 const SECRET = 'mdns-netns-secret-00001';
+const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+
+/**
+ * Sends one raw datagram to the mDNS group from inside namespace `ns` (bound to `ip`, so it leaves
+ * through that namespace's veth onto the private segment, never a real interface).
+ */
+function sendFromNamespace(ns: string, ip: string, packet: Buffer): void {
+  const code = `
+    const s = require('node:dgram').createSocket({ type: 'udp4', reuseAddr: true });
+    s.bind(0, process.argv[1], () => {
+      s.setMulticastInterface(process.argv[1]);
+      s.setMulticastTTL(255);
+      s.send(Buffer.from(process.argv[2], 'base64'), 5353, '224.0.0.251', (err) => {
+        if (err) { console.error(err.message); process.exit(1); }
+        s.close();
+      });
+    });`;
+  execFileSync(
+    'ip',
+    ['netns', 'exec', ns, process.execPath, '-e', code, ip, packet.toString('base64')],
+    {
+      cwd: REPO,
+      stdio: ['ignore', 'ignore', 'pipe'],
+    },
+  );
+}
 
 describe('mdns discovery in network namespaces', () => {
   let seg: Segment | undefined;
@@ -121,5 +152,52 @@ describe('mdns discovery in network namespaces', () => {
       );
       assert.deepEqual(await n.alive(), ['m1', 'm2']);
     }
+  });
+
+  it(`one forged mDNS packet listing 100 instances makes a node dial at most ${MAX_NEW_PER_PACKET} addresses; a real node still joins`, async () => {
+    const victim = segment().hosts[1]!;
+    const m1 = spawn('m1', 0);
+    await m1.started(START_MS);
+    // 100 instances of m1's cluster, all aimed at closed ports of the forger's own namespace.
+    const packet = forgedMdnsResponse(100, victim.ip, 'mdns-it');
+    const forged = (e: Event) =>
+      e.event === 'discoveryConnect' &&
+      e.metadata.address.startsWith(`${victim.ip}:`) &&
+      Number(e.metadata.address.split(':')[1]) >= FORGED_FIRST_PORT;
+    const dialled = () => new Set(m1.events.filter(forged).map((e) => e.metadata.address));
+    const before = (await m1.ask('stats')).stats;
+    sendFromNamespace(victim.ns, victim.ip, packet);
+    await eventually(
+      async () =>
+        (await m1.ask('stats')).stats.ignoredOverLimit >=
+        before.ignoredOverLimit + 100 - MAX_NEW_PER_PACKET,
+      FORM_MS,
+      'm1 to receive the forged packet',
+    );
+    const { list } = await m1.ask('stats');
+    assert.equal(
+      list.length,
+      MAX_NEW_PER_PACKET,
+      'one packet lists at most MAX_NEW_PER_PACKET instances',
+    );
+    // Wait until some forged address has been retried (its backoff ran out and m1 browsed again):
+    // by then every dial this packet could cause has had its chance.
+    await eventually(
+      () => m1.events.filter(forged).length > dialled().size,
+      FORM_MS,
+      'a retry of a forged address',
+    );
+    const targets = dialled();
+    console.log(
+      `# mdns: one forged 100-instance packet → ${targets.size} addresses dialled, ${m1.events.filter(forged).length} attempts`,
+    );
+    assert.ok(targets.size >= 1, 'the forged records were acted on (positive control)');
+    assert.ok(targets.size <= MAX_NEW_PER_PACKET, `${targets.size} addresses dialled`);
+    assert.ok(m1.events.filter(forged).every((e) => e.metadata.ok === false));
+
+    // A real node on the segment still forms a cluster with m1.
+    const m2 = spawn('m2', 2);
+    await m2.started(START_MS);
+    await allSeeAlive([m1, m2], ['m1', 'm2'], FORM_MS);
   });
 });

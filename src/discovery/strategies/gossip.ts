@@ -42,6 +42,11 @@ const MIN_BODY = 8 + 8 + 8 + 2 + 3;
 const NONCE = 8;
 /** Nonces remembered at most (each 16 hex chars); older ones fall out, the ts window covers them. */
 const MAX_NONCES = 8192;
+/**
+ * Peers listed at most. A beat names one peer, so one datagram adds at most one address; this caps
+ * what a member with the secret can make this node list by beating under many names.
+ */
+export const MAX_GOSSIP_PEERS = 1024;
 
 export interface GossipOptions {
   /**
@@ -149,6 +154,8 @@ export interface GossipStats {
   droppedOversize: number;
   /** Beats of another cluster. */
   droppedOtherCluster: number;
+  /** Authentic beats of a new peer while MAX_GOSSIP_PEERS are listed. */
+  droppedOverLimit: number;
   /** This node's own beats, looped back. */
   own: number;
   /** Beats sent, and send failures. */
@@ -335,6 +342,7 @@ export class GossipStrategy implements DiscoveryStrategy {
     droppedMalformed: 0,
     droppedOversize: 0,
     droppedOtherCluster: 0,
+    droppedOverLimit: 0,
     own: 0,
     sent: 0,
     sendErrors: 0,
@@ -589,9 +597,13 @@ export class GossipStrategy implements DiscoveryStrategy {
       this.stats.own++;
       return;
     }
+    const prev = this.peers.get(beat.name);
+    if (!prev && this.peers.size >= MAX_GOSSIP_PEERS) {
+      this.stats.droppedOverLimit++;
+      return;
+    }
     this.stats.accepted++;
     const address = { host: beat.host, port: beat.port };
-    const prev = this.peers.get(beat.name);
     const changed =
       !prev ||
       prev.incarnation !== beat.incarnation ||

@@ -6,7 +6,9 @@
 // through the shared Reconciler; goodbyes and expired records take peers off the list.
 //
 // mDNS is unauthenticated: anyone on the segment can advertise or say goodbye for any name. That
-// only steers whom this node dials; the cluster handshake (HMAC over the secret) decides who joins.
+// only steers whom this node dials, within bounds: one packet adds at most MAX_NEW_PER_PACKET
+// instances, and the shared Reconciler caps and backs off the dials; the cluster handshake
+// (HMAC over the secret) decides who joins.
 import { createHash } from 'node:crypto';
 import dgram, { type RemoteInfo } from 'node:dgram';
 import net from 'node:net';
@@ -25,6 +27,11 @@ export const DEFAULT_SERVICE_TYPE = '_foundation._tcp.local';
 /** Instances remembered at most; beyond that new ones are ignored (a flood cannot grow memory). */
 const MAX_PEERS = 1024;
 const MAX_HOSTS = 256;
+/**
+ * New instances one response may add, and follow-up queries it may cause. A node announces one
+ * instance per packet; a forged packet listing hundreds must not turn into hundreds of dials.
+ */
+export const MAX_NEW_PER_PACKET = 16;
 /** Longest TTL believed, in s (RFC 6762 suggests 120 s / 75 min; hostile values are clamped). */
 const MAX_TTL_S = 24 * 3600;
 /** Answers to queries are coalesced: at most one multicast response per this many ms. */
@@ -94,6 +101,8 @@ export interface MdnsStats {
   /** Instances of this service type seen with another TXT cluster, or another proto. */
   ignoredOtherCluster: number;
   ignoredIncompatible: number;
+  /** Instances not listed because one packet brought more than MAX_NEW_PER_PACKET new ones (or 1024 are listed). */
+  ignoredOverLimit: number;
   /** Goodbyes (TTL 0) that took a listed peer off, and peers whose records expired. */
   goodbyes: number;
   expired: number;
@@ -162,6 +171,7 @@ export class MdnsStrategy implements DiscoveryStrategy {
     sent: 0,
     ignoredOtherCluster: 0,
     ignoredIncompatible: 0,
+    ignoredOverLimit: 0,
     goodbyes: 0,
     expired: 0,
     warnings: 0,
@@ -547,9 +557,16 @@ export class MdnsStrategy implements DiscoveryStrategy {
     }
 
     let changed = false;
+    let added = 0;
+    let followUps = 0;
     const instances = new Set([...ptrs.keys(), ...srvs.keys(), ...txts.keys()]);
     for (const inst of instances) {
       if (inst === this.instance) continue;
+      // Budget per packet: known instances (refreshes, goodbyes) always count; new ones up to a cap.
+      if (!this.peers.has(inst) && added + followUps >= MAX_NEW_PER_PACKET) {
+        this.stats.ignoredOverLimit++;
+        continue;
+      }
       const srv = srvs.get(inst);
       const txt = txts.get(inst);
       if (ptrs.get(inst) === 0 || srv?.ttl === 0 || txt?.ttl === 0) {
@@ -557,6 +574,7 @@ export class MdnsStrategy implements DiscoveryStrategy {
         continue;
       }
       if (!srv || !txt) {
+        followUps++;
         this.followUp(inst);
         continue;
       }
@@ -575,12 +593,17 @@ export class MdnsStrategy implements DiscoveryStrategy {
       if (!host && cached && cached.expiresAt > now) host = cached.ip;
       if (!host && !srv.target.endsWith('.local')) host = srv.target.replace(/\.$/, '');
       if (!host) {
+        followUps++;
         this.followUp(inst, srv.target);
         continue;
       }
       const address = { host, port: srv.port };
       const prev = this.peers.get(inst);
-      if (!prev && this.peers.size >= MAX_PEERS) continue;
+      if (!prev && this.peers.size >= MAX_PEERS) {
+        this.stats.ignoredOverLimit++;
+        continue;
+      }
+      if (!prev) added++;
       const expiresAt = now + Math.min(srv.ttl, txt.ttl) * 1000;
       this.peers.set(inst, { instance: inst, node, address, expiresAt });
       this.followUps.delete(inst);
