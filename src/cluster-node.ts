@@ -87,7 +87,7 @@ export class ClusterNode extends EventEmitter<FoundationNodeEvents> {
             opts.handshakeTimeoutMs,
           ),
         self: this.identity,
-        secret: opts.secret,
+        secret: requireSecret(opts.secret),
         clock: this.clock,
         log: this.log,
         maxFrameSize: opts.maxFrameSize,
@@ -300,4 +300,13 @@ export class ClusterNode extends EventEmitter<FoundationNodeEvents> {
     await this.peers.stop();
     this.state = 'stopped';
   }
+}
+
+/** Foundation.start resolves a secret for every cluster (withDefaultSecrets); never run without. */
+function requireSecret(secret: string | undefined): string {
+  if (secret === undefined)
+    throw new FoundationError('FND_ERR_INVALID_OPTION', 'no cluster secret was resolved', {
+      field: 'secret',
+    });
+  return secret;
 }

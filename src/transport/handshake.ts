@@ -49,11 +49,9 @@ export interface ChallengeBody {
   encrypt: boolean;
 }
 
-export function hmacKey(secret: string | undefined, cluster: string): Buffer {
-  // Without a secret (loopback only, and only where the node did not resolve a per-user secret)
-  // the proof still runs, keyed by the cluster name: it proves nothing against an attacker, but it
-  // keeps one code path.
-  return Buffer.from(secret ?? `foundation-insecure:${cluster}`, 'utf8');
+/** The HMAC/HKDF key: the cluster secret's UTF-8 bytes (resolved by the node: docs/security.md). */
+export function hmacKey(secret: string): Buffer {
+  return Buffer.from(secret, 'utf8');
 }
 
 export function nonce(): Buffer {

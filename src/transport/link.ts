@@ -32,7 +32,8 @@ import type { RawConnection } from './types.js';
 
 export interface LinkOptions {
   self: Identity;
-  secret: string | undefined;
+  /** The cluster secret (never sent); keys every proof and record. */
+  secret: string;
   /** Largest frame accepted on a connection carrying `channel` (see protocol.ts frameLimit). */
   maxFrameSize: (channel: ChannelName) => number;
   handshakeTimeoutMs: number;
@@ -203,7 +204,7 @@ export class Link {
 
   /** Dials side: sends HELLO, checks the server's proof, answers with ours, waits for WELCOME. */
   static client(conn: RawConnection, channel: ChannelName, opts: LinkOptions): Promise<Link> {
-    const key = hmacKey(opts.secret, opts.self.cluster);
+    const key = hmacKey(opts.secret);
     const myNonce = nonce();
     const versions = opts.versions ?? OUR_VERSIONS;
     const helloBody = encode(helloMessage(opts.self, channel, myNonce, opts.encrypt, versions));
@@ -271,7 +272,7 @@ export class Link {
     opts: LinkOptions,
     accept: (hello: PeerHello) => { code: ErrorCode; message: string } | undefined,
   ): Promise<Link> {
-    const key = hmacKey(opts.secret, opts.self.cluster);
+    const key = hmacKey(opts.secret);
     const myNonce = nonce();
     let hello: Hello | undefined;
     let peer: PeerHello | undefined;

@@ -17,7 +17,7 @@ import { type Address, formatAddress, type RawConnection, type Transport } from 
 export interface PeerManagerOptions {
   transport: Transport;
   self: Identity;
-  secret: string | undefined;
+  secret: string;
   clock: Clock;
   log: Logger;
   maxFrameSize: number;

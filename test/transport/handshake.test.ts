@@ -34,7 +34,7 @@ const HANDSHAKE_TIMEOUT = 1000;
 interface Side {
   name: string;
   cluster?: string;
-  secret?: string | undefined;
+  secret?: string;
   versions?: VersionRange;
   port?: number;
   encrypt?: boolean;
@@ -52,7 +52,7 @@ function identity(s: Side): Identity {
 function linkOptions(s: Side, clock: Clock): LinkOptions {
   const o: LinkOptions = {
     self: identity(s),
-    secret: 'secret' in s ? s.secret : TEST_SECRET,
+    secret: s.secret ?? TEST_SECRET,
     maxFrameSize: () => 1 << 20,
     encrypt: s.encrypt ?? false,
     handshakeTimeoutMs: HANDSHAKE_TIMEOUT,
@@ -163,13 +163,43 @@ describe('handshake on the in-memory network', () => {
     rejectedWith(server, 'FND_ERR_HANDSHAKE_SECRET', 'server');
   });
 
-  it('one side without a secret and one with: both reject with FND_ERR_HANDSHAKE_SECRET', async () => {
-    const { client, server } = await memHandshake(
-      { name: 'alice', secret: undefined },
-      { name: 'bob', secret: TEST_SECRET },
+  it('a client that skips its own checks and answers with a made-up proof is refused by the server: FND_ERR_HANDSHAKE_SECRET', async () => {
+    // The server must check AUTH itself: a client without the secret need not check anything.
+    const clock = new ManualClock();
+    const network = new InMemoryNetwork(clock);
+    let server: ReturnType<typeof track<Link>> | undefined;
+    const l = await memListen(network, (conn) => {
+      server = track(Link.server(conn, linkOptions({ name: 'srv' }, clock), acceptAll));
+    });
+    const conn = await network.transport().connect(l.address, 1000);
+    const got = record(conn);
+    conn.write(
+      encodeFrame(encode(helloMessage(identity({ name: 'intruder' }), 'control', nonce(), false))),
     );
-    rejectedWith(client, 'FND_ERR_HANDSHAKE_SECRET', 'client');
-    rejectedWith(server, 'FND_ERR_HANDSHAKE_SECRET', 'server');
+    await network.settle();
+    const [challenge] = new FrameDecoder(4096).push(got.received).map((b) => decodeMessage(b));
+    assert.equal(challenge?.[0], MSG.CHALLENGE, 'the server answered HELLO with a CHALLENGE');
+    conn.write(encodeFrame(encode([MSG.AUTH, Buffer.alloc(32, 1)])));
+    await network.settle();
+    rejectedWith(server!, 'FND_ERR_HANDSHAKE_SECRET', 'server');
+    const replies = new FrameDecoder(4096).push(got.received).map((b) => decodeMessage(b));
+    assert.ok(!replies.some((m) => m[0] === MSG.WELCOME), 'no WELCOME for a made-up proof');
+    assert.ok(got.closed, 'the server closed the connection');
+  });
+
+  it('the refusal of a wrong cluster does not reveal the cluster the server is in', async () => {
+    const { client, server } = await memHandshake(
+      { name: 'alice', cluster: 'guess' },
+      { name: 'bob', cluster: 'the-real-cluster-name' },
+    );
+    for (const [side, t] of [
+      ['client', client],
+      ['server', server],
+    ] as const) {
+      rejectedWith(t, 'FND_ERR_HANDSHAKE_CLUSTER', side);
+      const msg = (t.result as { error: Error }).error.message;
+      assert.ok(!msg.includes('the-real-cluster-name'), `${side}: ${msg}`);
+    }
   });
 
   it('property: the handshake succeeds if and only if the secrets are equal', async () => {
