@@ -228,7 +228,8 @@ function decodeSignal(s: unknown[], sender: string): Decoded {
     }
     case 'exit': {
       // [exit, from, to, reason] or [..., viaLink 0|1]
-      if (s.length !== 4 && s.length !== 5) return bad('exit: expected [type, pid, id, reason, viaLink]');
+      if (s.length !== 4 && s.length !== 5)
+        return bad('exit: expected [type, pid, id, reason, viaLink]');
       const from = pidIn(s[1]);
       if (!from || !isId(s[2])) return bad('exit: bad pid or id');
       const via = s.length === 5 ? s[4] : 0;
@@ -337,9 +338,13 @@ export class RemoteEndpoint {
     }
     const actor = this.system.targetOf(m.to);
     if (!actor?.alive) {
-      throw new FoundationError('FND_ERR_NOPROC', `no actor ${describe(m.to)} on ${this.system.nodeName}`, {
-        target: typeof m.to === 'number' ? { node: this.system.nodeName, id: m.to } : m.to,
-      });
+      throw new FoundationError(
+        'FND_ERR_NOPROC',
+        `no actor ${describe(m.to)} on ${this.system.nodeName}`,
+        {
+          target: typeof m.to === 'number' ? { node: this.system.nodeName, id: m.to } : m.to,
+        },
+      );
     }
     if (m.kind !== 'call') {
       actor.enqueue(m.msg); // deliver: the ack is the reply (FND_ERR_MAILBOX_FULL when refused)
@@ -414,7 +419,8 @@ export class RemoteEndpoint {
 
   /** `node` is gone: forget its log state. */
   nodeDown(node: string): void {
-    for (const key of this.logged.keys()) if (key.endsWith(`\u0000${node}`)) this.logged.delete(key);
+    for (const key of this.logged.keys())
+      if (key.endsWith(`\u0000${node}`)) this.logged.delete(key);
   }
 }
 

@@ -344,7 +344,11 @@ export class ActorSystem {
     }
     if (this.isRemote(target)) {
       try {
-        this.router().send(target.node, ACTOR_KINDS.send, encode.message(this.remoteRef(target), msg));
+        this.router().send(
+          target.node,
+          ACTOR_KINDS.send,
+          encode.message(this.remoteRef(target), msg),
+        );
       } catch (err) {
         this.opts.log.debug({ to: target, err: (err as Error).message }, 'remote send dropped');
       }
@@ -372,7 +376,11 @@ export class ActorSystem {
   cast(target: Target, msg: unknown): void {
     if (this.isRemote(target)) {
       try {
-        this.router().send(target.node, ACTOR_KINDS.cast, encode.message(this.remoteRef(target), msg));
+        this.router().send(
+          target.node,
+          ACTOR_KINDS.cast,
+          encode.message(this.remoteRef(target), msg),
+        );
       } catch (err) {
         this.opts.log.debug({ to: target, err: (err as Error).message }, 'remote cast dropped');
       }
