@@ -86,7 +86,10 @@ function cut(s: string, max: number): string {
  */
 export function reasonOut(r: ExitReason): unknown {
   if (typeof r === 'string') return cut(r, MAX_REASON);
-  return errorShaped(r) ?? 'unknown';
+  const shaped = errorShaped(r);
+  // An Error without a code travels as code 'ERR', as serializeError has it (docs/actors.md).
+  if (shaped && shaped.code === undefined && r instanceof Error) shaped.code = 'ERR';
+  return shaped ?? 'unknown';
 }
 
 function errorShaped(v: unknown): { message: string; code?: string; name?: string } | undefined {

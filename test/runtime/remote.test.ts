@@ -60,7 +60,7 @@ describe('decodeActorMessage: accepts what nodes send', () => {
       [encode.unlink(p, 2), { type: 'unlink', from: p, to: 2 }],
       [
         encode.exit(p, 2, new Error('boom'), true),
-        { type: 'exit', from: p, to: 2, reason: { message: 'boom' }, viaLink: true },
+        { type: 'exit', from: p, to: 2, reason: { message: 'boom', code: 'ERR' }, viaLink: true },
       ],
       [
         encode.exit(p, 2, 'kill', false),
