@@ -66,6 +66,14 @@ export const ERRORS = {
     'A supervisor operation failed: unknown child id, duplicate id, or the child could not start.',
   FND_ERR_POOL_CLOSED:
     'The worker-thread pool (or the ecosystem using it) has been closed; create a new one.',
+  FND_ERR_ACTOR_WIRE:
+    'A member sent an actor-layer message (actor:send/cast/deliver/call/signal) that is malformed or out of bounds. It was dropped (a request gets this error back); nothing changed. Usually a bug or a version mismatch on the sending node.',
+  FND_ERR_SIGNAL_FORGED:
+    'A member sent an actor signal or call on behalf of a pid or monitor it does not own (only the node a pid lives on may link, unlink, exit or call for it; only the node that set a monitor may cancel or fire it). It was dropped; nothing changed.',
+  FND_ERR_SIGNAL_OVERFLOW:
+    "An actor already holds its budget of undelivered system messages (EXIT, DOWN) from one node; further signals from that node are dropped and counted until the actor catches up. Signals from other nodes are unaffected. Raise the runtime's `signalBudget` if a node legitimately has that many links and monitors on one actor.",
+  FND_ERR_BAD_REQUEST:
+    'A built-in service got a request it does not understand. The message says what it accepts; the service keeps running.',
 } as const;
 
 export type ErrorCode = keyof typeof ERRORS;

@@ -17,6 +17,7 @@ import type {
   Target,
 } from './runtime/behaviour.js';
 import type { Pid, PidLike } from './runtime/pid.js';
+import { badRequest } from './runtime/remote.js';
 import { ServiceRegistry } from './runtime/service-registry.js';
 import { RuntimeMonitor, type RuntimeStats } from './runtime/stats.js';
 import { Supervisor } from './runtime/supervisor.js';
@@ -307,7 +308,9 @@ function nodeInfoService(node: FoundationNode): Behaviour {
       node.actors.register(NODE_SERVICE, ctx.self);
     },
     handleCall(msg: unknown) {
-      if (msg !== 'info') return { error: `unknown request ${JSON.stringify(msg)}; ask 'info'` };
+      // Any node may call this: anything but 'info' is refused with a coded error (never echoed,
+      // never thrown, so a bad request cannot crash the service; see test/runtime/trust.test.ts).
+      if (msg !== 'info') return badRequest(NODE_SERVICE, ['info']);
       const stats = node.runtime.stats();
       return {
         name: node.name,

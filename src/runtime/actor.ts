@@ -30,6 +30,26 @@ export class CastEnvelope {
   constructor(readonly msg: unknown) {}
 }
 
+/**
+ * A call's answer that is an error for the caller but not a crash of the actor: a handleCall (or
+ * plain handler) that returns `new CallRefusal(err)` makes the call reject with `err` and the
+ * actor carries on. Built-in services answer bad requests this way, so a caller cannot crash them.
+ */
+export class CallRefusal {
+  constructor(readonly error: Error) {}
+}
+
+/**
+ * A system message (EXIT, DOWN) caused by a signal from another node, waiting in a mailbox. It
+ * carries the node so the per-node budget is given back when the message is handled or dropped.
+ */
+class RemoteSystemMessage {
+  constructor(
+    readonly msg: unknown,
+    readonly node: string,
+  ) {}
+}
+
 // Lifecycle. STARTING until init is done; BUSY while awaiting an async handler (not runnable
 // until it settles); DEAD once exited.
 const STARTING = 0;
@@ -62,6 +82,8 @@ class Extras {
   watching: Set<string> | undefined = undefined;
   name: string | undefined = undefined;
   trapExits = false;
+  /** System messages from other nodes waiting in the mailbox, per node (see enqueueSystem). */
+  remoteSystem: Map<string, number> | undefined = undefined;
 }
 
 export class Actor implements Runnable {
@@ -240,16 +262,44 @@ export class Actor implements Runnable {
       mb[this.head++] = undefined;
       this.system.dropped++;
       if (oldest instanceof CallEnvelope) oldest.reply(false, mailboxDropped(this));
+      else if (oldest instanceof RemoteSystemMessage) this.release(oldest);
     }
     this.push(msg);
   }
 
   /**
-   * A system message (EXIT, DOWN): never refused or dropped by the mailbox bound, since
-   * supervision depends on it arriving.
+   * A system message (EXIT, DOWN): never refused by the mailbox bound, since supervision depends
+   * on it arriving. `node` is set when a signal from another node caused it: each node may have at
+   * most `system.signalBudget` such messages waiting in this mailbox; beyond that its signals are
+   * dropped (returns false) until the actor catches up, and no other sender is affected.
    */
-  enqueueSystem(msg: unknown): void {
-    if (this.state !== DEAD) this.push(msg);
+  enqueueSystem(msg: unknown, node?: string): boolean {
+    if (this.state === DEAD) return false;
+    if (node === undefined) {
+      this.push(msg);
+      return true;
+    }
+    const ext = this.extras();
+    if (ext.remoteSystem === undefined) ext.remoteSystem = new Map();
+    const waiting = ext.remoteSystem.get(node) ?? 0;
+    if (waiting >= this.system.signalBudget) return false;
+    ext.remoteSystem.set(node, waiting + 1);
+    this.push(new RemoteSystemMessage(msg, node));
+    return true;
+  }
+
+  /** System messages from `node` waiting in the mailbox (for stats and tests). */
+  remoteSystemWaiting(node: string): number {
+    return this.ext?.remoteSystem?.get(node) ?? 0;
+  }
+
+  /** Gives one unit of `m.node`'s budget back; returns the message inside. */
+  private release(m: RemoteSystemMessage): unknown {
+    const counts = this.ext!.remoteSystem!;
+    const left = counts.get(m.node)! - 1;
+    if (left === 0) counts.delete(m.node);
+    else counts.set(m.node, left);
+    return m.msg;
   }
 
   private push(msg: unknown): void {
@@ -283,7 +333,7 @@ export class Actor implements Runnable {
       const mb = this.mailbox!;
       const msg = mb[this.head];
       mb[this.head++] = undefined;
-      this.handle(msg);
+      this.handle(msg instanceof RemoteSystemMessage ? this.release(msg) : msg);
       if (scheduler.tick()) return this.state === RUNNING && this.head < this.tail;
     }
     if (this.state === DEAD) return false;
@@ -335,7 +385,8 @@ export class Actor implements Runnable {
       Promise.resolve(result).then(
         (value) => {
           if (this.state === DEAD) return;
-          call?.reply(true, value);
+          if (value instanceof CallRefusal) call?.reply(false, value.error);
+          else call?.reply(true, value);
           this.state = RUNNING;
           const stop = this.ext?.stopReason;
           if (stop !== undefined) this.system.exitActor(this, stop);
@@ -349,7 +400,8 @@ export class Actor implements Runnable {
       );
       return;
     }
-    call?.reply(true, result);
+    if (result instanceof CallRefusal) call?.reply(false, result.error);
+    else call?.reply(true, result);
   }
 
   /** ctx.stop: ends after the current message; what is left in the mailbox is not handled. */

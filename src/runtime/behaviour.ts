@@ -21,6 +21,25 @@ export interface DownMessage {
   reason: ExitReason;
 }
 
+// EXIT and DOWN messages made by the runtime are remembered here, so a plain object that merely
+// looks like one (`{type: 'EXIT', ...}` sent as an ordinary message, perhaps by another node) can
+// be told apart: supervisors act only on the real ones. A WeakSet keeps the messages plain objects.
+const SYSTEM_MESSAGES = new WeakSet<object>();
+
+/**
+ * Whether `m` is an EXIT or DOWN message the runtime itself delivered (from a link, an exit signal
+ * or a monitor), not a look-alike someone sent.
+ */
+export function isSystemMessage(m: unknown): m is ExitMessage | DownMessage {
+  return typeof m === 'object' && m !== null && SYSTEM_MESSAGES.has(m);
+}
+
+/** Internal (runtime only): marks a message the runtime is about to deliver as a system message. */
+export function markSystemMessage<T extends ExitMessage | DownMessage>(m: T): T {
+  SYSTEM_MESSAGES.add(m);
+  return m;
+}
+
 /** Where a message can go: a pid, a locally registered name, or a name registered on another node. */
 export type Target = PidLike | string | { name: string; node: string };
 

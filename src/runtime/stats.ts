@@ -24,6 +24,11 @@ export interface RuntimeStats {
   runQueue: number;
   /** Monitors held by this node's actors and callbacks. */
   monitors: number;
+  /**
+   * Actor messages from other nodes refused since start: malformed (FND_ERR_ACTOR_WIRE), forged
+   * (FND_ERR_SIGNAL_FORGED), or over a node's system-message budget (FND_ERR_SIGNAL_OVERFLOW).
+   */
+  refused: { malformed: number; forged: number; overflow: number };
   /** Times the scheduler yielded to the event loop with work left (fairness at work). */
   schedulerYields: number;
   /** Event-loop delay since the previous stats() call, in ms (perf_hooks.monitorEventLoopDelay). */
@@ -72,6 +77,7 @@ export class RuntimeMonitor {
       crashes: this.system.crashes,
       runQueue: this.system.scheduler.length,
       monitors: this.system.monitorCount,
+      refused: { ...this.system.refused },
       schedulerYields: this.system.scheduler.yields,
       eventLoopDelay: {
         p50Ms: ns(h.percentile(50)),

@@ -5,13 +5,14 @@
 import { FoundationError, serializeError } from '../errors.js';
 import { type Clock, systemClock, type TimerHandle } from '../util/clock.js';
 import type { Logger } from '../util/log.js';
-import type {
-  ActorContext,
-  Behaviour,
-  ExitMessage,
-  ExitReason,
-  GenServer,
-  SpawnOptions,
+import {
+  type ActorContext,
+  type Behaviour,
+  type ExitMessage,
+  type ExitReason,
+  type GenServer,
+  isSystemMessage,
+  type SpawnOptions,
 } from './behaviour.js';
 import { isPid, type Pid, type PidLike, pidKey, toPid } from './pid.js';
 import { ActorSystem } from './system.js';
@@ -113,6 +114,9 @@ export type SupervisorRequest =
 export type SupervisorReply =
   | { ok: true; value: unknown }
   | { ok: false; error: Error | ReturnType<typeof serializeError> };
+
+/** Longest child id a supervisor request may name (requests can come from other nodes). */
+const MAX_CHILD_ID = 1024;
 
 /** Exit reasons after which a transient child is not restarted. */
 const NORMAL_REASONS: ReadonlySet<unknown> = new Set(['normal', 'shutdown']);
@@ -404,13 +408,28 @@ export class Supervisor {
 
   private async operate(req: SupervisorRequest): Promise<unknown> {
     if (this.stopping) throw notRunning(this.self);
-    switch (req?.op) {
+    // Requests may come from other nodes: check the shape before use, and never echo an unchecked
+    // value into the error (it has to be encodable for the reply to reach the caller).
+    const op: unknown = typeof req === 'object' && req !== null ? req.op : undefined;
+    if (
+      (op === 'terminateChild' || op === 'restartChild' || op === 'deleteChild') &&
+      (typeof (req as { id?: unknown }).id !== 'string' ||
+        (req as { id: string }).id.length > MAX_CHILD_ID)
+    ) {
+      throw new FoundationError(
+        'FND_ERR_SUPERVISOR',
+        `${op}: the child id must be a string of at most ${MAX_CHILD_ID} characters`,
+        { op },
+      );
+    }
+    const r = req as SupervisorRequest & { id: string; spec: ChildSpec };
+    switch (op) {
       case 'whichChildren':
         return this.whichChildren();
       case 'countChildren':
         return this.countChildren();
       case 'startChild': {
-        const spec = normalizeSpec(req.spec, 'spec');
+        const spec = normalizeSpec(r.spec, 'spec');
         if (this.find(spec.id)) throw duplicate(spec.id);
         const rec: ChildRecord = { spec, pid: undefined };
         try {
@@ -422,28 +441,30 @@ export class Supervisor {
         return rec.pid;
       }
       case 'terminateChild':
-        await this.shutdownChild(this.get(req.id));
+        await this.shutdownChild(this.get(r.id));
         return undefined;
       case 'restartChild': {
-        const rec = this.get(req.id);
-        if (rec.pid) throw running(req.id, rec.pid);
+        const rec = this.get(r.id);
+        if (rec.pid) throw running(r.id, rec.pid);
         try {
           await this.startRecord(rec);
         } catch (err) {
-          throw startFailed(req.id, err);
+          throw startFailed(r.id, err);
         }
         return rec.pid;
       }
       case 'deleteChild': {
-        const rec = this.get(req.id);
-        if (rec.pid) throw running(req.id, rec.pid);
+        const rec = this.get(r.id);
+        if (rec.pid) throw running(r.id, rec.pid);
         this.remove(rec);
         return undefined;
       }
       default:
-        throw new FoundationError('FND_ERR_SUPERVISOR', 'unknown supervisor request', {
-          op: (req as { op?: unknown })?.op,
-        });
+        throw new FoundationError(
+          'FND_ERR_SUPERVISOR',
+          'unknown supervisor request (expected op startChild, terminateChild, restartChild, deleteChild, whichChildren or countChildren)',
+          { op: typeof op === 'string' && op.length <= MAX_CHILD_ID ? op : typeof op },
+        );
     }
   }
 
@@ -687,13 +708,12 @@ function normalizeSpec(spec: ChildSpec, field: string): NormalSpec {
   return { id: spec.id, start: spec.start, restart, shutdown, type, options: spec.options };
 }
 
+/**
+ * An EXIT the runtime delivered: a plain `{type: 'EXIT', ...}` sent as an ordinary message (from
+ * any node) must not make a supervisor restart a running child or shut down.
+ */
 function isExitMessage(m: unknown): m is ExitMessage {
-  return (
-    typeof m === 'object' &&
-    m !== null &&
-    (m as ExitMessage).type === 'EXIT' &&
-    isPid((m as ExitMessage).from)
-  );
+  return isSystemMessage(m) && m.type === 'EXIT' && isPid(m.from);
 }
 
 function isThenable(v: unknown): v is PromiseLike<unknown> {

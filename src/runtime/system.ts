@@ -1,39 +1,37 @@
 // The actor system of one node: spawns actors, routes messages, calls and exit/monitor signals to
-// local actors directly and to remote ones over node-level messaging, and turns a node being
-// declared down into `noconnection` for every monitor and link that crossed to it.
-import { FoundationError, serializeError } from '../errors.js';
+// local actors directly and to remote ones over node-level messaging (the wire half, encoding and
+// the one inbound decoder, is remote.ts), and turns a node being declared down into
+// `noconnection` for every monitor and link that crossed to it.
+import { FoundationError } from '../errors.js';
 import type { Clock } from '../util/clock.js';
 import type { Logger } from '../util/log.js';
 import { Actor, CallEnvelope, CastEnvelope } from './actor.js';
-import type {
-  ActorContext,
-  Behaviour,
-  CallOptions,
-  DownMessage,
-  ExitMessage,
-  ExitReason,
-  SpawnOptions,
-  Target,
+import {
+  type ActorContext,
+  type Behaviour,
+  type CallOptions,
+  type DownMessage,
+  type ExitMessage,
+  type ExitReason,
+  markSystemMessage,
+  type SpawnOptions,
+  type Target,
 } from './behaviour.js';
 import { boundActor, isPid, Pid, type PidLike, pidKey } from './pid.js';
+import {
+  ACTOR_KINDS,
+  DEFAULT_SIGNAL_BUDGET,
+  encode,
+  monitorRef,
+  type RefusedCounts,
+  RemoteEndpoint,
+  type RemoteRef,
+  type RemoteRouter,
+  reasonOut,
+} from './remote.js';
 import { Scheduler } from './scheduler.js';
 
-/** How the system reaches other nodes (implemented by the node over its clusters' messengers). */
-export interface RemoteRouter {
-  /** One-way, ordered per node pair. Throws (coded) when the node is not reachable. */
-  send(node: string, kind: string, payload: unknown): void;
-  /** Request/response; rejects with coded errors (timeout, node down, ...). */
-  request(node: string, kind: string, payload: unknown, timeoutMs: number): Promise<unknown>;
-}
-
-/** Wire message kinds of the actor layer (node-level messaging kinds). */
-export const ACTOR_KINDS = {
-  send: 'actor:send',
-  deliver: 'actor:deliver',
-  call: 'actor:call',
-  cast: 'actor:cast',
-  signal: 'actor:signal',
-} as const;
+export { ACTOR_KINDS, type RemoteRouter };
 
 type Watcher = Actor | ((down: DownMessage) => void);
 
@@ -50,6 +48,12 @@ export interface RuntimeOptions {
   scheduler?: Scheduler;
   /** Default call timeout in ms. */
   callTimeoutMs?: number;
+  /**
+   * Most system messages (EXIT, DOWN) caused by one other node that may wait in one actor's
+   * mailbox; that node's further signals to the actor are dropped (and counted) until it catches
+   * up. Default 1024 (DEFAULT_SIGNAL_BUDGET). See docs/actors.md, "Trust between nodes".
+   */
+  signalBudget?: number;
 }
 
 /** Spawn options when none are given (one shared object instead of one per spawn). */
@@ -125,11 +129,6 @@ class ActorTable {
   }
 }
 
-/** Exit reasons as they travel between nodes: strings stay strings, errors become plain objects. */
-function wireReason(r: ExitReason): unknown {
-  return r instanceof Error ? serializeError(r) : r;
-}
-
 export class ActorSystem {
   readonly nodeName: string;
   readonly scheduler: Scheduler;
@@ -139,9 +138,11 @@ export class ActorSystem {
   /** Local actors that have links to pids on other nodes. */
   private readonly remoteLinked = new Set<Actor>();
   private nextId = 1;
-  private refSeq = 0;
   /** Messages dropped by full mailboxes (drop-oldest / drop-newest). */
   dropped = 0;
+  /** Per node and actor, system messages that node's signals may have waiting (see RuntimeOptions). */
+  readonly signalBudget: number;
+  private readonly endpoint: RemoteEndpoint;
   /** Actors that exited with a reason other than normal/shutdown. */
   crashes = 0;
   private readonly callTimeoutMs: number;
@@ -164,6 +165,21 @@ export class ActorSystem {
     this.scheduler = opts.scheduler ?? new Scheduler();
     this.callTimeoutMs = opts.callTimeoutMs ?? 5000;
     this.nodePid = new Pid(opts.nodeName, 0);
+    const budget = opts.signalBudget ?? DEFAULT_SIGNAL_BUDGET;
+    if (!Number.isSafeInteger(budget) || budget < 1) {
+      throw new FoundationError(
+        'FND_ERR_INVALID_OPTION',
+        'option "signalBudget": must be a positive integer',
+        { field: 'signalBudget' },
+      );
+    }
+    this.signalBudget = budget;
+    this.endpoint = new RemoteEndpoint(this, opts.clock, opts.log);
+  }
+
+  /** Inbound actor messages from other nodes refused since start (malformed, forged, overflow). */
+  get refused(): Readonly<RefusedCounts> {
+    return this.endpoint.refused;
   }
 
   /** Live actors on this node. */
@@ -303,7 +319,7 @@ export class ActorSystem {
     return typeof target !== 'string' && target.node !== this.nodeName;
   }
 
-  private remoteRef(target: PidLike | { name: string; node: string }): unknown {
+  private remoteRef(target: PidLike | { name: string; node: string }): RemoteRef {
     return 'id' in target ? target.id : target.name;
   }
 
@@ -328,7 +344,11 @@ export class ActorSystem {
     }
     if (this.isRemote(target)) {
       try {
-        this.router().send(target.node, ACTOR_KINDS.send, [this.remoteRef(target), msg]);
+        this.router().send(
+          target.node,
+          ACTOR_KINDS.send,
+          encode.message(this.remoteRef(target), msg),
+        );
       } catch (err) {
         this.opts.log.debug({ to: target, err: (err as Error).message }, 'remote send dropped');
       }
@@ -343,7 +363,7 @@ export class ActorSystem {
       await this.router().request(
         target.node,
         ACTOR_KINDS.deliver,
-        [this.remoteRef(target), msg],
+        encode.message(this.remoteRef(target), msg),
         timeoutMs,
       );
       return;
@@ -356,7 +376,11 @@ export class ActorSystem {
   cast(target: Target, msg: unknown): void {
     if (this.isRemote(target)) {
       try {
-        this.router().send(target.node, ACTOR_KINDS.cast, [this.remoteRef(target), msg]);
+        this.router().send(
+          target.node,
+          ACTOR_KINDS.cast,
+          encode.message(this.remoteRef(target), msg),
+        );
       } catch (err) {
         this.opts.log.debug({ to: target, err: (err as Error).message }, 'remote cast dropped');
       }
@@ -378,7 +402,7 @@ export class ActorSystem {
         reply = this.router().request(
           target.node,
           ACTOR_KINDS.call,
-          [this.remoteRef(target), msg, from ? [from.node, from.id] : null],
+          encode.call(this.remoteRef(target), msg, from),
           timeout,
         );
       } catch (err) {
@@ -435,11 +459,7 @@ export class ActorSystem {
       actor.addLink(other);
       this.remoteLinked.add(actor);
       try {
-        this.router().send(other.node, ACTOR_KINDS.signal, [
-          'link',
-          [mine.node, mine.id],
-          other.id,
-        ]);
+        this.router().send(other.node, ACTOR_KINDS.signal, encode.link(mine, other.id));
       } catch {
         // Its node is unreachable: the link breaks at once, as it would on that node going down.
         queueMicrotask(() => this.exitSignal(other, mine, 'noconnection'));
@@ -462,13 +482,14 @@ export class ActorSystem {
     ] as const) {
       if (x.node !== this.nodeName) continue;
       this.actors.get(x.id)?.removeLink(y);
-      if (y.node !== this.nodeName) this.signalRemote(y.node, ['unlink', [x.node, x.id], y.id]);
+      if (y.node !== this.nodeName) this.sendSignal(y.node, encode.unlink(x, y.id));
     }
   }
 
   /** Monitors `target`; `watcher` (an actor's pid, or a callback) gets one DOWN. Returns the ref. */
   monitor(target: PidLike, watcher: PidLike | ((down: DownMessage) => void)): string {
-    const ref = `${this.nodeName}#${++this.refSeq}`;
+    // Random, not a counter: a ref names the monitor to other nodes, so it must not be guessable.
+    const ref = monitorRef();
     const w: Watcher | undefined =
       typeof watcher === 'function'
         ? watcher
@@ -483,7 +504,7 @@ export class ActorSystem {
     }
     if (target.node !== this.nodeName) {
       try {
-        this.router().send(target.node, ACTOR_KINDS.signal, ['monitor', ref, target.id]);
+        this.router().send(target.node, ACTOR_KINDS.signal, encode.monitor(ref, target.id));
       } catch {
         queueMicrotask(() => this.fireDown(ref, target, 'noconnection'));
       }
@@ -504,7 +525,7 @@ export class ActorSystem {
     this.ownMonitors.delete(ref);
     if (typeof m.watcher !== 'function') m.watcher.watching?.delete(ref);
     if (m.target.node === this.nodeName) this.actors.get(m.target.id)?.monitors?.delete(ref);
-    else this.signalRemote(m.target.node, ['demonitor', ref, m.target.id]);
+    else this.sendSignal(m.target.node, encode.demonitor(ref, m.target.id));
   }
 
   /** Sends an exit signal from `from` to `to`. 'kill' cannot be trapped. */
@@ -513,18 +534,33 @@ export class ActorSystem {
   }
 
   /**
+   * Internal (remote.ts): an exit signal that node `source` sent on behalf of its pid `from`. The
+   * EXIT it may become counts against `source`'s signal budget on the target actor.
+   */
+  signalExit(
+    from: PidLike,
+    to: PidLike,
+    reason: ExitReason,
+    viaLink: boolean,
+    source: string,
+  ): void {
+    this.exitSignal(from, to, reason, viaLink, source);
+  }
+
+  /**
    * An exit signal. `viaLink`: sent because a linked actor exited; such a signal only counts while
    * the link still exists (a signal that lost a race with an unlink or a node-down is ignored).
+   * `source`: the other node whose signal this is (undefined when it arose on this node).
    */
-  private exitSignal(from: PidLike, to: PidLike, reason: ExitReason, viaLink = true): void {
+  private exitSignal(
+    from: PidLike,
+    to: PidLike,
+    reason: ExitReason,
+    viaLink = true,
+    source?: string,
+  ): void {
     if (to.node !== this.nodeName) {
-      this.signalRemote(to.node, [
-        'exit',
-        [from.node, from.id],
-        to.id,
-        wireReason(reason),
-        viaLink ? 1 : 0,
-      ]);
+      this.sendSignal(to.node, encode.exit(from, to.id, reason, viaLink));
       return;
     }
     const actor = this.actors.get(to.id);
@@ -536,19 +572,28 @@ export class ActorSystem {
     if (!actor.removeLink(from) && viaLink) return;
     if (actor.trapExits) {
       const m: ExitMessage = { type: 'EXIT', from: toPidObject(from), reason };
-      this.deliverSystem(actor, m);
+      this.deliverSystem(actor, m, source);
       return;
     }
     if (reason === 'normal' && !(from.node === to.node && from.id === to.id)) return;
     this.exitActor(actor, reason);
   }
 
-  /** A full mailbox still takes system messages, whatever its overflow policy: supervision needs them. */
-  private deliverSystem(actor: Actor, msg: ExitMessage | DownMessage): void {
-    actor.enqueueSystem(msg);
+  /**
+   * A full mailbox still takes system messages, whatever its overflow policy: supervision needs
+   * them. Those caused by another node (`source`) are bounded per node by `signalBudget`; the
+   * excess is dropped and counted (FND_ERR_SIGNAL_OVERFLOW), so one node's flood costs nobody else.
+   */
+  private deliverSystem(actor: Actor, msg: ExitMessage | DownMessage, source?: string): void {
+    if (!actor.enqueueSystem(markSystemMessage(msg), source) && source !== undefined && actor.alive)
+      this.endpoint.refuse(
+        'FND_ERR_SIGNAL_OVERFLOW',
+        source,
+        `${actor.pid} holds ${this.signalBudget} undelivered system messages from ${source}`,
+      );
   }
 
-  private fireDown(ref: string, pid: PidLike, reason: ExitReason): void {
+  private fireDown(ref: string, pid: PidLike, reason: ExitReason, source?: string): void {
     const m = this.ownMonitors.get(ref);
     if (!m) return;
     this.ownMonitors.delete(ref);
@@ -560,7 +605,7 @@ export class ActorSystem {
       } catch (err) {
         this.opts.log.error({ err: (err as Error).message }, 'monitor callback threw');
       }
-    } else if (m.watcher.alive) this.deliverSystem(m.watcher, down);
+    } else if (m.watcher.alive) this.deliverSystem(m.watcher, down, source);
   }
 
   /** Ends an actor with `reason`: terminate, fail its pending calls, signal links and monitors. */
@@ -603,7 +648,7 @@ export class ActorSystem {
             `${actor.pid} exited before replying (${reasonText(reason)})`,
             {
               pid: actor.pid.toJSON(),
-              reason: wireReason(reason),
+              reason: reasonOut(reason),
             },
           ),
         );
@@ -615,13 +660,7 @@ export class ActorSystem {
     if (actor.monitors) {
       for (const [ref, node] of actor.monitors) {
         if (node === this.nodeName) this.fireDown(ref, actor.pid, reason);
-        else
-          this.signalRemote(node, [
-            'down',
-            ref,
-            [actor.pid.node, actor.pid.id],
-            wireReason(reason),
-          ]);
+        else this.sendSignal(node, encode.down(ref, actor.pid, reason));
       }
     }
     if (reason !== 'normal' && reason !== 'shutdown' && reason !== 'killed') {
@@ -633,9 +672,10 @@ export class ActorSystem {
     for (const h of this.exitHooks) h(actor.pid, reason);
   }
 
-  // ---- remote side ----
+  // ---- remote side (called by remote.ts, which decoded and checked the message) ----
 
-  private signalRemote(node: string, signal: unknown[]): void {
+  /** Internal: sends a signal (encoded by remote.ts) to `node`; an unreachable node drops it. */
+  sendSignal(node: string, signal: unknown[]): void {
     try {
       this.router().send(node, ACTOR_KINDS.signal, signal);
     } catch (err) {
@@ -643,113 +683,68 @@ export class ActorSystem {
     }
   }
 
-  private remoteTarget(ref: unknown): Actor | undefined {
-    return typeof ref === 'number'
-      ? this.actors.get(ref)
-      : typeof ref === 'string'
-        ? this.names.get(ref)
-        : undefined;
+  /** Internal: the local actor a remote message addresses, by id or registered name. */
+  targetOf(ref: RemoteRef): Actor | undefined {
+    return typeof ref === 'number' ? this.actors.get(ref) : this.names.get(ref);
   }
 
-  /** A one-way actor message from node `from`. Never throws. */
+  /** Internal: the local actor with this id. */
+  actorById(id: number): Actor | undefined {
+    return this.actors.get(id);
+  }
+
+  /** Internal: a pid of this node. */
+  localPid(id: number): Pid {
+    return new Pid(this.nodeName, id);
+  }
+
+  /** Internal: another node linked its pid `remote` to `actor`. */
+  acceptRemoteLink(actor: Actor, remote: PidLike): void {
+    actor.addLink(remote);
+    this.remoteLinked.add(actor);
+  }
+
+  /**
+   * Internal: node `node` monitors `actor` under `ref`. False (nothing changes) when another node
+   * already holds a monitor with that ref: refs are random, so that is an attempt to take one over.
+   */
+  acceptRemoteMonitor(actor: Actor, ref: string, node: string): boolean {
+    if (!actor.monitors) actor.monitors = new Map();
+    const holder = actor.monitors.get(ref);
+    if (holder !== undefined && holder !== node) return false;
+    actor.monitors.set(ref, node);
+    return true;
+  }
+
+  /** Internal: node `node` cancels its monitor `ref` on `actor`. False if another node holds it. */
+  dropRemoteMonitor(actor: Actor, ref: string, node: string): boolean {
+    const holder = actor.monitors?.get(ref);
+    if (holder === undefined) return true; // already fired or gone: nothing to do
+    if (holder !== node) return false;
+    actor.monitors!.delete(ref);
+    return true;
+  }
+
+  /**
+   * Internal: node `node` reports that its actor `pid` ended, for our monitor `ref`. Fires only a
+   * monitor that watches exactly that pid; false when `ref` is ours but watches something else.
+   */
+  remoteDown(ref: string, pid: PidLike, reason: ExitReason, node: string): boolean {
+    const m = this.ownMonitors.get(ref);
+    if (!m) return true; // demonitored meanwhile, or already fired: a stale DOWN
+    if (m.target.node !== node || m.target.id !== pid.id) return false;
+    this.fireDown(ref, m.target, reason, node);
+    return true;
+  }
+
+  /** A one-way actor message (send, cast, signal) from node `from`. Never throws. */
   handleRemote(kind: string, payload: unknown, from: string): void {
-    if (!Array.isArray(payload)) return;
-    switch (kind) {
-      case ACTOR_KINDS.send:
-      case ACTOR_KINDS.cast: {
-        const actor = this.remoteTarget(payload[0]);
-        if (!actor) return;
-        try {
-          actor.enqueue(kind === ACTOR_KINDS.cast ? new CastEnvelope(payload[1]) : payload[1]);
-        } catch (err) {
-          this.opts.log.warn(
-            { from, pid: actor.pid.toString(), err: (err as Error).message },
-            'remote message refused',
-          );
-        }
-        return;
-      }
-      case ACTOR_KINDS.signal:
-        this.handleSignal(payload, from);
-        return;
-    }
+    this.endpoint.handle(kind, payload, from);
   }
 
   /** A remote request (deliver with ack, or call). Throws coded errors back to the caller. */
   handleRemoteRequest(kind: string, payload: unknown, from: string): unknown {
-    if (!Array.isArray(payload))
-      throw new FoundationError('FND_ERR_FRAME_DECODE', 'malformed actor request');
-    const actor = this.remoteTarget(payload[0]);
-    if (!actor?.alive) throw noproc({ node: this.nodeName, id: payload[0] as number });
-    if (kind === ACTOR_KINDS.deliver) {
-      actor.enqueue(payload[1]);
-      return null;
-    }
-    const f = payload[2];
-    const caller =
-      Array.isArray(f) && typeof f[0] === 'string' && typeof f[1] === 'number'
-        ? new Pid(f[0], f[1])
-        : undefined;
-    return new Promise((resolve, reject) => {
-      actor.enqueue(
-        new CallEnvelope(payload[1], caller ?? { node: from, id: 0 }, (ok, value) =>
-          ok ? resolve(value) : reject(value),
-        ),
-      );
-    });
-  }
-
-  private handleSignal(s: unknown[], from: string): void {
-    const [type, a, b, c] = s;
-    const pidOf = (v: unknown): PidLike | undefined =>
-      Array.isArray(v) && typeof v[0] === 'string' && typeof v[1] === 'number'
-        ? new Pid(v[0], v[1])
-        : undefined;
-    switch (type) {
-      case 'link': {
-        const remote = pidOf(a);
-        if (!remote || remote.node !== from || typeof b !== 'number') return;
-        const actor = this.actors.get(b);
-        if (!actor?.alive) {
-          this.signalRemote(from, ['exit', [this.nodeName, b], remote.id, 'noproc']);
-          return;
-        }
-        actor.addLink(remote);
-        this.remoteLinked.add(actor);
-        return;
-      }
-      case 'unlink': {
-        const remote = pidOf(a);
-        if (remote && typeof b === 'number') this.actors.get(b)?.removeLink(remote);
-        return;
-      }
-      case 'exit': {
-        const remote = pidOf(a);
-        if (!remote || remote.node !== from || typeof b !== 'number') return;
-        this.exitSignal(remote, { node: this.nodeName, id: b }, wireReasonIn(c), s[4] === 1);
-        return;
-      }
-      case 'monitor': {
-        if (typeof a !== 'string' || typeof b !== 'number') return;
-        const actor = this.actors.get(b);
-        if (!actor?.alive) {
-          this.signalRemote(from, ['down', a, [this.nodeName, b], 'noproc']);
-          return;
-        }
-        if (!actor.monitors) actor.monitors = new Map();
-        actor.monitors.set(a, from);
-        return;
-      }
-      case 'demonitor':
-        if (typeof a === 'string' && typeof b === 'number') this.actors.get(b)?.monitors?.delete(a);
-        return;
-      case 'down': {
-        const pid = pidOf(b);
-        if (typeof a === 'string' && pid && pid.node === from)
-          this.fireDown(a, pid, wireReasonIn(c));
-        return;
-      }
-    }
+    return this.endpoint.handleRequest(kind, payload, from);
   }
 
   /**
@@ -771,6 +766,7 @@ export class ActorSystem {
       if (!monitors) return;
       for (const [ref, watcherNode] of monitors) if (watcherNode === node) monitors.delete(ref);
     });
+    this.endpoint.nodeDown(node);
   }
 
   /** The context a behaviour runs with: every operation on behalf of `actor`. */
@@ -841,19 +837,6 @@ export function reasonText(r: ExitReason): string {
   // Anything can be thrown (undefined, null, numbers): never let describing it throw.
   const m = (r as { message?: unknown } | null | undefined)?.message;
   return typeof m === 'string' ? m : String(r);
-}
-
-/** An exit reason received from the wire: a string or an error-shaped object, else 'unknown'. */
-function wireReasonIn(v: unknown): ExitReason {
-  if (typeof v === 'string') return v;
-  if (
-    typeof v === 'object' &&
-    v !== null &&
-    typeof (v as { message?: unknown }).message === 'string'
-  ) {
-    return v as ExitReason;
-  }
-  return 'unknown';
 }
 
 export { pidKey };
