@@ -56,6 +56,12 @@ export const ERRORS = {
     'A supervisor operation failed: unknown child id, duplicate id, or the child could not start.',
   FND_ERR_POOL_CLOSED:
     'The worker-thread pool (or the ecosystem using it) has been closed; create a new one.',
+  FND_ERR_DIST_MESSAGE:
+    'A message of the cluster-wide layer (registry, groups, pub/sub, remote spawn, distributed supervisor) failed validation and was dropped; the sender runs a different version or is misbehaving.',
+  FND_ERR_DIST_LIMIT:
+    'A cluster-wide limit would be exceeded (names, group joins or subscriptions per node; see docs/distributed.md). Unregister or leave first, or raise the limit.',
+  FND_ERR_UNKNOWN_KIND:
+    'No behaviour is defined under that kind on the target node. Call node.define(kind, factory) on every node that may run it.',
 } as const;
 
 export type ErrorCode = keyof typeof ERRORS;

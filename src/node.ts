@@ -6,6 +6,9 @@ import { EventEmitter } from 'node:events';
 import type { Member } from './cluster/membership.js';
 import type { Messenger } from './cluster/messenger.js';
 import { ClusterNode, type FoundationNodeEvents } from './cluster-node.js';
+import { contextFor, type DistContext } from './dist/context.js';
+import { Registry } from './dist/registry.js';
+import { DIST_LIMITS } from './dist/wire.js';
 import { FoundationError } from './errors.js';
 import { type FoundationOptions, resolveAll } from './options.js';
 import type {
@@ -21,10 +24,17 @@ import { ServiceRegistry } from './runtime/service-registry.js';
 import { RuntimeMonitor, type RuntimeStats } from './runtime/stats.js';
 import { Supervisor } from './runtime/supervisor.js';
 import { ACTOR_KINDS, ActorSystem, type RemoteRouter } from './runtime/system.js';
+import { HybridClock } from './util/hlc.js';
 
 export type { FoundationNodeEvents, MemberEventName } from './cluster-node.js';
 
 const FORWARDED = ['memberUp', 'memberDown', 'memberSuspect', 'memberLeft'] as const;
+
+/** Where node.send / node.call can address: any actor target, or a cluster-wide registered name. */
+export type NodeTarget = Target | { global: string };
+
+/** Anti-entropy interval of the cluster-wide tables (registry, groups, pub/sub interest), ms. */
+const DIST_SYNC_INTERVAL_MS = 1000;
 
 export class FoundationNode extends EventEmitter<FoundationNodeEvents> {
   /** This node's name (in every cluster, unless a cluster's options override it). */
@@ -40,6 +50,10 @@ export class FoundationNode extends EventEmitter<FoundationNodeEvents> {
    */
   root!: Supervisor;
   private readonly byName: Map<string, ClusterNode>;
+  /** The cluster-wide layer's context (built over the first cluster; see docs/distributed.md). */
+  private readonly dist: DistContext;
+  /** The cluster-wide name registry (docs/distributed.md): names unique across the cluster. */
+  readonly registry: Registry;
 
   private constructor(clusters: ClusterNode[]) {
     super();
@@ -58,6 +72,12 @@ export class FoundationNode extends EventEmitter<FoundationNodeEvents> {
       remote: router,
     });
     this.serviceRegistry = new ServiceRegistry(this.actors);
+    this.dist = contextFor(first, this.actors, new HybridClock(first.clock), {
+      limits: DIST_LIMITS,
+      syncIntervalMs: DIST_SYNC_INTERVAL_MS,
+      requestTimeoutMs: first.requestTimeoutMs,
+    });
+    this.registry = new Registry(this.dist);
     this.monitor_ = new RuntimeMonitor(this.actors);
     for (const c of clusters) {
       for (const event of FORWARDED) c.on(event, (m, info) => this.emit(event, m, info));
@@ -117,7 +137,12 @@ export class FoundationNode extends EventEmitter<FoundationNodeEvents> {
   }
 
   /** At-most-once, ordered per sender→receiver pair; to a local or remote pid, or a registered name. */
-  send(to: Target, msg: unknown): void {
+  send(to: NodeTarget, msg: unknown): void {
+    if (isGlobal(to)) {
+      const pid = this.registry.whereis(to.global);
+      if (pid) this.actors.send(pid, msg);
+      return;
+    }
     this.actors.send(to, msg);
   }
 
@@ -127,11 +152,21 @@ export class FoundationNode extends EventEmitter<FoundationNodeEvents> {
   }
 
   /** Calls an actor; rejects with FND_ERR_CALL_TIMEOUT / FND_ERR_NOPROC / FND_ERR_NODE_DOWN / ... */
-  call<T = unknown>(to: Target, msg: unknown, opts?: CallOptions): Promise<T> {
+  call<T = unknown>(to: NodeTarget, msg: unknown, opts?: CallOptions): Promise<T> {
+    if (isGlobal(to)) {
+      const pid = this.registry.whereis(to.global);
+      if (!pid) return Promise.reject(noGlobal(to.global));
+      return this.actors.call<T>(pid, msg, opts);
+    }
     return this.actors.call<T>(to, msg, opts);
   }
 
-  cast(to: Target, msg: unknown): void {
+  cast(to: NodeTarget, msg: unknown): void {
+    if (isGlobal(to)) {
+      const pid = this.registry.whereis(to.global);
+      if (pid) this.actors.cast(pid, msg);
+      return;
+    }
     this.actors.cast(to, msg);
   }
 
@@ -288,6 +323,7 @@ export class FoundationNode extends EventEmitter<FoundationNodeEvents> {
    */
   async stop(): Promise<void> {
     if (this.root?.alive) await this.root.stop();
+    this.registry.stop();
     this.actors.shutdown();
     this.monitor_.stop();
     // Let the exit signals and DOWNs of those actors be written before the leave announcement.
@@ -318,6 +354,18 @@ function nodeInfoService(node: FoundationNode): Behaviour {
       };
     },
   };
+}
+
+function isGlobal(t: NodeTarget): t is { global: string } {
+  return (
+    typeof t === 'object' && t !== null && typeof (t as { global?: unknown }).global === 'string'
+  );
+}
+
+function noGlobal(name: string): FoundationError {
+  return new FoundationError('FND_ERR_NOPROC', `no actor registered as "${name}" in the cluster`, {
+    target: { global: name },
+  });
 }
 
 /** Registered name of the node's own info service. */
