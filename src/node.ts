@@ -7,7 +7,16 @@ import type { Member } from './cluster/membership.js';
 import type { Messenger } from './cluster/messenger.js';
 import { ClusterNode, type FoundationNodeEvents } from './cluster-node.js';
 import { contextFor, type DistContext } from './dist/context.js';
+import { Groups } from './dist/groups.js';
+import {
+  abcast,
+  type MultiCallOptions,
+  type MultiCallResult,
+  multiCall,
+} from './dist/multicall.js';
+import { PubSub } from './dist/pubsub.js';
 import { Registry } from './dist/registry.js';
+import { type KindFactory, RemoteSpawn, type SpawnOnOptions } from './dist/spawn.js';
 import { DIST_LIMITS } from './dist/wire.js';
 import { FoundationError } from './errors.js';
 import { type FoundationOptions, resolveAll } from './options.js';
@@ -54,6 +63,12 @@ export class FoundationNode extends EventEmitter<FoundationNodeEvents> {
   private readonly dist: DistContext;
   /** The cluster-wide name registry (docs/distributed.md): names unique across the cluster. */
   readonly registry: Registry;
+  /** Process groups with :pg semantics (default scope; `groups.scope(name)` for others). */
+  readonly groups: Groups;
+  /** Topic pub/sub with replicated interest, queue groups and NATS wildcards. */
+  readonly pubsub: PubSub;
+  /** Remote spawn by kind (node.define / node.spawnOn; `spawner.childSpec` for supervisors). */
+  readonly spawner: RemoteSpawn;
 
   private constructor(clusters: ClusterNode[]) {
     super();
@@ -78,6 +93,9 @@ export class FoundationNode extends EventEmitter<FoundationNodeEvents> {
       requestTimeoutMs: first.requestTimeoutMs,
     });
     this.registry = new Registry(this.dist);
+    this.groups = new Groups(this.dist);
+    this.pubsub = new PubSub(this.dist);
+    this.spawner = new RemoteSpawn(this.dist);
     this.monitor_ = new RuntimeMonitor(this.actors);
     for (const c of clusters) {
       for (const event of FORWARDED) c.on(event, (m, info) => this.emit(event, m, info));
@@ -191,6 +209,32 @@ export class FoundationNode extends EventEmitter<FoundationNodeEvents> {
   /** Sends an exit signal to `pid` ('kill' cannot be trapped). */
   exit(pid: PidLike, reason: ExitReason): void {
     this.actors.exit(pid, reason);
+  }
+
+  // ---- the cluster-wide layer (docs/distributed.md) ----
+
+  /** Defines behaviour `kind` on this node, so any node can `spawnOn` it here. */
+  define(kind: string, factory: KindFactory): void {
+    this.spawner.define(kind, factory);
+  }
+
+  /** Spawns an instance of `kind` on `node`; FND_ERR_UNKNOWN_KIND when that node has not defined it. */
+  spawnOn(node: string, kind: string, args?: unknown, opts?: SpawnOnOptions): Promise<Pid> {
+    return this.spawner.spawnOn(node, kind, args, opts);
+  }
+
+  /** Calls the actor registered under local `name` on every reachable node (GenServer.multi_call). */
+  multiCall<T = unknown>(
+    name: string,
+    msg: unknown,
+    opts?: MultiCallOptions,
+  ): Promise<MultiCallResult<T>> {
+    return multiCall<T>(this.dist, name, msg, opts);
+  }
+
+  /** Casts to the actor registered under local `name` on every reachable node. */
+  abcast(name: string, msg: unknown, nodes?: string[]): void {
+    abcast(this.dist, name, msg, nodes);
   }
 
   register(name: string, pid: PidLike): void {
@@ -324,6 +368,8 @@ export class FoundationNode extends EventEmitter<FoundationNodeEvents> {
   async stop(): Promise<void> {
     if (this.root?.alive) await this.root.stop();
     this.registry.stop();
+    this.groups.stop();
+    this.pubsub.stop();
     this.actors.shutdown();
     this.monitor_.stop();
     // Let the exit signals and DOWNs of those actors be written before the leave announcement.

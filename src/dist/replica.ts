@@ -111,7 +111,6 @@ export class Replica<V> {
 
   /** Sets one of our own entries; FND_ERR_DIST_LIMIT when this node already holds the maximum. */
   set(key: string, value: V): void {
-    if (this.stopped) throw new FoundationError('FND_ERR_NODE_STOPPED');
     const prev = this.own.get(key);
     if (prev === undefined && this.own.size >= this.ctx.limits.maxEntriesPerNode) {
       throw new FoundationError(
@@ -121,7 +120,7 @@ export class Replica<V> {
       );
     }
     this.own.set(key, value);
-    this.queue(key, value);
+    if (!this.stopped) this.queue(key, value); // stopped: the node is leaving, peers drop us anyway
     this.emit(this.ctx.self, key, prev, value);
   }
 
