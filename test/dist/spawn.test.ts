@@ -10,7 +10,12 @@ import { startMeshedCluster, tickUntil } from '../helpers/nodes.js';
 
 const counter = (args: unknown, info: { handoff?: unknown }) => {
   let n = (info.handoff as number | undefined) ?? (args as { start: number }).start;
-  return { handleCall: (m: unknown) => (m === 'get' ? n : (n += m as number)) };
+  return {
+    handleCall: (m: unknown) => {
+      if (m !== 'get') n += m as number;
+      return n;
+    },
+  };
 };
 
 describe('remote spawn', () => {
