@@ -54,6 +54,8 @@ export class ClusterNode extends EventEmitter<FoundationNodeEvents> {
   readonly log: Logger;
   /** The clock this cluster's timers run on. */
   readonly clock: Clock;
+  /** Default timeout of requests, ms (the `requestTimeoutMs` option). */
+  readonly requestTimeoutMs: number;
   private readonly identity: Identity;
   private readonly peers: PeerManager;
   private readonly membership: Membership;
@@ -66,6 +68,7 @@ export class ClusterNode extends EventEmitter<FoundationNodeEvents> {
     this.name = opts.name;
     this.clusterName = opts.cluster;
     this.clock = opts.clock ?? systemClock;
+    this.requestTimeoutMs = opts.requestTimeoutMs;
     this.log = (opts.logger ?? createLogger(opts.logLevel)).child({
       node: opts.name,
       cluster: opts.cluster,

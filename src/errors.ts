@@ -74,6 +74,12 @@ export const ERRORS = {
     "An actor already holds its budget of undelivered system messages (EXIT, DOWN) from one node; further signals from that node are dropped and counted until the actor catches up. Signals from other nodes are unaffected. Raise the runtime's `signalBudget` if a node legitimately has that many links and monitors on one actor.",
   FND_ERR_BAD_REQUEST:
     'A built-in service got a request it does not understand. The message says what it accepts; the service keeps running.',
+  FND_ERR_DIST_MESSAGE:
+    'A message of the cluster-wide layer (registry, groups, pub/sub, remote spawn, distributed supervisor) failed validation and was dropped; the sender runs a different version or is misbehaving.',
+  FND_ERR_DIST_LIMIT:
+    'A cluster-wide limit would be exceeded (names, group joins or subscriptions per node; see docs/distributed.md). Unregister or leave first, or raise the limit.',
+  FND_ERR_UNKNOWN_KIND:
+    'No behaviour is defined under that kind on the target node. Call node.define(kind, factory) on every node that may run it.',
 } as const;
 
 export type ErrorCode = keyof typeof ERRORS;

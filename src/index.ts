@@ -32,6 +32,18 @@ export {
   poll,
   Reconciler,
 } from './discovery/strategy.js';
+export type { GroupEvents, Groups, ProcessGroups } from './dist/groups.js';
+export type { MultiCallOptions, MultiCallResult } from './dist/multicall.js';
+export type { PubSub, SubscribeOptions, Subscription, TopicHandler } from './dist/pubsub.js';
+export {
+  NAME_CONFLICT,
+  type RegisterOptions,
+  type Registration,
+  type Registry,
+  type RegistryEvents,
+} from './dist/registry.js';
+export type { KindFactory, RemoteSpawn, SpawnInfo, SpawnOnOptions } from './dist/spawn.js';
+export { DIST_LIMITS, type DistLimits } from './dist/wire.js';
 export {
   ERRORS,
   type ErrorCode,
@@ -44,6 +56,7 @@ export {
   type FoundationNodeEvents,
   type MemberEventName,
   NODE_SERVICE,
+  type NodeTarget,
 } from './node.js';
 export {
   type ClusterOptions,
@@ -103,4 +116,5 @@ export type { TlsOptions } from './transport/tcp.js';
 export type { Address, ConnectionHandlers, RawConnection, Transport } from './transport/types.js';
 export type { Clock, TimerHandle } from './util/clock.js';
 export { CHANNELS } from './util/diagnostics.js';
+export { compareHlc, type Hlc, HybridClock } from './util/hlc.js';
 export type { Logger, LogLevel } from './util/log.js';

@@ -6,6 +6,18 @@ import { EventEmitter } from 'node:events';
 import type { Member } from './cluster/membership.js';
 import type { Messenger } from './cluster/messenger.js';
 import { ClusterNode, type FoundationNodeEvents } from './cluster-node.js';
+import { contextFor, type DistContext } from './dist/context.js';
+import { Groups } from './dist/groups.js';
+import {
+  abcast,
+  type MultiCallOptions,
+  type MultiCallResult,
+  multiCall,
+} from './dist/multicall.js';
+import { PubSub } from './dist/pubsub.js';
+import { Registry } from './dist/registry.js';
+import { type KindFactory, RemoteSpawn, type SpawnOnOptions } from './dist/spawn.js';
+import { DIST_LIMITS } from './dist/wire.js';
 import { FoundationError } from './errors.js';
 import { type FoundationOptions, resolveAll, withDefaultSecrets } from './options.js';
 import type {
@@ -22,10 +34,17 @@ import { ServiceRegistry } from './runtime/service-registry.js';
 import { RuntimeMonitor, type RuntimeStats } from './runtime/stats.js';
 import { Supervisor } from './runtime/supervisor.js';
 import { ACTOR_KINDS, ActorSystem, type RemoteRouter } from './runtime/system.js';
+import { HybridClock } from './util/hlc.js';
 
 export type { FoundationNodeEvents, MemberEventName } from './cluster-node.js';
 
 const FORWARDED = ['memberUp', 'memberDown', 'memberSuspect', 'memberLeft'] as const;
+
+/** Where node.send / node.call can address: any actor target, or a cluster-wide registered name. */
+export type NodeTarget = Target | { global: string };
+
+/** Anti-entropy interval of the cluster-wide tables (registry, groups, pub/sub interest), ms. */
+const DIST_SYNC_INTERVAL_MS = 1000;
 
 export class FoundationNode extends EventEmitter<FoundationNodeEvents> {
   /** This node's name (in every cluster, unless a cluster's options override it). */
@@ -41,6 +60,16 @@ export class FoundationNode extends EventEmitter<FoundationNodeEvents> {
    */
   root!: Supervisor;
   private readonly byName: Map<string, ClusterNode>;
+  /** The cluster-wide layer's context (built over the first cluster; see docs/distributed.md). */
+  private readonly dist: DistContext;
+  /** The cluster-wide name registry (docs/distributed.md): names unique across the cluster. */
+  readonly registry: Registry;
+  /** Process groups with :pg semantics (default scope; `groups.scope(name)` for others). */
+  readonly groups: Groups;
+  /** Topic pub/sub with replicated interest, queue groups and NATS wildcards. */
+  readonly pubsub: PubSub;
+  /** Remote spawn by kind (node.define / node.spawnOn; `spawner.childSpec` for supervisors). */
+  readonly spawner: RemoteSpawn;
 
   private constructor(clusters: ClusterNode[]) {
     super();
@@ -59,6 +88,15 @@ export class FoundationNode extends EventEmitter<FoundationNodeEvents> {
       remote: router,
     });
     this.serviceRegistry = new ServiceRegistry(this.actors);
+    this.dist = contextFor(first, this.actors, new HybridClock(first.clock), {
+      limits: DIST_LIMITS,
+      syncIntervalMs: DIST_SYNC_INTERVAL_MS,
+      requestTimeoutMs: first.requestTimeoutMs,
+    });
+    this.registry = new Registry(this.dist);
+    this.groups = new Groups(this.dist);
+    this.pubsub = new PubSub(this.dist);
+    this.spawner = new RemoteSpawn(this.dist);
     this.monitor_ = new RuntimeMonitor(this.actors);
     for (const c of clusters) {
       for (const event of FORWARDED) c.on(event, (m, info) => this.emit(event, m, info));
@@ -118,7 +156,12 @@ export class FoundationNode extends EventEmitter<FoundationNodeEvents> {
   }
 
   /** At-most-once, ordered per sender→receiver pair; to a local or remote pid, or a registered name. */
-  send(to: Target, msg: unknown): void {
+  send(to: NodeTarget, msg: unknown): void {
+    if (isGlobal(to)) {
+      const pid = this.registry.whereis(to.global);
+      if (pid) this.actors.send(pid, msg);
+      return;
+    }
     this.actors.send(to, msg);
   }
 
@@ -128,11 +171,21 @@ export class FoundationNode extends EventEmitter<FoundationNodeEvents> {
   }
 
   /** Calls an actor; rejects with FND_ERR_CALL_TIMEOUT / FND_ERR_NOPROC / FND_ERR_NODE_DOWN / ... */
-  call<T = unknown>(to: Target, msg: unknown, opts?: CallOptions): Promise<T> {
+  call<T = unknown>(to: NodeTarget, msg: unknown, opts?: CallOptions): Promise<T> {
+    if (isGlobal(to)) {
+      const pid = this.registry.whereis(to.global);
+      if (!pid) return Promise.reject(noGlobal(to.global));
+      return this.actors.call<T>(pid, msg, opts);
+    }
     return this.actors.call<T>(to, msg, opts);
   }
 
-  cast(to: Target, msg: unknown): void {
+  cast(to: NodeTarget, msg: unknown): void {
+    if (isGlobal(to)) {
+      const pid = this.registry.whereis(to.global);
+      if (pid) this.actors.cast(pid, msg);
+      return;
+    }
     this.actors.cast(to, msg);
   }
 
@@ -157,6 +210,32 @@ export class FoundationNode extends EventEmitter<FoundationNodeEvents> {
   /** Sends an exit signal to `pid` ('kill' cannot be trapped). */
   exit(pid: PidLike, reason: ExitReason): void {
     this.actors.exit(pid, reason);
+  }
+
+  // ---- the cluster-wide layer (docs/distributed.md) ----
+
+  /** Defines behaviour `kind` on this node, so any node can `spawnOn` it here. */
+  define(kind: string, factory: KindFactory): void {
+    this.spawner.define(kind, factory);
+  }
+
+  /** Spawns an instance of `kind` on `node`; FND_ERR_UNKNOWN_KIND when that node has not defined it. */
+  spawnOn(node: string, kind: string, args?: unknown, opts?: SpawnOnOptions): Promise<Pid> {
+    return this.spawner.spawnOn(node, kind, args, opts);
+  }
+
+  /** Calls the actor registered under local `name` on every reachable node (GenServer.multi_call). */
+  multiCall<T = unknown>(
+    name: string,
+    msg: unknown,
+    opts?: MultiCallOptions,
+  ): Promise<MultiCallResult<T>> {
+    return multiCall<T>(this.dist, name, msg, opts);
+  }
+
+  /** Casts to the actor registered under local `name` on every reachable node. */
+  abcast(name: string, msg: unknown, nodes?: string[]): void {
+    abcast(this.dist, name, msg, nodes);
   }
 
   register(name: string, pid: PidLike): void {
@@ -290,6 +369,9 @@ export class FoundationNode extends EventEmitter<FoundationNodeEvents> {
    */
   async stop(): Promise<void> {
     if (this.root?.alive) await this.root.stop();
+    this.registry.stop();
+    this.groups.stop();
+    this.pubsub.stop();
     this.actors.shutdown();
     this.monitor_.stop();
     // Let the exit signals and DOWNs of those actors be written before the leave announcement.
@@ -322,6 +404,18 @@ function nodeInfoService(node: FoundationNode): Behaviour {
       };
     },
   };
+}
+
+function isGlobal(t: NodeTarget): t is { global: string } {
+  return (
+    typeof t === 'object' && t !== null && typeof (t as { global?: unknown }).global === 'string'
+  );
+}
+
+function noGlobal(name: string): FoundationError {
+  return new FoundationError('FND_ERR_NOPROC', `no actor registered as "${name}" in the cluster`, {
+    target: { global: name },
+  });
 }
 
 /** Registered name of the node's own info service. */
