@@ -40,8 +40,10 @@ const TARGET_RPS_RATIO = 0.8;
 const TARGET_P50_RATIO = 1.2;
 const SERVER_NAME = 'bench-server';
 
-type Impl = 'baseline' | 'baseline-unbatched' | 'foundation';
-const IMPLS: Impl[] = ['baseline', 'baseline-unbatched', 'foundation'];
+// `foundation`: the default, every record authenticated (AES-256-GMAC); `foundation-encrypted`:
+// the `encrypt: true` option (AES-256-GCM), in its own cluster.
+type Impl = 'baseline' | 'baseline-unbatched' | 'foundation' | 'foundation-encrypted';
+const IMPLS: Impl[] = ['baseline', 'baseline-unbatched', 'foundation', 'foundation-encrypted'];
 
 interface Result {
   bench: string;
@@ -68,10 +70,11 @@ interface Result {
 
 const noDiscovery = { name: 'none', start() {}, stop() {} };
 
-async function serverRole(cluster: string): Promise<void> {
+async function serverNode(cluster: string, encrypt: boolean) {
   const node = await Foundation.start({
     name: SERVER_NAME,
     cluster,
+    encrypt,
     discovery: noDiscovery,
     logLevel: 'silent',
   });
@@ -81,23 +84,38 @@ async function serverRole(cluster: string): Promise<void> {
     const u = process.cpuUsage();
     return u.user + u.system;
   });
+  return node;
+}
+
+async function serverRole(cluster: string): Promise<void> {
+  const node = await serverNode(cluster, false);
+  const encrypted = await serverNode(`${cluster}-enc`, true);
   const batched = await baselineServer(true);
   const unbatched = await baselineServer(false);
   childLifecycle(async () => {
     batched.close();
     unbatched.close();
     await node.stop();
+    await encrypted.stop();
   });
-  emit({ ready: true, address: node.address, port: batched.port, unbatchedPort: unbatched.port });
+  emit({
+    ready: true,
+    address: node.address,
+    encAddress: encrypted.address,
+    port: batched.port,
+    unbatchedPort: unbatched.port,
+  });
 }
 
 async function foundationClient(
   cluster: string,
   address: string,
+  encrypt: boolean,
 ): Promise<{ call: Call; cpu(): Promise<number>; close(): Promise<void> }> {
   const node = await Foundation.start({
     name: 'bench-client',
     cluster,
+    encrypt,
     discovery: { strategy: 'static', hosts: [address] },
     logLevel: 'silent',
   });
@@ -143,14 +161,21 @@ interface Acc {
   sLat: Float64Array[];
 }
 
-async function clientRole(cluster: string, address: string, port: number, unbatchedPort: number) {
-  const foundation = await foundationClient(cluster, address);
+async function clientRole(
+  cluster: string,
+  address: string,
+  encAddress: string,
+  port: number,
+  unbatchedPort: number,
+) {
+  const foundation = await foundationClient(cluster, address, false);
   const clients: Record<Impl, { call: Call; close(): unknown }> & {
     foundation: { cpu(): Promise<number> };
   } = {
     baseline: await baselineClient(port, true),
     'baseline-unbatched': await baselineClient(unbatchedPort, false),
     foundation,
+    'foundation-encrypted': await foundationClient(`${cluster}-enc`, encAddress, true),
   };
   const serverCpuUs = () => clients.foundation.cpu();
   const payload = Buffer.alloc(PAYLOAD_BYTES, 0x61);
@@ -226,7 +251,7 @@ async function clientRole(cluster: string, address: string, port: number, unbatc
 // Parent
 
 async function main(): Promise<void> {
-  deadline(BENCH, 150_000);
+  deadline(BENCH, 200_000);
   emitSetup(BENCH, { payload_bytes: PAYLOAD_BYTES, depth: DEPTH, rounds: ROUNDS });
   const cluster = `bench-transport-${process.pid}-${Date.now()}`;
   const server: Child = spawnRole(FILE, 'server', [cluster], 'server');
@@ -235,7 +260,13 @@ async function main(): Promise<void> {
   const client = spawnRole(
     FILE,
     'client',
-    [cluster, String(ready.address), String(ready.port), String(ready.unbatchedPort)],
+    [
+      cluster,
+      String(ready.address),
+      String(ready.encAddress),
+      String(ready.port),
+      String(ready.unbatchedPort),
+    ],
     'client',
   );
   pinned = pinToCpu(client, 0) && pinned;
@@ -254,6 +285,16 @@ async function main(): Promise<void> {
   const baseRps = get('baseline', pm).rps!;
   const fndRps = get('foundation', pm).rps!;
   const ratioRps = fndRps / baseRps;
+  const encRps = get('foundation-encrypted', pm).rps!;
+  emit({
+    bench: BENCH,
+    mode: pm,
+    what: 'encrypt: true (AES-256-GCM) against the same baseline; no target, reported',
+    baseline_rps: baseRps,
+    encrypted_rps: encRps,
+    ratio_rps: round(encRps / baseRps),
+    pinned,
+  });
   emit({
     bench: BENCH,
     mode: pm,
@@ -294,9 +335,15 @@ switch (role) {
     void serverRole(roleArgs[0]!);
     break;
   case 'client': {
-    const [cluster, address, port, unbatchedPort] = roleArgs as [string, string, string, string];
+    const [cluster, address, encAddress, port, unbatchedPort] = roleArgs as [
+      string,
+      string,
+      string,
+      string,
+      string,
+    ];
     childLifecycle(() => {});
-    clientRole(cluster, address, Number(port), Number(unbatchedPort)).then(
+    clientRole(cluster, address, encAddress, Number(port), Number(unbatchedPort)).then(
       () => process.exit(0),
       (err: Error) => {
         process.stderr.write(`client failed: ${err.stack}\n`);
