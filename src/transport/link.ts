@@ -151,8 +151,9 @@ export class Link {
 
   destroy(err?: Error): void {
     if (this.closed) return;
-    this.conn.destroy();
+    // Report why first: a connection may call its close handler synchronously from destroy().
     this.finish(err);
+    this.conn.destroy();
   }
 
   get isClosed(): boolean {

@@ -6,8 +6,20 @@ import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { FoundationError } from '../../src/errors.js';
 import { decodeMessage, encode } from '../../src/transport/codec.js';
-import { encodeFrame, FrameDecoder, frameHeader } from '../../src/transport/frame.js';
-import { FRAME_HEADER, MSG } from '../../src/transport/protocol.js';
+import {
+  BUDGETED_FRAME,
+  encodeFrame,
+  FrameDecoder,
+  frameHeader,
+  InboundBudget,
+} from '../../src/transport/frame.js';
+import {
+  CONTROL_MAX_FRAME,
+  DEFAULT_CHANNEL_MAX_FRAME,
+  FRAME_HEADER,
+  frameLimit,
+  MSG,
+} from '../../src/transport/protocol.js';
 import { assertCoded } from '../helpers/assert.js';
 
 /** Splits `buf` at the given cut points (any numbers; reduced modulo the length, sorted). */
@@ -265,5 +277,54 @@ describe('codec', () => {
       }),
       { numRuns: 1000 },
     );
+  });
+});
+
+describe('inbound budget', () => {
+  const MiB = 1024 * 1024;
+  /** Header of a frame of `len` bytes followed by `have` of its body bytes. */
+  const start = (len: number, have: number) =>
+    Buffer.concat([frameHeader(len), Buffer.alloc(have)]);
+
+  it('links announcing large frames share one budget: the one that would exceed it is refused', () => {
+    const budget = new InboundBudget(3 * MiB);
+    const decoders = [0, 1, 2, 3].map(() => new FrameDecoder(128 * MiB, budget));
+    decoders[0]!.push(start(MiB + 10, 100));
+    decoders[1]!.push(start(MiB + 10, 100));
+    assert.equal(budget.used, 2 * MiB + 20);
+    assert.throws(
+      () => decoders[2]!.push(start(MiB, 1)),
+      (e: unknown) => e instanceof FoundationError && e.code === 'FND_ERR_INBOUND_MEMORY',
+    );
+    assert.equal(budget.used, 2 * MiB + 20, 'the refused frame holds nothing');
+    // A finished frame gives its share back; so does a connection dropped mid-frame.
+    const rest = Buffer.alloc(MiB + 10 - 100);
+    assert.equal(decoders[0]!.push(rest).length, 1);
+    assert.equal(budget.used, MiB + 10);
+    decoders[1]!.reset();
+    assert.equal(budget.used, 0);
+    decoders[3]!.push(start(2 * MiB, 1));
+    assert.equal(budget.used, 2 * MiB);
+  });
+
+  it('frames below BUDGETED_FRAME, and frames that arrive in one chunk, do not count', () => {
+    const budget = new InboundBudget(MiB);
+    const d = new FrameDecoder(128 * MiB, budget);
+    d.push(start(BUDGETED_FRAME - 1, 10));
+    assert.equal(budget.used, 0);
+    const whole = new FrameDecoder(128 * MiB, budget);
+    assert.equal(whole.push(encodeFrame(Buffer.alloc(4 * MiB))).length, 1);
+    assert.equal(budget.used, 0);
+  });
+});
+
+describe('frame limits per channel', () => {
+  it('control 4 MiB, default 8 MiB, bulk maxFrameSize; maxFrameSize caps all; one connection: bulk', () => {
+    const M = 1024 * 1024;
+    assert.equal(frameLimit('control', 128 * M), CONTROL_MAX_FRAME);
+    assert.equal(frameLimit('default', 128 * M), DEFAULT_CHANNEL_MAX_FRAME);
+    assert.equal(frameLimit('bulk', 128 * M), 128 * M);
+    assert.equal(frameLimit('default', 2 * M), 2 * M);
+    assert.equal(frameLimit('control', 128 * M, true), 128 * M);
   });
 });
