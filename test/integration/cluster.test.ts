@@ -85,6 +85,13 @@ describe('a five-process cluster on loopback', () => {
       FORM_MS,
       'restarted p5 to see 5 alive',
     );
+    // A killed peer is a peer that went away, never "probably not a Foundation node".
+    for (const p of procs.slice(0, 4)) {
+      const misreported = p.events.filter(
+        (e) => e.event === 'error' && e.code === 'FND_ERR_HANDSHAKE_PROTOCOL',
+      );
+      assert.deepEqual(misreported, [], `${p.name} reported the killed peer as a protocol error`);
+    }
   });
 
   it('1 MB of random bytes from a raw TCP client closes that connection only; the node keeps serving peers', async () => {
