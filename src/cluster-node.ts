@@ -104,19 +104,24 @@ export class ClusterNode extends EventEmitter<FoundationNodeEvents> {
           maxMs: Math.max(1000, opts.timing.reconnectIntervalMs),
         },
         singleConnection: opts.singleConnection,
+        // Per-address dial backoff on the same scale as re-dialling (so a healed partition is
+        // re-dialled within the preset's reconnect interval), global rate from the options.
+        dialLimits: {
+          ratePerSec: opts.dialLimits.ratePerSec,
+          burst: opts.dialLimits.burst,
+          backoffBaseMs:
+            opts.dialLimits.backoffBaseMs ?? Math.min(100, opts.timing.probeIntervalMs / 2),
+          backoffMaxMs:
+            opts.dialLimits.backoffMaxMs ?? Math.max(1000, opts.timing.reconnectIntervalMs),
+        },
       },
       {
         message: (from, channel, msg) => {
           if ((msg[0] as number) < MSG.SEND) this.membership.handle(from, msg);
           else this.messenger.dispatch(from.name, channel, msg);
         },
-        accept: (peer) =>
-          this.membership.acceptPeer(peer.name, peer.address, peer.incarnation)
-            ? undefined
-            : {
-                code: 'FND_ERR_HANDSHAKE_DUPLICATE_NAME',
-                message: `node name "${peer.name}" is already used by a live member at another address`,
-              },
+        accept: (peer) => this.membership.acceptPeer(peer.name, peer.address, peer.incarnation),
+        dialled: (peer) => this.membership.dialled(peer),
         linkDown: (name) => this.membership.hint(name),
         handshakeError: (err) => this.report(err),
       },
@@ -141,6 +146,8 @@ export class ClusterNode extends EventEmitter<FoundationNodeEvents> {
       this.clock,
       this.log,
       (m, info) => this.changed(m, info),
+      Math.random,
+      opts.membershipLimits,
     );
     this.messenger = new Messenger({
       selfName: opts.name,

@@ -46,6 +46,12 @@ export const ERRORS = {
     'The per-user secret (used on loopback when no `secret` is given) cannot be read or created. Fix or delete the file the message names, or pass `secret` / FOUNDATION_SECRET.',
   FND_ERR_CONNECT:
     'No connection could be opened to that address (refused, unreachable, timed out, or TLS rejected). Check that a node listens there.',
+  FND_ERR_DIAL_RATE_LIMITED:
+    'This node refused to open a connection: too many dials (global rate) or that address keeps failing (per-address backoff). It is retried later; data.retryInMs says when.',
+  FND_ERR_MEMBERSHIP_MESSAGE:
+    'A member sent a membership message that is malformed or outside the bounds (names, incarnations, ports, entry counts); it was ignored and nothing changed.',
+  FND_ERR_INCARNATION_RANGE:
+    "An incarnation number lies too far ahead of this node's wall clock to be genuine; the handshake or message was refused. Check both nodes' clocks.",
   FND_ERR_ENCODE:
     'The value cannot be serialised with msgpack (e.g. a function, a symbol or a circular structure).',
   FND_ERR_UNKNOWN_CLUSTER:

@@ -3,6 +3,7 @@
 import os from 'node:os';
 import { z } from 'zod';
 import { loadUserSecret } from './cluster/local-secret.js';
+import { DEFAULT_MEMBERSHIP_LIMITS, type MembershipLimits } from './cluster/membership.js';
 import { type MembershipTiming, PRESETS, type PresetName } from './cluster/presets.js';
 import { mapTopologies } from './discovery/libcluster.js';
 import { type DnsOptions, dnsSchema } from './discovery/strategies/dns.js';
@@ -13,6 +14,7 @@ import { type KubernetesOptions, kubernetesSchema } from './discovery/strategies
 import { type MdnsOptions, mdnsSchema } from './discovery/strategies/mdns.js';
 import type { DiscoveryStrategy } from './discovery/strategy.js';
 import { FoundationError } from './errors.js';
+import { DEFAULT_DIAL_BURST, DEFAULT_DIAL_RATE_PER_SEC } from './transport/dial-limiter.js';
 import {
   DEFAULT_CHANNEL_MAX_FRAME,
   DEFAULT_MAX_FRAME_SIZE,
@@ -110,6 +112,21 @@ export interface FoundationOptions {
   connectTimeoutMs?: number;
   /** Send all channels over one connection. Only for measuring head-of-line blocking. Default false. */
   singleConnection?: boolean;
+  /**
+   * Caps on what one member's messages can make this node learn and dial (docs/membership.md,
+   * "Trust"). Defaults: `learnPerMessage` 16 unknown members dialled per message,
+   * `pendingMembers` 64 dials to non-members in flight. Higher: faster discovery of very large
+   * clusters; lower: less a hostile member can make this node dial.
+   */
+  membershipLimits?: Partial<MembershipLimits>;
+  /**
+   * Outbound dial limits (docs/membership.md, "Dial limits"). Defaults: `ratePerSec` 50 dials/s,
+   * `burst` 100, per-address backoff after a failed dial from `backoffBaseMs` (default
+   * min(100, probeIntervalMs / 2) ms) doubling up to `backoffMaxMs` (default
+   * max(1000, reconnectIntervalMs) ms). Higher rates: faster formation of very large clusters;
+   * lower: fewer connections anyone can make this node open.
+   */
+  dialLimits?: Partial<DialLimitOptions>;
   /** Log level of the built-in pino logger. Default 'warn'. */
   logLevel?: LogLevel;
   /** Your own logger (a pino instance works). Overrides logLevel. */
@@ -132,6 +149,17 @@ export interface FoundationOptions {
 
 /** Options of one cluster inside `clusters`: everything but the cluster name (the key) and nesting. */
 export type ClusterOptions = Omit<FoundationOptions, 'cluster' | 'clusters' | 'topologies'>;
+
+export interface DialLimitOptions {
+  /** Sustained dials per second, all addresses together. Default 50. */
+  ratePerSec: number;
+  /** Dials allowed at once above the sustained rate. Default 100. */
+  burst: number;
+  /** Wait in ms before re-dialling an address whose dial failed; doubles per failure. */
+  backoffBaseMs: number;
+  /** Longest such wait in ms. */
+  backoffMaxMs: number;
+}
 
 export interface LibclusterTopology {
   /** A libcluster strategy module name, e.g. 'Cluster.Strategy.Gossip', or one of ours, e.g. 'gossip'. */
@@ -278,6 +306,20 @@ const clusterSchema = z.strictObject({
   handshakeTimeoutMs: ms.optional(),
   connectTimeoutMs: ms.optional(),
   singleConnection: z.boolean().optional(),
+  membershipLimits: z
+    .strictObject({
+      learnPerMessage: z.number().int().min(1).max(10_000).optional(),
+      pendingMembers: z.number().int().min(1).max(10_000).optional(),
+    })
+    .optional(),
+  dialLimits: z
+    .strictObject({
+      ratePerSec: z.number().positive().max(100_000).optional(),
+      burst: z.number().int().min(1).max(100_000).optional(),
+      backoffBaseMs: ms.optional(),
+      backoffMaxMs: ms.optional(),
+    })
+    .optional(),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).optional(),
   logger: z
     .custom<Logger>(
@@ -381,6 +423,9 @@ export interface ResolvedOptions {
   handshakeTimeoutMs: number;
   connectTimeoutMs: number;
   singleConnection: boolean;
+  membershipLimits: MembershipLimits;
+  /** Backoff fields left undefined are derived from the timing preset by the cluster node. */
+  dialLimits: { ratePerSec: number; burst: number; backoffBaseMs?: number; backoffMaxMs?: number };
   logLevel: LogLevel;
   logger: Logger | undefined;
   transport: Transport | undefined;
@@ -445,6 +490,12 @@ export function resolveAll(input: unknown = {}, env = process.env): ResolvedOpti
 /** Validates and fills in defaults for a single-cluster node. */
 export function resolveOptions(input: unknown = {}, env = process.env): ResolvedOptions {
   return resolveParsed(parseWith(clusterSchema, input), '', env);
+}
+
+function stripUndefined<T extends object>(o: T | undefined): Partial<T> {
+  return Object.fromEntries(
+    Object.entries(o ?? {}).filter(([, v]) => v !== undefined),
+  ) as Partial<T>;
 }
 
 /** FOUNDATION_SECRET, validated like the option (the variable is named in the error). */
@@ -547,6 +598,13 @@ function resolveParsed(
     handshakeTimeoutMs: o.handshakeTimeoutMs ?? DEFAULTS.handshakeTimeoutMs,
     connectTimeoutMs: o.connectTimeoutMs ?? DEFAULTS.connectTimeoutMs,
     singleConnection: o.singleConnection ?? false,
+    membershipLimits: { ...DEFAULT_MEMBERSHIP_LIMITS, ...stripUndefined(o.membershipLimits) },
+    dialLimits: {
+      ratePerSec: o.dialLimits?.ratePerSec ?? DEFAULT_DIAL_RATE_PER_SEC,
+      burst: o.dialLimits?.burst ?? DEFAULT_DIAL_BURST,
+      backoffBaseMs: o.dialLimits?.backoffBaseMs,
+      backoffMaxMs: o.dialLimits?.backoffMaxMs,
+    },
     logLevel: o.logLevel ?? DEFAULTS.logLevel,
     logger: o.logger,
     transport: o.transport,

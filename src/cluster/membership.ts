@@ -4,16 +4,26 @@
 // confirmations, a local-health score that slows this node's verdicts when it is itself unwell,
 // and timer-lateness checks so a node whose event loop stalled never condemns others.
 // Changes are pushed to every member at once (TCP, full mesh) and repaired by periodic push-pull.
+// Membership is the one owner of the member table, and the trust boundary between members: only
+// a member raises its own incarnation, a member enters the table only once it has spoken to this
+// node itself, and what hearsay may make this node dial is capped (docs/membership.md, "Trust").
 
+import { FoundationError } from '../errors.js';
 import type { Identity } from '../transport/handshake.js';
 import type { PeerHello } from '../transport/link.js';
-import { MSG } from '../transport/protocol.js';
 import { type Address, formatAddress } from '../transport/types.js';
 import type { Clock, TimerHandle } from '../util/clock.js';
 import type { Logger } from '../util/log.js';
 import type { MembershipTiming } from './presets.js';
+import {
+  decodeMembership,
+  encodeMembership,
+  type MemberStatus,
+  type MembershipMessage,
+  type SyncEntry,
+} from './wire.js';
 
-export type MemberStatus = 'alive' | 'suspect' | 'down' | 'left';
+export type { MemberStatus } from './wire.js';
 
 /** A member as the public API shows it. */
 export interface Member {
@@ -40,9 +50,12 @@ export interface ChangeInfo {
 export interface MembershipIO {
   /** Sends a control message to a peer; must not throw. */
   send(name: string, msg: unknown[]): void;
-  /** Dials an address and authenticates; resolves with who answered. */
+  /**
+   * Dials an address and authenticates; resolves with who answered. The node that answered is
+   * reported to `Membership.dialled` before this resolves.
+   */
   join(address: Address): Promise<PeerHello>;
-  /** Records a member's address so it can be dialled. */
+  /** Hands the connection pool a member's address (the only way the pool learns of peers). */
   learn(name: string, address: Address, incarnation: number): void;
   /** Keep (or stop keeping) the control connection open. */
   keepAlive(name: string, on: boolean): void;
@@ -52,14 +65,45 @@ export interface MembershipIO {
   remove(name: string): void;
 }
 
-/** Incarnations and ports from the wire: only values that cannot poison comparisons. */
-const incOk = (v: unknown): v is number =>
-  typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
-const portOk = (v: unknown): v is number =>
-  typeof v === 'number' && Number.isInteger(v) && v >= 1 && v <= 65535;
+/** Caps on what one member's messages can make this node learn and dial. */
+export interface MembershipLimits {
+  /** Most unknown members one message (SYNC, ALIVE) may make this node dial. */
+  learnPerMessage: number;
+  /** Most dials to not-yet-members in flight at once (hearsay and discovery joins together). */
+  pendingMembers: number;
+}
+
+/**
+ * 16 per message: a member joining a large cluster still meets everyone at once, because every
+ * member dials the newcomer when its seed announces it; only the newcomer's own dials are capped.
+ */
+export const DEFAULT_LEARN_PER_MESSAGE = 16;
+/** 64 dials to unknown addresses in flight: discovery of a 64-node cluster in one pass. */
+export const DEFAULT_PENDING_MEMBERS = 64;
+
+export const DEFAULT_MEMBERSHIP_LIMITS: Readonly<MembershipLimits> = Object.freeze({
+  learnPerMessage: DEFAULT_LEARN_PER_MESSAGE,
+  pendingMembers: DEFAULT_PENDING_MEMBERS,
+});
+
+/**
+ * Incarnations start at the wall-clock time in ms and grow by one per refutation, so a genuine
+ * one is never far ahead of the receiver's wall clock. One more than 2^40 ms (~35 years: any clock
+ * skew and ~10^12 refutations) ahead is refused, so nothing can approach 2^53 (where +1 stops
+ * being exact) and a refutation is always possible.
+ */
+export const INCARNATION_LEAD_MS = 2 ** 40;
+/**
+ * A claim about this node at an incarnation above its own is refuted by jumping past it (a
+ * restarted node meeting its previous life's incarnation), but only up to 2^32 ms (~50 days) ahead
+ * of its wall clock: far inside every peer's INCARNATION_LEAD_MS, so no message can push this
+ * node's incarnation to where peers would refuse it.
+ */
+export const SELF_INCARNATION_LEAD_MS = 2 ** 32;
+/** Most indirect probes this node relays for others at once (PING_REQ); more are ignored. */
+export const MAX_RELAYS = 1024;
 
 const RANK: Record<MemberStatus, number> = { alive: 0, suspect: 1, down: 2, left: 3 };
-const STATUS_CODE: MemberStatus[] = ['alive', 'suspect', 'down', 'left'];
 
 interface Suspicion {
   startedAt: number;
@@ -72,6 +116,7 @@ interface State {
   name: string;
   address: Address;
   status: MemberStatus;
+  /** The highest incarnation this member announced itself (only the member raises it). */
   incarnation: number;
   since: number;
   suspicion: Suspicion | undefined;
@@ -82,6 +127,8 @@ interface State {
 interface Probe {
   seq: number;
   target: string;
+  /** Members asked to probe the target: only they (and the target) may answer for it. */
+  helpers: Set<string>;
   timer: TimerHandle | undefined;
   nacks: number;
   expectedNacks: number;
@@ -91,7 +138,18 @@ interface Probe {
 interface Relay {
   origin: string;
   originSeq: number;
+  target: string;
   timer: TimerHandle;
+}
+
+/** One piece of news about a member. `teller` is the authenticated node it came from. */
+interface News {
+  name: string;
+  inc: number;
+  status: MemberStatus;
+  address: Address | undefined;
+  teller: string;
+  reason: string;
 }
 
 export class Membership {
@@ -105,6 +163,7 @@ export class Membership {
   private probeIndex = 0;
   private roundTimer: TimerHandle | undefined;
   private readonly timers: TimerHandle[] = [];
+  /** Addresses being dialled for a node that is not (yet) a member: discovery joins and hearsay. */
   private readonly joining = new Set<string>();
   private readonly lastHint = new Map<string, number>();
   private running = false;
@@ -118,6 +177,7 @@ export class Membership {
     private readonly log: Logger,
     private readonly onChange: (member: Member, info: ChangeInfo) => void,
     private readonly random: () => number = Math.random,
+    private readonly limits: MembershipLimits = DEFAULT_MEMBERSHIP_LIMITS,
   ) {
     this.incarnation = self.incarnation;
   }
@@ -129,6 +189,11 @@ export class Membership {
   /** Local health score (Lifeguard): 0 is healthy; probe timeouts scale with 1 + score. */
   get health(): number {
     return this.awareness;
+  }
+
+  /** Dials in flight to addresses of nodes that are not members yet (at most `pendingMembers`). */
+  get pendingDials(): number {
+    return this.joining.size;
   }
 
   start(): void {
@@ -177,27 +242,70 @@ export class Membership {
     };
   }
 
-  /** Joins the cluster through whichever node listens at `address`. */
+  private tell(name: string, msg: MembershipMessage): void {
+    this.io.send(name, encodeMembership(msg));
+  }
+
+  /**
+   * Joins the cluster through whichever node listens at `address` (discovery, `node.join`,
+   * re-dialling a down member), then exchanges views with it. Resolves undefined when there is
+   * nothing to do (this node's own address, or a dial to that address is already under way).
+   * Rejects with FND_ERR_DIAL_RATE_LIMITED (`reason: 'pending'`) while `pendingMembers` dials to
+   * non-members are in flight, or with the dial's own error.
+   */
   async join(address: Address): Promise<string | undefined> {
+    const key = formatAddress(address);
+    const aliveThere = new Set(
+      [...this.members.values()]
+        .filter((m) => m.status === 'alive' && formatAddress(m.address) === key)
+        .map((m) => m.name),
+    );
+    const hello = await this.dial(address);
+    // A node this node did not already see alive there gets our view, and answers with its own.
+    if (hello && !aliveThere.has(hello.name) && this.members.has(hello.name))
+      this.tell(hello.name, { type: 'sync', entries: this.snapshot() });
+    return hello?.name;
+  }
+
+  /** One bounded dial to an address: the answering node is met first-hand (see `dialled`). */
+  private async dial(address: Address): Promise<PeerHello | undefined> {
     const key = formatAddress(address);
     if (!this.running || this.left || this.joining.has(key)) return undefined;
     if (key === formatAddress(this.self.address)) return undefined;
+    if (this.joining.size >= this.limits.pendingMembers) {
+      throw new FoundationError(
+        'FND_ERR_DIAL_RATE_LIMITED',
+        `not dialling ${key}: ${this.joining.size} dials to non-members already in flight`,
+        { address: key, reason: 'pending', retryInMs: this.timing.probeIntervalMs },
+      );
+    }
     this.joining.add(key);
     try {
-      const hello = await this.io.join(address);
-      const m = this.members.get(hello.name);
-      if (m?.status !== 'alive') this.io.send(hello.name, [MSG.SYNC, this.snapshot()]);
-      return hello.name;
+      return await this.io.join(address);
     } finally {
       this.joining.delete(key);
     }
+  }
+
+  /**
+   * Hearsay says `name` is alive at `address` at an incarnation this node has not heard from it:
+   * dial it to hear it first-hand (the dial's hello is what counts). Returns whether a dial started.
+   */
+  private verify(name: string, address: Address): boolean {
+    const key = formatAddress(address);
+    if (this.joining.has(key) || this.joining.size >= this.limits.pendingMembers) return false;
+    if (!this.running || this.left || key === formatAddress(this.self.address)) return false;
+    this.dial(address).catch((err: Error) =>
+      this.log.debug({ member: name, address: key, err: err.message }, 'member not verified'),
+    );
+    return true;
   }
 
   /** Graceful leave: tells every member, then stops probing. */
   leave(): void {
     if (this.left) return;
     this.left = true;
-    this.broadcast([MSG.LEAVE, this.self.name, this.incarnation]);
+    this.broadcast({ type: 'leave', name: this.self.name, incarnation: this.incarnation });
     this.stop();
   }
 
@@ -213,14 +321,66 @@ export class Membership {
     for (const m of this.members.values()) m.suspicion?.timer?.cancel();
   }
 
+  /** Largest incarnation of another node this node accepts now (see INCARNATION_LEAD_MS). */
+  private maxIncarnation(): number {
+    return Math.floor(this.clock.wallNow()) + INCARNATION_LEAD_MS;
+  }
+
   /**
-   * Whether a node that just authenticated may use `name`: refused when a live member already has
-   * that name at another address (a second process with the same name).
+   * A node that just authenticated on an inbound connection (any channel): refused when a live
+   * member already has that name at another address with another incarnation (a second process
+   * with the same name), or when its incarnation is out of range. Otherwise this is first-hand
+   * news of it (a member only ever enters the table this way or by `dialled`).
    */
-  acceptPeer(name: string, address: Address, incarnation: number): boolean {
+  acceptPeer(
+    name: string,
+    address: Address,
+    incarnation: number,
+  ):
+    | { code: 'FND_ERR_HANDSHAKE_DUPLICATE_NAME' | 'FND_ERR_INCARNATION_RANGE'; message: string }
+    | undefined {
+    if (incarnation > this.maxIncarnation()) {
+      return {
+        code: 'FND_ERR_INCARNATION_RANGE',
+        message: `node ${name} announced incarnation ${incarnation}, more than ${INCARNATION_LEAD_MS} ms ahead of this node's clock`,
+      };
+    }
     const m = this.members.get(name);
-    if (!m || m.status === 'down' || m.status === 'left') return true;
-    return formatAddress(m.address) === formatAddress(address) || incarnation === m.incarnation;
+    if (
+      m &&
+      (m.status === 'alive' || m.status === 'suspect') &&
+      formatAddress(m.address) !== formatAddress(address) &&
+      incarnation !== m.incarnation
+    ) {
+      return {
+        code: 'FND_ERR_HANDSHAKE_DUPLICATE_NAME',
+        message: `node name "${name}" is already used by a live member at another address`,
+      };
+    }
+    this.contact(name, incarnation, address);
+    return undefined;
+  }
+
+  /** A dial this node made was answered and authenticated by `hello.name`: first-hand news of it. */
+  dialled(hello: PeerHello): void {
+    if (hello.incarnation > this.maxIncarnation()) {
+      this.log.warn(
+        { peer: hello.name, incarnation: hello.incarnation, code: 'FND_ERR_INCARNATION_RANGE' },
+        'dialled node announced an out-of-range incarnation; not a member',
+      );
+      return;
+    }
+    if (!hello.address.host || hello.address.port < 1) return;
+    this.contact(hello.name, hello.incarnation, hello.address);
+  }
+
+  /**
+   * `name` itself, on an authenticated connection, says it is alive at `inc` (see `apply`: the
+   * pool is handed its address, which also adopts a control link that PeerManager.join offers).
+   */
+  private contact(name: string, inc: number, address: Address): void {
+    if (!this.running || this.left || name === this.self.name) return;
+    this.apply({ name, inc, status: 'alive', address, teller: name, reason: 'join' }, undefined);
   }
 
   /** A connection to or from `name` dropped: probe it now rather than at its turn. */
@@ -299,6 +459,7 @@ export class Membership {
     const p: Probe = {
       seq,
       target,
+      helpers: new Set(),
       timer: undefined,
       nacks: 0,
       expectedNacks: 0,
@@ -313,8 +474,13 @@ export class Membership {
     // Lifeguard's buddy system: tell a suspect it is suspected, so it can refute at once.
     const t = this.members.get(target);
     if (t?.status === 'suspect')
-      this.io.send(target, [MSG.SUSPECT, target, t.incarnation, this.self.name]);
-    this.io.send(target, [MSG.PING, seq, target]);
+      this.tell(target, {
+        type: 'suspect',
+        name: target,
+        incarnation: t.incarnation,
+        by: this.self.name,
+      });
+    this.tell(target, { type: 'ping', seq, target });
     p.timer = this.after(timeout, (late) => {
       if (late) {
         // Our own loop stalled: the ack may be sitting unread in a socket. Not a verdict.
@@ -325,7 +491,10 @@ export class Membership {
         this.live().filter((m) => m.name !== target && m.status === 'alive'),
         this.timing.indirectChecks,
       );
-      for (const h of helpers) this.io.send(h.name, [MSG.PING_REQ, seq, target]);
+      for (const h of helpers) {
+        p.helpers.add(h.name);
+        this.tell(h.name, { type: 'ping-req', seq, target });
+      }
       p.expectedNacks = helpers.length;
       p.timer = this.after(indirectWindow, (late2) => {
         if (late2) {
@@ -341,7 +510,12 @@ export class Membership {
         if (m && (m.status === 'alive' || confirms)) {
           this.log.debug({ member: target }, 'probe failed; suspecting');
           this.suspect(m, m.incarnation, this.self.name, 'probe-failed');
-          this.broadcast([MSG.SUSPECT, m.name, m.incarnation, this.self.name]);
+          this.broadcast({
+            type: 'suspect',
+            name: m.name,
+            incarnation: m.incarnation,
+            by: this.self.name,
+          });
         }
         p.done(false);
       });
@@ -388,7 +562,12 @@ export class Membership {
         return this.armSuspicion(m);
       }
       this.markDown(m, m.incarnation, this.self.name, 'suspicion-timeout');
-      this.broadcast([MSG.DOWN, m.name, m.incarnation, this.self.name]);
+      this.broadcast({
+        type: 'down',
+        name: m.name,
+        incarnation: m.incarnation,
+        by: this.self.name,
+      });
     });
   }
 
@@ -414,7 +593,7 @@ export class Membership {
     this.armSuspicion(m);
     // Tell the suspect itself, whoever we heard it from: a rumour that reached us through a third
     // node's sync might not have reached it, and only it can refute.
-    this.io.send(m.name, [MSG.SUSPECT, m.name, inc, by]);
+    this.tell(m.name, { type: 'suspect', name: m.name, incarnation: inc, by });
     this.emit(m, prev, reason, by);
   }
 
@@ -459,39 +638,50 @@ export class Membership {
   }
 
   /** Someone says we are suspect/down/left: outlive the rumour with a higher incarnation. */
-  private refute(inc: number, teller: string | undefined): void {
+  private refute(inc: number, teller: string): void {
     if (this.left) return;
     this.incarnation = Math.max(this.incarnation, inc) + 1;
     this.adjustAwareness(1);
-    const msg = [
-      MSG.ALIVE,
-      this.self.name,
-      this.incarnation,
-      this.self.address.host,
-      this.self.address.port,
-    ];
+    const msg: MembershipMessage = {
+      type: 'alive',
+      name: this.self.name,
+      incarnation: this.incarnation,
+      address: this.self.address,
+    };
     this.broadcast(msg);
-    if (teller && !this.live().some((m) => m.name === teller)) this.io.send(teller, msg);
+    if (!this.live().some((m) => m.name === teller)) this.tell(teller, msg);
   }
 
-  /** Applies one piece of news about `name`, whoever it came from. Returns true if it changed state. */
-  private apply(
-    name: string,
-    inc: number,
-    status: MemberStatus,
-    address: Address | undefined,
-    by: string,
-    reason: string,
-  ): boolean {
+  /**
+   * Applies one piece of news about a member. The trust rules (docs/membership.md, "Trust"):
+   * - Only a member raises its own incarnation: news from anyone else (`teller !== name`) at an
+   *   incarnation above the one the member announced to this node is ignored.
+   * - A member enters the table only first-hand; hearsay about an unknown one (or about a newer
+   *   incarnation) at most starts one bounded dial to hear it first-hand (`budget`).
+   * - LEAVE counts only from the leaving node itself.
+   * Returns whether it started a verifying dial.
+   */
+  private apply(n: News, budget: { left: number } | undefined): boolean {
+    const { name, inc, status, address, teller, reason } = n;
     if (name === this.self.name) {
-      if (status !== 'alive' ? inc >= this.incarnation : inc > this.incarnation)
-        this.refute(inc, by);
+      const claimed = status !== 'alive' ? inc >= this.incarnation : inc > this.incarnation;
+      if (!claimed) return false;
+      if (inc > this.incarnation && inc > this.clock.wallNow() + SELF_INCARNATION_LEAD_MS) {
+        this.log.debug(
+          { by: teller, incarnation: inc, code: 'FND_ERR_INCARNATION_RANGE' },
+          'ignored a claim about this node far above its own incarnation',
+        );
+        return false;
+      }
+      this.refute(inc, teller);
       return false;
     }
-    let m = this.members.get(name);
+    const firstHand = teller === name;
+    const m = this.members.get(name);
     if (!m) {
       if ((status !== 'alive' && status !== 'suspect') || !address) return false;
-      m = {
+      if (!firstHand) return this.hearsay(name, address, budget);
+      const fresh: State = {
         name,
         address,
         status: 'alive',
@@ -499,72 +689,113 @@ export class Membership {
         since: this.clock.now(),
         suspicion: undefined,
       };
-      this.members.set(name, m);
+      this.members.set(name, fresh);
       this.io.learn(name, address, inc);
       this.io.keepAlive(name, true);
-      this.emit(m, undefined, 'join', by);
-      // First-hand news of a new member (from the member itself) is passed on: faster formation.
-      if (by === name) this.broadcast([MSG.ALIVE, name, inc, address.host, address.port], by);
-      if (status === 'suspect') this.suspect(m, inc, by, reason);
-      return true;
+      this.emit(fresh, undefined, 'join', teller);
+      // First-hand news of a new member is passed on: the others dial it to meet it themselves.
+      this.broadcast({ type: 'alive', name, incarnation: inc, address }, name);
+      return false;
+    }
+    if (!firstHand && inc > m.incarnation) {
+      // Not what the member itself announced to us: a stale view of ours, or a forgery. Only a
+      // live-looking claim is worth a dial to find out; a negative one is simply ignored.
+      if (status === 'alive' || status === 'suspect')
+        return this.hearsay(name, address ?? m.address, budget);
+      this.log.debug(
+        { member: name, incarnation: inc, announced: m.incarnation, by: teller, status },
+        'ignored news above the incarnation the member announced',
+      );
+      return false;
+    }
+    // Only the leaving node sends LEAVE; a view (SYNC) may still carry `left` at the same
+    // incarnation to nodes that missed the LEAVE.
+    if (status === 'left' && reason === 'leave' && !firstHand) return false;
+    if (firstHand && status === 'alive' && inc === m.incarnation) {
+      // It speaks to us: keep its address in the pool (also while we hold it down or left at this
+      // incarnation, so our SYNC_REPLY reaches it and it can refute) and clear its dial backoff.
+      // A newer incarnation does the same through markAlive below.
+      this.io.learn(name, m.address, inc);
     }
     const newer = inc > m.incarnation;
     const stronger = inc === m.incarnation && RANK[status] > RANK[m.status];
     if (status === 'suspect' && m.status === 'suspect' && inc === m.incarnation) {
-      // Another node independently suspects it: a confirmation (shortens the timeout).
-      this.suspect(m, inc, by, reason);
+      // Another node independently suspects it: a confirmation (shortens the timeout). Counted
+      // per authenticated sender, so one member cannot confirm in the name of others.
+      this.suspect(m, inc, teller, reason);
       return false;
     }
     if (!newer && !stronger) return false;
     switch (status) {
       case 'alive': {
+        // Only first-hand news can get here (an incarnation above ours).
         const wasGone = m.status === 'down' || m.status === 'left';
-        this.markAlive(m, inc, address ?? m.address, wasGone ? 'rejoin' : 'refuted', by);
-        if (wasGone && by === name)
-          this.broadcast([MSG.ALIVE, name, inc, m.address.host, m.address.port], by);
-        return true;
+        this.markAlive(m, inc, address ?? m.address, wasGone ? 'rejoin' : 'refuted', teller);
+        if (wasGone)
+          this.broadcast({ type: 'alive', name, incarnation: inc, address: m.address }, name);
+        return false;
       }
       case 'suspect':
-        this.suspect(m, inc, by, reason);
-        return true;
+        this.suspect(m, inc, teller, reason);
+        return false;
       case 'down':
-        this.markDown(m, inc, by, reason);
-        return true;
+        this.markDown(m, inc, teller, reason);
+        return false;
       case 'left':
-        this.markLeft(m, inc, by);
-        return true;
+        this.markLeft(m, inc, teller);
+        return false;
     }
   }
 
-  private snapshot(): unknown[] {
-    const out: unknown[] = [
-      [this.self.name, this.incarnation, 0, this.self.address.host, this.self.address.port],
+  /** Hearsay about a member: dial it (bounded per message and in total) to hear it first-hand. */
+  private hearsay(name: string, address: Address, budget: { left: number } | undefined): boolean {
+    if (budget && budget.left <= 0) return false;
+    if (!this.verify(name, address)) return false;
+    if (budget) budget.left--;
+    return true;
+  }
+
+  private snapshot(): SyncEntry[] {
+    const out: SyncEntry[] = [
+      {
+        name: this.self.name,
+        incarnation: this.incarnation,
+        status: 'alive',
+        address: this.self.address,
+      },
     ];
     for (const m of this.members.values()) {
-      out.push([m.name, m.incarnation, RANK[m.status], m.address.host, m.address.port]);
+      out.push({ name: m.name, incarnation: m.incarnation, status: m.status, address: m.address });
     }
     return out;
   }
 
-  private merge(entries: unknown, from: string): void {
-    if (!Array.isArray(entries)) return;
-    for (const e of entries.slice(0, 10_000)) {
-      if (!Array.isArray(e)) continue;
-      const [name, inc, code, host, port] = e;
-      const status = Number.isInteger(code) ? STATUS_CODE[code as number] : undefined;
-      if (typeof name !== 'string' || !incOk(inc) || !status) continue;
-      const address = typeof host === 'string' && portOk(port) ? { host, port } : undefined;
-      this.apply(name, inc, status, address, from, 'sync');
+  /** Merges a decoded view from `from`: its own entry is first-hand, the rest hearsay. */
+  private merge(entries: SyncEntry[], from: string): void {
+    const budget = { left: this.limits.learnPerMessage };
+    for (const e of entries) {
+      this.apply(
+        {
+          name: e.name,
+          inc: e.incarnation,
+          status: e.status,
+          address: e.address,
+          teller: from,
+          reason: 'sync',
+        },
+        budget,
+      );
     }
   }
 
-  private broadcast(msg: unknown[], except?: string): void {
-    for (const m of this.live()) if (m.name !== except) this.io.send(m.name, msg);
+  private broadcast(msg: MembershipMessage, except?: string): void {
+    const wire = encodeMembership(msg);
+    for (const m of this.live()) if (m.name !== except) this.io.send(m.name, wire);
   }
 
   private syncRandom(): void {
     const [m] = this.pickRandom(this.live(), 1);
-    if (m) this.io.send(m.name, [MSG.SYNC, this.snapshot()]);
+    if (m) this.tell(m.name, { type: 'sync', entries: this.snapshot() });
   }
 
   private reconnectDown(): void {
@@ -606,82 +837,131 @@ export class Membership {
 
   // ---- inbound ----
 
-  /** Handles one control message from an authenticated peer. Never throws on bad input. */
-  handle(from: PeerHello, msg: unknown[]): void {
+  /** The incarnations a message carries (all are range-checked before anything changes). */
+  private static incarnations(msg: MembershipMessage): number[] {
+    switch (msg.type) {
+      case 'alive':
+      case 'suspect':
+      case 'down':
+      case 'leave':
+        return [msg.incarnation];
+      case 'sync':
+      case 'sync-reply':
+        return msg.entries.map((e) => e.incarnation);
+      default:
+        return [];
+    }
+  }
+
+  /**
+   * Handles one control message from an authenticated peer. Decoded and bounds-checked whole
+   * first (src/cluster/wire.ts); a malformed or out-of-range message changes nothing. Never
+   * throws on bad input.
+   */
+  handle(from: PeerHello, raw: unknown[]): void {
     if (!this.running) return;
-    const [type, a, b, c, d] = msg;
-    switch (type) {
-      case MSG.PING:
-        // An ack only if the ping is for us (not for a previous owner of this address).
-        if (typeof a === 'number' && b === this.self.name) this.io.send(from.name, [MSG.ACK, a]);
+    const decoded = decodeMembership(raw);
+    if (!decoded.ok) {
+      if (!decoded.unknown)
+        this.log.debug(
+          { peer: from.name, code: 'FND_ERR_MEMBERSHIP_MESSAGE', reason: decoded.reason },
+          'ignored a malformed membership message',
+        );
+      return;
+    }
+    const msg = decoded.msg;
+    const max = this.maxIncarnation();
+    for (const inc of Membership.incarnations(msg)) {
+      if (inc > max) {
+        this.log.debug(
+          { peer: from.name, code: 'FND_ERR_INCARNATION_RANGE', incarnation: inc, limit: max },
+          'ignored a membership message with an out-of-range incarnation',
+        );
         return;
-      case MSG.ACK: {
-        if (typeof a !== 'number') return;
-        const relay = this.relays.get(a);
+      }
+    }
+    const teller = from.name;
+    switch (msg.type) {
+      case 'ping':
+        // An ack only if the ping is for us (not for a previous owner of this address).
+        if (msg.target === this.self.name) this.tell(teller, { type: 'ack', seq: msg.seq });
+        return;
+      case 'ack': {
+        const relay = this.relays.get(msg.seq);
         if (relay) {
+          if (teller !== relay.target) return;
           relay.timer.cancel();
-          this.relays.delete(a);
-          this.io.send(relay.origin, [MSG.ACK, relay.originSeq]);
+          this.relays.delete(msg.seq);
+          this.tell(relay.origin, { type: 'ack', seq: relay.originSeq });
           return;
         }
-        this.probes.get(a)?.done(true);
+        // Only the target, or a helper asked to relay, may answer a probe.
+        const p = this.probes.get(msg.seq);
+        if (p && (teller === p.target || p.helpers.has(teller))) p.done(true);
         return;
       }
-      case MSG.NACK: {
-        const p = typeof a === 'number' ? this.probes.get(a) : undefined;
-        if (p) p.nacks++;
+      case 'nack': {
+        const p = this.probes.get(msg.seq);
+        if (p?.helpers.has(teller)) p.nacks++;
         return;
       }
-      case MSG.PING_REQ: {
-        if (typeof a !== 'number' || typeof b !== 'string' || !this.members.has(b)) return;
+      case 'ping-req': {
+        if (!this.members.has(msg.target) || this.relays.size >= MAX_RELAYS) return;
         const seq = ++this.seq;
         const timer = this.clock.setTimeout(() => {
           this.relays.delete(seq);
-          this.io.send(from.name, [MSG.NACK, a]);
+          this.tell(teller, { type: 'nack', seq: msg.seq });
         }, this.timing.probeTimeoutMs * 0.8);
-        this.relays.set(seq, { origin: from.name, originSeq: a, timer });
-        this.io.send(b, [MSG.PING, seq, b]);
+        this.relays.set(seq, { origin: teller, originSeq: msg.seq, target: msg.target, timer });
+        this.tell(msg.target, { type: 'ping', seq, target: msg.target });
         return;
       }
-      case MSG.ALIVE:
-        if (typeof a === 'string' && incOk(b) && typeof c === 'string' && portOk(d)) {
-          this.apply(a, b, 'alive', { host: c, port: d }, from.name, 'gossip');
-        }
+      case 'alive':
+        this.apply(
+          {
+            name: msg.name,
+            inc: msg.incarnation,
+            status: 'alive',
+            address: msg.address,
+            teller,
+            reason: 'gossip',
+          },
+          { left: this.limits.learnPerMessage },
+        );
         return;
-      case MSG.SUSPECT:
-        if (typeof a === 'string' && incOk(b)) {
-          this.apply(
-            a,
-            b,
-            'suspect',
-            undefined,
-            typeof c === 'string' ? c : from.name,
-            'suspected',
-          );
-        }
+      case 'suspect':
+      case 'down':
+        this.apply(
+          {
+            name: msg.name,
+            inc: msg.incarnation,
+            status: msg.type,
+            address: undefined,
+            teller,
+            reason: msg.type === 'suspect' ? 'suspected' : 'declared-down',
+          },
+          undefined,
+        );
         return;
-      case MSG.DOWN:
-        if (typeof a === 'string' && incOk(b)) {
-          this.apply(
-            a,
-            b,
-            'down',
-            undefined,
-            typeof c === 'string' ? c : from.name,
-            'declared-down',
-          );
-        }
+      case 'leave':
+        this.apply(
+          {
+            name: msg.name,
+            inc: msg.incarnation,
+            status: 'left',
+            address: undefined,
+            teller,
+            reason: 'leave',
+          },
+          undefined,
+        );
         return;
-      case MSG.LEAVE:
-        if (typeof a === 'string' && incOk(b))
-          this.apply(a, b, 'left', undefined, from.name, 'leave');
+      case 'sync':
+        this.merge(msg.entries, teller);
+        this.tell(teller, { type: 'sync-reply', entries: this.snapshot() });
         return;
-      case MSG.SYNC:
-        this.merge(a, from.name);
-        this.io.send(from.name, [MSG.SYNC_REPLY, this.snapshot()]);
-        return;
-      case MSG.SYNC_REPLY:
-        this.merge(a, from.name);
+      case 'sync-reply':
+        this.merge(msg.entries, teller);
         return;
     }
   }

@@ -8,6 +8,7 @@ import type { Clock, TimerHandle } from '../util/clock.js';
 import { publish } from '../util/diagnostics.js';
 import type { Logger } from '../util/log.js';
 import type { EncodedBody } from './codec.js';
+import { DEFAULT_DIAL_LIMITS, DialLimiter, type DialLimits } from './dial-limiter.js';
 import { InboundBudget } from './frame.js';
 import type { Identity } from './handshake.js';
 import { Link, type LinkOptions, type PeerHello } from './link.js';
@@ -32,13 +33,24 @@ export interface PeerManagerOptions {
   backoff: { baseMs: number; maxMs: number };
   /** Send every channel over one connection (only to measure head-of-line blocking). */
   singleConnection: boolean;
+  /** Global dial rate and per-address backoff (src/transport/dial-limiter.ts). Default DEFAULT_DIAL_LIMITS. */
+  dialLimits?: DialLimits;
 }
 
 export interface PeerEvents {
   /** A decoded message from an authenticated peer. Never called concurrently; must not block. */
   message(from: PeerHello, channel: ChannelName, msg: unknown[]): void;
-  /** An inbound handshake passed; may refuse (e.g. duplicate name). */
+  /**
+   * An inbound handshake passed; may refuse (e.g. duplicate name). The pool learns nothing from
+   * it: membership hands it addresses (`learn`).
+   */
   accept(peer: PeerHello): { code: ErrorCode; message: string } | undefined;
+  /**
+   * A dial this node made was answered and authenticated by `peer` (first-hand news of it for
+   * membership). Called synchronously before the dial resolves; a `learn(peer.name, ...)` made
+   * from here during `join()` adopts the new connection as that peer's control link.
+   */
+  dialled?(peer: PeerHello): void;
   /** A connection to/from `name` closed unexpectedly (hint for failure detection). */
   linkDown(name: string, channel: ChannelName, direction: 'in' | 'out'): void;
   /** A handshake failed; `err.code` says why. */
@@ -282,6 +294,10 @@ export class PeerManager {
   private readonly peers = new Map<string, Peer>();
   private readonly inbound = new Set<Link>();
   private readonly linkOptions: LinkOptions;
+  /** Every dial asks it first (dialLink). */
+  readonly limiter: DialLimiter;
+  /** A control link join() offers to membership; learn() adopts it for that peer. */
+  private adopting: Link | undefined;
   stopped = false;
   private handshaking = 0;
   /** Inbound connections refused because of bad frames or handshakes (for tests and stats). */
@@ -300,6 +316,7 @@ export class PeerManager {
       handshakeTimeoutMs: opts.handshakeTimeoutMs,
       clock: opts.clock,
     };
+    this.limiter = new DialLimiter(opts.dialLimits ?? DEFAULT_DIAL_LIMITS, opts.clock);
   }
 
   async listen(address: Address): Promise<Address> {
@@ -334,7 +351,6 @@ export class PeerManager {
           return;
         }
         const from = link.peer;
-        this.learn(from.name, from.address, from.incarnation);
         this.inbound.add(link);
         link.setHandlers({
           message: (msg) => this.events.message(from, from.channel, msg),
@@ -381,12 +397,28 @@ export class PeerManager {
     );
   }
 
-  /** Opens and authenticates one connection; used for channels and for joining by address. */
-  async dialLink(address: Address, channel: ChannelName): Promise<Link> {
+  /**
+   * Opens and authenticates one connection; used for channels and for joining by address. Every
+   * dial of this node goes through here, so here the dial limiter is asked first: a refused dial
+   * rejects with FND_ERR_DIAL_RATE_LIMITED without opening a socket. A failed connect or
+   * handshake backs that address off. The node that answered is reported to `events.dialled`
+   * (unless `report` is false: join() reports it itself).
+   */
+  async dialLink(address: Address, channel: ChannelName, report = true): Promise<Link> {
+    const key = formatAddress(address);
+    const refusal = this.limiter.acquire(key);
+    if (refusal) {
+      throw new FoundationError(
+        'FND_ERR_DIAL_RATE_LIMITED',
+        `not dialling ${key}: ${refusal.reason === 'rate' ? 'dial rate exceeded' : 'address backed off after failed dials'}`,
+        { address: key, reason: refusal.reason, retryInMs: Math.ceil(refusal.retryInMs) },
+      );
+    }
     let conn: RawConnection;
     try {
       conn = await this.opts.transport.connect(address, this.opts.connectTimeoutMs);
     } catch (err) {
+      this.limiter.failed(key);
       const cause = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
       throw new FoundationError(
         'FND_ERR_CONNECT',
@@ -397,9 +429,11 @@ export class PeerManager {
         },
       );
     }
+    let link: Link;
     try {
-      return await Link.client(conn, channel, this.linkOptions);
+      link = await Link.client(conn, channel, this.linkOptions);
     } catch (err) {
+      this.limiter.failed(key);
       const e = err as FoundationError;
       this.opts.log.warn(
         { remote: formatAddress(address), code: e.code, err: e.message },
@@ -413,37 +447,56 @@ export class PeerManager {
       this.events.handshakeError(e, formatAddress(address), 'out');
       throw err;
     }
+    this.limiter.succeeded(key);
+    if (report && !this.stopped) this.events.dialled?.(link.peer);
+    return link;
   }
 
   /**
    * Dials an address whose node we may not know yet (discovery), on the control channel, and
-   * keeps the connection as that node's control link. Resolves with who answered.
+   * reports who answered (`events.dialled`). If membership then hands the pool that node's
+   * address (`learn`), the connection becomes its control link; otherwise it is closed.
    */
   async join(address: Address): Promise<PeerHello> {
-    const link = await this.dialLink(address, this.route('control'));
+    const link = await this.dialLink(address, this.route('control'), false);
     const hello = link.peer;
-    const peer = this.learn(hello.name, hello.address, hello.incarnation);
-    const out = this.outbound(peer, 'control');
-    if (out.link || peer.removed || this.stopped) link.end();
-    else out.attach(link);
+    this.adopting = link;
+    try {
+      if (!this.stopped) this.events.dialled?.(hello);
+    } finally {
+      if (this.adopting === link) {
+        this.adopting = undefined;
+        link.end();
+      }
+    }
     return hello;
   }
 
-  /** Records (or updates) where a peer lives; a newer incarnation at a new address re-dials. */
+  /**
+   * Membership hands the pool a member's address (or its newer incarnation); a newer incarnation
+   * at a new address re-dials. The only way the pool learns of a peer. Also clears the dial
+   * backoff of that address: a member vouched for it.
+   */
   learn(name: string, address: Address, incarnation: number): Peer {
     let peer = this.peers.get(name);
     if (!peer || (peer.removed && incarnation >= peer.incarnation)) {
       peer = new Peer(name, address, incarnation);
       this.peers.set(name, peer);
-      return peer;
-    }
-    if (incarnation >= peer.incarnation) {
+    } else if (incarnation >= peer.incarnation) {
       const moved = formatAddress(peer.address) !== formatAddress(address);
       peer.incarnation = incarnation;
       if (moved) {
         peer.address = address;
         for (const out of peer.channels.values()) out.reset();
       }
+    }
+    this.limiter.succeeded(formatAddress(peer.address));
+    const offered = this.adopting;
+    if (offered?.peer.name === name && !peer.removed && !this.stopped) {
+      this.adopting = undefined;
+      const out = this.outbound(peer, 'control');
+      if (out.link) offered.end();
+      else out.attach(offered);
     }
     return peer;
   }

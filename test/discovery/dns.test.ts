@@ -60,6 +60,9 @@ describe('dns discovery (A records from a real DNS server on loopback)', () => {
     assert.ok(!seesAlive(a, ['c']), 'c is not listed yet, so nobody joins it');
     dns.setA(NAME, ['127.0.0.2', '127.0.0.3', '127.0.0.4']);
     await waitUntil(() => fullyMeshed([a, b, c]), 'c to be joined once its record exists');
+    // As above for SRV: a's own poll must have listed c before c's record goes.
+    const polled = dns.queries.length;
+    await waitUntil(() => dns.queries.length >= polled + 6, 'a few more polls');
 
     const removed = listen(CHANNELS.discoveryDisconnect);
     try {
@@ -176,6 +179,10 @@ describe('dns-srv discovery (SRV records, distinct ports)', () => {
       { target: 'gone.nodes.foundation.test', port: 9 },
     ]);
     await waitUntil(() => fullyMeshed([x, y, z]), 'x, y and z to find each other through SRV');
+    // The mesh can form through y's and z's polls before x's own poll has listed z: let every
+    // node poll a few more times, so that x has seen z listed before it goes.
+    const polled = dns.queries.length;
+    await waitUntil(() => dns.queries.length >= polled + 30, 'a few more polls');
 
     const removed = listen(CHANNELS.discoveryDisconnect);
     try {

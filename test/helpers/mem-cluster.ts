@@ -3,6 +3,7 @@
 import type { DiscoveryStrategy } from '../../src/discovery/strategy.js';
 import { FoundationNode, type FoundationOptions, type Member } from '../../src/index.js';
 import { InMemoryNetwork, ManualClock } from '../../src/testing.js';
+import { TEST_SECRET } from './nodes.js';
 
 /** A strategy that finds nobody: tests join nodes explicitly. */
 export const noDiscovery: DiscoveryStrategy = { name: 'none', start() {}, stop() {} };
@@ -29,6 +30,7 @@ export async function memCluster(n: number, extra: FoundationOptions = {}): Prom
       const node = await FoundationNode.start({
         name,
         cluster: 'test',
+        secret: TEST_SECRET,
         transport: net.transport(),
         clock,
         logLevel: 'silent',

@@ -115,7 +115,8 @@ describe('membership input from an authenticated peer', () => {
       version: 2,
       encrypted: false,
     };
-    m.handle(from, [MSG.ALIVE, 'good', 5, '127.0.0.1', 3000]);
+    // A member enters the table first-hand (its own ALIVE), not from what `evil` says about it.
+    m.handle({ ...from, name: 'good' }, [MSG.ALIVE, 'good', 5, '127.0.0.1', 3000]);
     assert.equal(m.status('good'), 'alive');
     for (const inc of [Number.POSITIVE_INFINITY, Number.NaN, 5.5, -1]) {
       m.handle(from, [MSG.DOWN, 'good', inc, 'evil']);
