@@ -80,12 +80,11 @@ export class ClusterNode extends EventEmitter<FoundationNodeEvents> {
       {
         transport:
           opts.transport ??
-          new TcpTransport(
-            opts.tls,
-            (err, remote) =>
-              this.log.warn({ remote, err: err.message }, 'TLS handshake from peer failed'),
-            opts.handshakeTimeoutMs,
-          ),
+          new TcpTransport({
+            tls: opts.tls,
+            tlsHandshakeTimeoutMs: opts.handshakeTimeoutMs,
+            firstByteTimeoutMs: opts.firstByteTimeoutMs,
+          }),
         self: this.identity,
         secret: opts.secret,
         clock: this.clock,
@@ -99,6 +98,8 @@ export class ClusterNode extends EventEmitter<FoundationNodeEvents> {
           maxMs: Math.max(1000, opts.timing.reconnectIntervalMs),
         },
         singleConnection: opts.singleConnection,
+        maxPendingConnections: opts.maxPendingConnections,
+        maxPendingPerSource: opts.maxPendingPerSource,
       },
       {
         message: (from, channel, msg) => {

@@ -12,6 +12,11 @@ import { type KubernetesOptions, kubernetesSchema } from './discovery/strategies
 import { type MdnsOptions, mdnsSchema } from './discovery/strategies/mdns.js';
 import type { DiscoveryStrategy } from './discovery/strategy.js';
 import { FoundationError } from './errors.js';
+import {
+  DEFAULT_FIRST_BYTE_TIMEOUT_MS,
+  DEFAULT_MAX_PENDING_CONNECTIONS,
+  DEFAULT_MAX_PENDING_PER_SOURCE,
+} from './transport/admission.js';
 import { DEFAULT_MAX_FRAME_SIZE } from './transport/protocol.js';
 import type { TlsOptions } from './transport/tcp.js';
 import type { Transport } from './transport/types.js';
@@ -86,6 +91,21 @@ export interface FoundationOptions {
   handshakeTimeoutMs?: number;
   /** TCP connect deadline in ms. Default 3000. */
   connectTimeoutMs?: number;
+  /**
+   * Most inbound connections accepted but not yet authenticated, in total. Default 256. Higher:
+   * more peers may handshake at once; each pending one holds a socket (file descriptor).
+   */
+  maxPendingConnections?: number;
+  /**
+   * Most of those from one source address (IPv6: one /64). Default 32. Lower: one source holds
+   * fewer slots; too low refuses bursts of dials from many nodes behind one address (they retry).
+   */
+  maxPendingPerSource?: number;
+  /**
+   * An accepted socket that sends nothing for this long, in ms, is dropped. Default 2000. Every
+   * real peer speaks at once (HELLO or TLS ClientHello); raise it only for very slow links.
+   */
+  firstByteTimeoutMs?: number;
   /** Send all channels over one connection. Only for measuring head-of-line blocking. Default false. */
   singleConnection?: boolean;
   /** Log level of the built-in pino logger. Default 'warn'. */
@@ -133,6 +153,10 @@ export const DEFAULTS = Object.freeze({
   requestTimeoutMs: 5_000,
   handshakeTimeoutMs: 5_000,
   connectTimeoutMs: 3_000,
+  // Pre-authentication limits: see src/transport/admission.ts and docs/security-preauth.md.
+  maxPendingConnections: DEFAULT_MAX_PENDING_CONNECTIONS,
+  maxPendingPerSource: DEFAULT_MAX_PENDING_PER_SOURCE,
+  firstByteTimeoutMs: DEFAULT_FIRST_BYTE_TIMEOUT_MS,
   logLevel: 'warn' as LogLevel,
 });
 
@@ -243,6 +267,9 @@ const clusterSchema = z.strictObject({
   requestTimeoutMs: ms.optional(),
   handshakeTimeoutMs: ms.optional(),
   connectTimeoutMs: ms.optional(),
+  maxPendingConnections: z.number().int().min(1).max(65_536).optional(),
+  maxPendingPerSource: z.number().int().min(1).max(65_536).optional(),
+  firstByteTimeoutMs: ms.optional(),
   singleConnection: z.boolean().optional(),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).optional(),
   logger: z
@@ -338,6 +365,9 @@ export interface ResolvedOptions {
   requestTimeoutMs: number;
   handshakeTimeoutMs: number;
   connectTimeoutMs: number;
+  maxPendingConnections: number;
+  maxPendingPerSource: number;
+  firstByteTimeoutMs: number;
   singleConnection: boolean;
   logLevel: LogLevel;
   logger: Logger | undefined;
@@ -442,6 +472,11 @@ function resolveParsed(o: z.infer<typeof clusterSchema>, prefix: string): Resolv
       },
     );
   }
+  const maxPendingConnections = o.maxPendingConnections ?? DEFAULTS.maxPendingConnections;
+  const maxPendingPerSource = o.maxPendingPerSource ?? DEFAULTS.maxPendingPerSource;
+  if (maxPendingPerSource > maxPendingConnections) {
+    throw invalid(`${prefix}maxPendingPerSource`, 'must not exceed maxPendingConnections');
+  }
   if (timing.suspicionMinMs > timing.suspicionMaxMs) {
     throw new FoundationError(
       'FND_ERR_INVALID_OPTION',
@@ -468,6 +503,9 @@ function resolveParsed(o: z.infer<typeof clusterSchema>, prefix: string): Resolv
     requestTimeoutMs: o.requestTimeoutMs ?? DEFAULTS.requestTimeoutMs,
     handshakeTimeoutMs: o.handshakeTimeoutMs ?? DEFAULTS.handshakeTimeoutMs,
     connectTimeoutMs: o.connectTimeoutMs ?? DEFAULTS.connectTimeoutMs,
+    maxPendingConnections,
+    maxPendingPerSource,
+    firstByteTimeoutMs: o.firstByteTimeoutMs ?? DEFAULTS.firstByteTimeoutMs,
     singleConnection: o.singleConnection ?? false,
     logLevel: o.logLevel ?? DEFAULTS.logLevel,
     logger: o.logger,
