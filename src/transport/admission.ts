@@ -45,7 +45,9 @@ export function sourceKey(address: string): string {
   const [head = '', tail = ''] = bare.split('::');
   const h = head ? head.split(':') : [];
   const t = tail ? tail.split(':') : [];
-  const groups = bare.includes('::') ? [...h, ...Array(8 - h.length - t.length).fill('0'), ...t] : h;
+  const groups = bare.includes('::')
+    ? [...h, ...Array(8 - h.length - t.length).fill('0'), ...t]
+    : h;
   return `${groups
     .slice(0, 4)
     .map((g) => Number.parseInt(g || '0', 16).toString(16))

@@ -232,41 +232,28 @@ export class TcpTransport implements Transport {
     const t = this.tlsOptions;
     const accepted = new WeakMap<net.Socket, Accepted>();
     const refuse = (err: FoundationError, remote: string) => hooks.refused?.(err, remote);
-    // The TLS server never listens: it is handed sockets that passed admission. Authorisation is
-    // checked in 'secureConnection' (rejectUnauthorized off) so the reason and address survive.
+    // The TLS server never listens: it is handed sockets that passed admission. With
+    // rejectUnauthorized, OpenSSL sends the "certificate required" alert to a dialler without a
+    // certificate, and Node closes on one from an unknown CA before its session tickets go out,
+    // which is how the dialler tells refusal from acceptance (see connect()).
     const tlsServer = t
       ? tls.createServer({
           key: t.key,
           cert: t.cert,
           ca: t.ca,
           requestCert: true,
-          rejectUnauthorized: false,
+          rejectUnauthorized: true,
           minVersion: 'TLSv1.3',
           handshakeTimeout: this.tlsHandshakeTimeoutMs,
         })
       : undefined;
     tlsServer?.on('secureConnection', (s: tls.TLSSocket) => {
       const a = accepted.get(rawOf(s) as net.Socket);
-      const remote = a?.remote ?? `${s.remoteAddress ?? '?'}:${s.remotePort ?? '?'}`;
-      if (!s.authorized) {
-        const reason = String(s.authorizationError ?? 'UNAUTHORIZED');
-        const r = classify(Object.assign(new Error(reason), { code: reason }), 'acceptor') ?? {
-          code: 'FND_ERR_TLS_HANDSHAKE',
-          detail: `the dialler's certificate was refused (${reason})`,
-          by: 'local',
-          reason,
-        };
-        // Destroyed before Node flushes its session tickets: that silence is how the dialler
-        // learns it was refused (see connect()).
-        s.destroy();
-        refuse(refusalError(r, remote), remote);
-        return;
-      }
-      if (!a) {
+      if (!a || !s.authorized) {
         s.destroy();
         return;
       }
-      onConnection(new SocketConnection(s, remote, a.ip, a.ticket));
+      onConnection(new SocketConnection(s, a.remote, a.ip, a.ticket));
     });
     tlsServer?.on('tlsClientError', (err: Error, s: tls.TLSSocket) => {
       const raw = rawOf(s);
@@ -275,7 +262,18 @@ export class TcpTransport implements Transport {
       // A socket that never sent a byte was not refused for its certificate: it just went away
       // (or the first-byte deadline dropped it).
       if (a?.idle || raw?.bytesRead === 0) return;
-      const r = classify(err, 'acceptor') ?? this.peerBrokeOff(err, a?.localIp);
+      // Node refused the certificate after the handshake: it reports a hang-up and keeps the
+      // verification result in authorizationError.
+      const verdict = s.authorizationError ? String(s.authorizationError) : undefined;
+      const r =
+        (verdict
+          ? (classify(Object.assign(new Error(verdict), { code: verdict }), 'acceptor') ?? {
+              code: 'FND_ERR_TLS_HANDSHAKE' as const,
+              detail: `the dialler's certificate was refused (${verdict})`,
+              by: 'local' as const,
+              reason: verdict,
+            })
+          : classify(err, 'acceptor')) ?? this.peerBrokeOff(err, a?.localIp);
       refuse(refusalError(r, remote, err), remote);
     });
 
