@@ -3,7 +3,15 @@
 // by PeerManager on a transport that takes no ticket itself (the in-memory network).
 import assert from 'node:assert/strict';
 import { afterEach, describe, it } from 'node:test';
-import { Admission, type Refusal, sourceKey } from '../../src/transport/admission.js';
+import { resolveOptions } from '../../src/options.js';
+import {
+  Admission,
+  DEFAULT_FIRST_BYTE_TIMEOUT_MS,
+  DEFAULT_MAX_PENDING_CONNECTIONS,
+  DEFAULT_MAX_PENDING_PER_SOURCE,
+  type Refusal,
+  sourceKey,
+} from '../../src/transport/admission.js';
 import type { Identity } from '../../src/transport/handshake.js';
 import { Link } from '../../src/transport/link.js';
 import { InMemoryNetwork } from '../../src/transport/memory.js';
@@ -11,6 +19,7 @@ import { PeerManager } from '../../src/transport/peers.js';
 import type { RawConnection } from '../../src/transport/types.js';
 import { ManualClock } from '../../src/util/clock.js';
 import { createLogger } from '../../src/util/log.js';
+import { assertCoded } from '../helpers/assert.js';
 import { TEST_SECRET } from '../helpers/nodes.js';
 
 describe('Admission', () => {
@@ -58,6 +67,31 @@ describe('Admission', () => {
     assert.ok(adm.admit('2001:db8::2'));
     assert.equal(adm.admit('2001:db8::3'), undefined, 'same /64: one source');
     assert.ok(adm.admit('2001:db8:0:1::3'), 'another /64: another source');
+  });
+});
+
+describe('admission options', () => {
+  it('default to the named constants and are validated naming the field', () => {
+    const o = resolveOptions();
+    assert.equal(o.maxPendingConnections, DEFAULT_MAX_PENDING_CONNECTIONS);
+    assert.equal(o.maxPendingPerSource, DEFAULT_MAX_PENDING_PER_SOURCE);
+    assert.equal(o.firstByteTimeoutMs, DEFAULT_FIRST_BYTE_TIMEOUT_MS);
+    const bad: Array<[Record<string, unknown>, string]> = [
+      [{ maxPendingConnections: 0 }, 'maxPendingConnections'],
+      [{ maxPendingPerSource: 1.5 }, 'maxPendingPerSource'],
+      [{ firstByteTimeoutMs: -1 }, 'firstByteTimeoutMs'],
+      [{ maxPendingConnections: 10, maxPendingPerSource: 11 }, 'maxPendingPerSource'],
+    ];
+    for (const [input, field] of bad) {
+      let thrown: unknown;
+      try {
+        resolveOptions(input);
+      } catch (err) {
+        thrown = err;
+      }
+      assertCoded(thrown, 'FND_ERR_INVALID_OPTION');
+      assert.equal(thrown.data?.field, field, thrown.message);
+    }
   });
 });
 
