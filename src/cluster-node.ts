@@ -83,12 +83,11 @@ export class ClusterNode extends EventEmitter<FoundationNodeEvents> {
       {
         transport:
           opts.transport ??
-          new TcpTransport(
-            opts.tls,
-            (err, remote) =>
-              this.log.warn({ remote, err: err.message }, 'TLS handshake from peer failed'),
-            opts.handshakeTimeoutMs,
-          ),
+          new TcpTransport({
+            tls: opts.tls,
+            tlsHandshakeTimeoutMs: opts.handshakeTimeoutMs,
+            firstByteTimeoutMs: opts.firstByteTimeoutMs,
+          }),
         self: this.identity,
         secret: requireSecret(opts.secret),
         clock: this.clock,
@@ -114,6 +113,8 @@ export class ClusterNode extends EventEmitter<FoundationNodeEvents> {
           backoffMaxMs:
             opts.dialLimits.backoffMaxMs ?? Math.max(1000, opts.timing.reconnectIntervalMs),
         },
+        maxPendingConnections: opts.maxPendingConnections,
+        maxPendingPerSource: opts.maxPendingPerSource,
       },
       {
         message: (from, channel, msg) => {

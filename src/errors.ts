@@ -21,6 +21,14 @@ export const ERRORS = {
   FND_ERR_HANDSHAKE_PROTOCOL:
     'The peer sent something other than a Foundation handshake (bad magic or unexpected message). It is probably not a Foundation node.',
   FND_ERR_HANDSHAKE_TIMEOUT: 'The peer did not complete the handshake in time.',
+  FND_ERR_TLS_UNKNOWN_CA:
+    "A TLS certificate is not signed by a CA the other side trusts: this node refused the peer's certificate, or the peer refused this node's (`data.by` says which). Issue every node's certificate from a CA listed in every node's `tls.ca`.",
+  FND_ERR_TLS_NO_CERT:
+    'The dialling side presented no TLS client certificate, and mutual TLS requires one. Give the dialling node `tls.key` and `tls.cert`.',
+  FND_ERR_TLS_IDENTITY:
+    "The accepting node's TLS certificate does not name the address it was dialled at (`tls.checkServerIdentity` is on). Add that IP or host name to the certificate's subjectAltName, or turn the check off.",
+  FND_ERR_TLS_HANDSHAKE:
+    'The TLS handshake failed for another reason (the peer does not speak TLS 1.3, a certificate expired, or the handshake was too slow); `data.reason` carries the TLS error code.',
   FND_ERR_FRAME_TOO_LARGE:
     'A frame larger than the configured maximum frame size was received or sent; the connection is closed.',
   FND_ERR_FRAME_DECODE: 'A frame could not be decoded; the connection is closed.',
@@ -45,7 +53,7 @@ export const ERRORS = {
   FND_ERR_LOCAL_SECRET:
     'The per-user secret (used on loopback when no `secret` is given) cannot be read or created. Fix or delete the file the message names, or pass `secret` / FOUNDATION_SECRET.',
   FND_ERR_CONNECT:
-    'No connection could be opened to that address (refused, unreachable, timed out, or TLS rejected). Check that a node listens there.',
+    'No connection could be opened to that address (refused, unreachable, timed out, or closed before any handshake). Check that a node listens there.',
   FND_ERR_DIAL_RATE_LIMITED:
     'This node refused to open a connection: too many dials (global rate) or that address keeps failing (per-address backoff). It is retried later; data.retryInMs says when.',
   FND_ERR_MEMBERSHIP_MESSAGE:

@@ -14,6 +14,11 @@ import { type KubernetesOptions, kubernetesSchema } from './discovery/strategies
 import { type MdnsOptions, mdnsSchema } from './discovery/strategies/mdns.js';
 import type { DiscoveryStrategy } from './discovery/strategy.js';
 import { FoundationError } from './errors.js';
+import {
+  DEFAULT_FIRST_BYTE_TIMEOUT_MS,
+  DEFAULT_MAX_PENDING_CONNECTIONS,
+  DEFAULT_MAX_PENDING_PER_SOURCE,
+} from './transport/admission.js';
 import { DEFAULT_DIAL_BURST, DEFAULT_DIAL_RATE_PER_SEC } from './transport/dial-limiter.js';
 import {
   DEFAULT_CHANNEL_MAX_FRAME,
@@ -110,6 +115,21 @@ export interface FoundationOptions {
   handshakeTimeoutMs?: number;
   /** TCP connect deadline in ms. Default 3000. */
   connectTimeoutMs?: number;
+  /**
+   * Most inbound connections accepted but not yet authenticated, in total. Default 256. Higher:
+   * more peers may handshake at once; each pending one holds a socket (file descriptor).
+   */
+  maxPendingConnections?: number;
+  /**
+   * Most of those from one source address (IPv6: one /64). Default 32. Lower: one source holds
+   * fewer slots; too low refuses bursts of dials from many nodes behind one address (they retry).
+   */
+  maxPendingPerSource?: number;
+  /**
+   * An accepted socket that sends nothing for this long, in ms, is dropped. Default 2000. Every
+   * real peer speaks at once (HELLO or TLS ClientHello); raise it only for very slow links.
+   */
+  firstByteTimeoutMs?: number;
   /** Send all channels over one connection. Only for measuring head-of-line blocking. Default false. */
   singleConnection?: boolean;
   /**
@@ -188,6 +208,10 @@ export const DEFAULTS = Object.freeze({
   requestTimeoutMs: 5_000,
   handshakeTimeoutMs: 5_000,
   connectTimeoutMs: 3_000,
+  // Pre-authentication limits: see src/transport/admission.ts and docs/security-preauth.md.
+  maxPendingConnections: DEFAULT_MAX_PENDING_CONNECTIONS,
+  maxPendingPerSource: DEFAULT_MAX_PENDING_PER_SOURCE,
+  firstByteTimeoutMs: DEFAULT_FIRST_BYTE_TIMEOUT_MS,
   logLevel: 'warn' as LogLevel,
 });
 
@@ -305,6 +329,9 @@ const clusterSchema = z.strictObject({
   requestTimeoutMs: ms.optional(),
   handshakeTimeoutMs: ms.optional(),
   connectTimeoutMs: ms.optional(),
+  maxPendingConnections: z.number().int().min(1).max(65_536).optional(),
+  maxPendingPerSource: z.number().int().min(1).max(65_536).optional(),
+  firstByteTimeoutMs: ms.optional(),
   singleConnection: z.boolean().optional(),
   membershipLimits: z
     .strictObject({
@@ -422,6 +449,9 @@ export interface ResolvedOptions {
   requestTimeoutMs: number;
   handshakeTimeoutMs: number;
   connectTimeoutMs: number;
+  maxPendingConnections: number;
+  maxPendingPerSource: number;
+  firstByteTimeoutMs: number;
   singleConnection: boolean;
   membershipLimits: MembershipLimits;
   /** Backoff fields left undefined are derived from the timing preset by the cluster node. */
@@ -568,6 +598,11 @@ function resolveParsed(
       },
     );
   }
+  const maxPendingConnections = o.maxPendingConnections ?? DEFAULTS.maxPendingConnections;
+  const maxPendingPerSource = o.maxPendingPerSource ?? DEFAULTS.maxPendingPerSource;
+  if (maxPendingPerSource > maxPendingConnections) {
+    throw invalid(`${prefix}maxPendingPerSource`, 'must not exceed maxPendingConnections');
+  }
   if (timing.suspicionMinMs > timing.suspicionMaxMs) {
     throw new FoundationError(
       'FND_ERR_INVALID_OPTION',
@@ -597,6 +632,9 @@ function resolveParsed(
     requestTimeoutMs: o.requestTimeoutMs ?? DEFAULTS.requestTimeoutMs,
     handshakeTimeoutMs: o.handshakeTimeoutMs ?? DEFAULTS.handshakeTimeoutMs,
     connectTimeoutMs: o.connectTimeoutMs ?? DEFAULTS.connectTimeoutMs,
+    maxPendingConnections,
+    maxPendingPerSource,
+    firstByteTimeoutMs: o.firstByteTimeoutMs ?? DEFAULTS.firstByteTimeoutMs,
     singleConnection: o.singleConnection ?? false,
     membershipLimits: { ...DEFAULT_MEMBERSHIP_LIMITS, ...stripUndefined(o.membershipLimits) },
     dialLimits: {

@@ -40,6 +40,8 @@ class MemoryConnection implements RawConnection {
     private readonly net: InMemoryNetwork,
     readonly owner: string,
     readonly remote: string,
+    /** Accepted side: the dialling transport's address, so each in-memory node is its own source. */
+    readonly source?: string,
   ) {}
 
   setHandlers(h: ConnectionHandlers): void {
@@ -211,7 +213,7 @@ export class InMemoryNetwork {
         code: 'ETIMEDOUT',
       });
     const client = new MemoryConnection(this, from.address, to);
-    const server = new MemoryConnection(this, to, from.address);
+    const server = new MemoryConnection(this, to, from.address, from.address);
     client.peer = server;
     server.peer = client;
     this.conns.add(client);

@@ -7,6 +7,12 @@ import { Backoff } from '../util/backoff.js';
 import type { Clock, TimerHandle } from '../util/clock.js';
 import { publish } from '../util/diagnostics.js';
 import type { Logger } from '../util/log.js';
+import {
+  Admission,
+  DEFAULT_MAX_PENDING_CONNECTIONS,
+  DEFAULT_MAX_PENDING_PER_SOURCE,
+  type Refusal,
+} from './admission.js';
 import type { EncodedBody } from './codec.js';
 import { DEFAULT_DIAL_LIMITS, DialLimiter, type DialLimits } from './dial-limiter.js';
 import { InboundBudget } from './frame.js';
@@ -35,6 +41,10 @@ export interface PeerManagerOptions {
   singleConnection: boolean;
   /** Global dial rate and per-address backoff (src/transport/dial-limiter.ts). Default DEFAULT_DIAL_LIMITS. */
   dialLimits?: DialLimits;
+  /** Most inbound connections pending (not yet authenticated) at once. Default 256. */
+  maxPendingConnections?: number;
+  /** Most of those from one source address (IPv6: per /64). Default 32. */
+  maxPendingPerSource?: number;
 }
 
 export interface PeerEvents {
@@ -276,8 +286,8 @@ class Outbound {
   }
 }
 
-/** Most inbound connections that may be in their handshake at once. */
-export const MAX_PENDING_HANDSHAKES = 256;
+/** Refused admissions are logged at most this often (an attack makes thousands). */
+const REFUSAL_LOG_INTERVAL_MS = 10_000;
 
 export class Peer {
   readonly channels = new Map<ChannelName, Outbound>();
@@ -299,7 +309,10 @@ export class PeerManager {
   /** A control link join() offers to membership; learn() adopts it for that peer. */
   private adopting: Link | undefined;
   stopped = false;
-  private handshaking = 0;
+  /** Pending (unauthenticated) inbound connections, capped in total and per source. */
+  readonly admission: Admission;
+  private refusalsUnlogged = 0;
+  private refusalLoggedAt = Number.NEGATIVE_INFINITY;
   /** Inbound connections refused because of bad frames or handshakes (for tests and stats). */
   rejected = 0;
 
@@ -317,10 +330,20 @@ export class PeerManager {
       clock: opts.clock,
     };
     this.limiter = new DialLimiter(opts.dialLimits ?? DEFAULT_DIAL_LIMITS, opts.clock);
+    this.admission = new Admission(
+      {
+        maxPending: opts.maxPendingConnections ?? DEFAULT_MAX_PENDING_CONNECTIONS,
+        maxPendingPerSource: opts.maxPendingPerSource ?? DEFAULT_MAX_PENDING_PER_SOURCE,
+      },
+      (r) => this.admissionRefused(r),
+    );
   }
 
   async listen(address: Address): Promise<Address> {
-    return this.opts.transport.listen(address, (conn) => this.accept(conn));
+    return this.opts.transport.listen(address, (conn) => this.accept(conn), {
+      admission: this.admission,
+      refused: (err, remote) => this.handshakeFailed(err, remote, 'in'),
+    });
   }
 
   private accept(conn: RawConnection): void {
@@ -328,22 +351,15 @@ export class PeerManager {
       conn.destroy();
       return;
     }
-    // Unauthenticated connections cost a socket and a timer each: cap how many may be pending.
-    if (this.handshaking >= MAX_PENDING_HANDSHAKES) {
-      this.rejected++;
-      this.opts.log.warn(
-        { remote: conn.remote, pending: this.handshaking },
-        'too many pending handshakes; connection refused',
-      );
+    // Unauthenticated connections cost a socket and a timer each: cap how many may be pending, in
+    // total and per source. The TCP transport took the slot already, before reading a byte.
+    const ticket = conn.ticket ?? this.admission.admit(conn.source ?? conn.remote);
+    if (!ticket) {
       conn.destroy();
       return;
     }
-    this.handshaking++;
     const settled = Link.server(conn, this.linkOptions, (hello) => this.events.accept(hello));
-    settled.then(
-      () => this.handshaking--,
-      () => this.handshaking--,
-    );
+    settled.then(ticket.release, ticket.release);
     settled.then(
       (link) => {
         if (this.stopped) {
@@ -381,20 +397,36 @@ export class PeerManager {
           },
         });
       },
-      (err: FoundationError) => {
-        this.rejected++;
-        this.opts.log.warn(
-          { remote: conn.remote, code: err.code, err: err.message },
-          'inbound handshake failed',
-        );
-        publish('transportHandshakeError', () => ({
-          remote: conn.remote,
-          code: err.code,
-          direction: 'in',
-        }));
-        this.events.handshakeError(err, conn.remote, 'in');
-      },
+      (err: FoundationError) => this.handshakeFailed(err, conn.remote, 'in'),
     );
+  }
+
+  /** The one path for refused connections (TLS or handshake): warn, diagnostics, node 'error'. */
+  private handshakeFailed(err: FoundationError, remote: string, direction: 'in' | 'out'): void {
+    if (direction === 'in') this.rejected++;
+    this.opts.log.warn(
+      { remote, code: err.code, err: err.message },
+      direction === 'in' ? 'inbound handshake failed' : 'outbound handshake failed',
+    );
+    publish('transportHandshakeError', () => ({ remote, code: err.code, direction }));
+    this.events.handshakeError(err, remote, direction);
+  }
+
+  /** Logs refused admissions, one line per interval with the count (an attack makes thousands). */
+  private admissionRefused(r: Refusal): void {
+    this.rejected++;
+    this.refusalsUnlogged++;
+    const now = this.opts.clock.now();
+    if (now - this.refusalLoggedAt < REFUSAL_LOG_INTERVAL_MS) return;
+    this.refusalLoggedAt = now;
+    const { maxPending, maxPendingPerSource } = this.admission.limits;
+    this.opts.log.warn(
+      { ...r, refused: this.refusalsUnlogged, maxPending, maxPendingPerSource },
+      r.limit === 'source'
+        ? 'too many pending connections from one source; connections refused'
+        : 'too many pending connections; connections refused',
+    );
+    this.refusalsUnlogged = 0;
   }
 
   /**
@@ -419,6 +451,11 @@ export class PeerManager {
       conn = await this.opts.transport.connect(address, this.opts.connectTimeoutMs);
     } catch (err) {
       this.limiter.failed(key);
+      // A refusal the transport explained (TLS): reported like a handshake failure.
+      if (err instanceof FoundationError) {
+        this.handshakeFailed(err, formatAddress(address), 'out');
+        throw err;
+      }
       const cause = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
       throw new FoundationError(
         'FND_ERR_CONNECT',
@@ -434,17 +471,7 @@ export class PeerManager {
       link = await Link.client(conn, channel, this.linkOptions);
     } catch (err) {
       this.limiter.failed(key);
-      const e = err as FoundationError;
-      this.opts.log.warn(
-        { remote: formatAddress(address), code: e.code, err: e.message },
-        'outbound handshake failed',
-      );
-      publish('transportHandshakeError', () => ({
-        remote: formatAddress(address),
-        code: e.code,
-        direction: 'out',
-      }));
-      this.events.handshakeError(e, formatAddress(address), 'out');
+      this.handshakeFailed(err as FoundationError, key, 'out');
       throw err;
     }
     this.limiter.succeeded(key);

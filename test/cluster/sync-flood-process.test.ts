@@ -55,7 +55,7 @@ describe('SYNC flood against a real node process (loopback)', () => {
 
     let replies = 0;
     const m = await mallory({
-      transport: new TcpTransport(undefined, () => {}, 5000),
+      transport: new TcpTransport(),
       clock: systemClock,
       cluster,
       secret: SECRET,

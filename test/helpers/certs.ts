@@ -13,8 +13,11 @@ export interface Pem {
 export interface TestCa {
   /** PEM certificate of the CA (what peers put in `tls.ca`). */
   cert: string;
-  /** Issues a leaf certificate for `name` (SAN: IP 127.0.0.1, DNS localhost + name). */
-  issue(name: string): Pem;
+  /**
+   * Issues a leaf certificate for `name`. SAN: `ips` (default 127.0.0.1), DNS localhost + name;
+   * pass other `ips` for a certificate that does not name the address it is dialled at.
+   */
+  issue(name: string, san?: { ips?: string[] }): Pem;
 }
 
 export interface TestPki {
@@ -58,15 +61,16 @@ export function createPki(): TestPki {
       ]);
       return {
         cert: read(`${caName}.crt`),
-        issue(name) {
+        issue(name, san = {}) {
           const base = `${caName}-${name}`;
+          const ips = (san.ips ?? ['127.0.0.1']).map((ip) => `IP:${ip}`);
           writeFileSync(
             path.join(dir, `${base}.ext`),
             [
               'basicConstraints=CA:FALSE',
               'keyUsage=critical,digitalSignature,keyEncipherment',
               'extendedKeyUsage=serverAuth,clientAuth',
-              `subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:${name}`,
+              `subjectAltName=${[...ips, 'DNS:localhost', `DNS:${name}`].join(',')}`,
               '',
             ].join('\n'),
           );
