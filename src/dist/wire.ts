@@ -321,18 +321,28 @@ export function decodePlacementValue(v: unknown): Decoded<PlacementValue> {
   return ok({ id: v.id, ts: { wall: v.ts.wall, counter: v.ts.counter } });
 }
 
-/** State a child's old node hands to the node that will run it next. */
+/**
+ * What a child's old node hands to the node that will run it next: the placement timestamp of the
+ * instance it replaces (so the moved child keeps its place in the earliest-start rule) and,
+ * when the supervisor has a handoff hook, its state.
+ */
 export interface HandoffMsg {
   sup: string;
   child: string;
-  state: unknown;
+  ts?: Hlc;
+  /** Absent: no state (distinct from a state that is `null`). */
+  state?: unknown;
 }
 
 export function decodeHandoff(p: unknown, limits: DistLimits): Decoded<HandoffMsg> {
   if (!isObject(p)) return fail('not an object');
   if (!isName(p.sup, limits.maxNameLength) || !isName(p.child, limits.maxNameLength))
     return fail('bad supervisor or child id');
+  if (p.ts !== undefined && !isHlc(p.ts)) return fail('bad timestamp');
   if (approxSize(p.state, limits.maxHandoffBytes) > limits.maxHandoffBytes)
     return fail('handoff state too large');
-  return ok({ sup: p.sup, child: p.child, state: p.state });
+  const out: HandoffMsg = { sup: p.sup, child: p.child };
+  if (p.ts !== undefined) out.ts = { wall: p.ts.wall, counter: p.ts.counter };
+  if ('state' in p) out.state = p.state;
+  return ok(out);
 }
