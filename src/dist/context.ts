@@ -21,6 +21,8 @@ export interface DistNet {
 export interface DistMembers {
   /** Other members this node can talk to now (alive or suspect), sorted by name. */
   peers(): string[];
+  /** Other members alive now (not suspect), sorted by name. */
+  alive(): string[];
   /** Whether `name` is such a member now. Messages from anyone else are ignored by this layer. */
   isPeer(name: string): boolean;
   /**
@@ -106,6 +108,11 @@ export function contextFor(
         cluster
           .members()
           .filter((x) => !x.self && (x.status === 'alive' || x.status === 'suspect'))
+          .map((x) => x.name),
+      alive: () =>
+        cluster
+          .members()
+          .filter((x) => !x.self && x.status === 'alive')
           .map((x) => x.name),
       isPeer,
       known: () =>

@@ -408,7 +408,9 @@ export class DistributedSupervisor {
     if (this.opts.quorum !== 'keep-majority') return true;
     const m = this.p.ctx.members;
     const known = m.known();
-    const reach = new Set([this.p.ctx.self, ...m.peers()]);
+    // Only members alive now count: a side cut off stops on suspicion, before the other side
+    // declares it down and starts its own instance.
+    const reach = new Set([this.p.ctx.self, ...m.alive()]);
     const r = known.filter((k) => reach.has(k)).length;
     if (2 * r !== known.length) return 2 * r > known.length;
     // An even split: the side with the smallest known name keeps it (both sides agree on it).
