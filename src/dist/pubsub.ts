@@ -81,6 +81,10 @@ export class PubSub {
   /** Local deliveries waiting: a handler that publishes does not recurse. */
   private readonly inbox: Array<[string, unknown, string[] | undefined]> = [];
   private draining = false;
+  /** Counters for diagnostics and tests (see stats()). */
+  private sent = 0;
+  private received = 0;
+  private delivered = 0;
 
   constructor(private readonly ctx: DistContext) {
     this.replica = new Replica<number>(ctx, {
@@ -101,6 +105,7 @@ export class PubSub {
         ctx.log.warn({ from, reason: d.reason }, 'publish message refused');
         return;
       }
+      this.received++;
       this.enqueue(d.value.topic, d.value.msg, d.value.q);
     });
     ctx.system.onExit((pid) => {
@@ -249,6 +254,7 @@ export class PubSub {
     }
     try {
       this.ctx.net.send(node, DIST_KINDS.publish, qs ? { topic, msg, q: qs } : { topic, msg });
+      this.sent++;
     } catch (err) {
       this.ctx.log.debug({ to: node, err: (err as Error).message }, 'publish not sent');
     }
@@ -326,6 +332,7 @@ export class PubSub {
   }
 
   private deliver(s: Sub, topic: string, msg: unknown): void {
+    this.delivered++;
     if (s.pid) {
       try {
         this.ctx.system.send(s.pid, msg);
@@ -343,6 +350,15 @@ export class PubSub {
     } catch (err) {
       this.ctx.log.error({ topic, err: (err as Error).message }, 'subscriber threw');
     }
+  }
+
+  /**
+   * Since start: `sent` — messages this node put on the wire for other nodes (one per node per
+   * publish); `received` — such messages other nodes sent here; `delivered` — deliveries to local
+   * subscribers (handlers and actors).
+   */
+  stats(): { sent: number; received: number; delivered: number } {
+    return { sent: this.sent, received: this.received, delivered: this.delivered };
   }
 
   stop(): void {
