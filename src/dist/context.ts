@@ -12,6 +12,8 @@ import type { DistLimits } from './wire.js';
 export interface DistNet {
   /** One-way, ordered per node pair on the default channel. Throws coded errors (unknown node, stopped). */
   send(to: string, kind: string, payload: unknown): void;
+  /** `send` to several nodes, encoded once; returns the nodes skipped as unreachable. */
+  sendMany(to: readonly string[], kind: string, payload: unknown): string[];
   request(to: string, kind: string, payload: unknown, timeoutMs?: number): Promise<unknown>;
   on(kind: string, handler: MessageHandler): void;
   handle(kind: string, handler: RequestHandler): void;
@@ -61,6 +63,7 @@ export interface ClusterView {
   readonly log: Logger;
   readonly messenger: {
     send(to: string, kind: string, payload: unknown): void;
+    sendMany(to: readonly string[], kind: string, payload: unknown): string[];
     request(
       to: string,
       kind: string,
@@ -99,6 +102,7 @@ export function contextFor(
     epoch: Math.floor(cluster.clock.wallNow()) * 1000 + Math.floor(Math.random() * 1000),
     net: {
       send: (to, kind, payload) => m.send(to, kind, payload),
+      sendMany: (to, kind, payload) => m.sendMany(to, kind, payload),
       request: (to, kind, payload, timeout) => m.request(to, kind, payload, { timeout }),
       on: (kind, h) => m.on(kind, h),
       handle: (kind, h) => m.handle(kind, h),
