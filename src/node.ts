@@ -7,6 +7,14 @@ import type { Member } from './cluster/membership.js';
 import type { Messenger } from './cluster/messenger.js';
 import { ClusterNode, type FoundationNodeEvents } from './cluster-node.js';
 import { contextFor, type DistContext } from './dist/context.js';
+import {
+  checkSupName,
+  DistributedSupervisor,
+  type DistributedSupervisorOptions,
+  Placement,
+  Singleton,
+  type SingletonOptions,
+} from './dist/dsupervisor.js';
 import { Groups } from './dist/groups.js';
 import {
   abcast,
@@ -70,6 +78,8 @@ export class FoundationNode extends EventEmitter<FoundationNodeEvents> {
   readonly pubsub: PubSub;
   /** Remote spawn by kind (node.define / node.spawnOn; `spawner.childSpec` for supervisors). */
   readonly spawner: RemoteSpawn;
+  /** Placement of distributed-supervisor children and singletons (docs/distributed.md). */
+  private readonly placement: Placement;
 
   private constructor(clusters: ClusterNode[]) {
     super();
@@ -97,6 +107,7 @@ export class FoundationNode extends EventEmitter<FoundationNodeEvents> {
     this.groups = new Groups(this.dist);
     this.pubsub = new PubSub(this.dist);
     this.spawner = new RemoteSpawn(this.dist);
+    this.placement = new Placement(this.dist, this.spawner, this.registry);
     this.monitor_ = new RuntimeMonitor(this.actors);
     for (const c of clusters) {
       for (const event of FORWARDED) c.on(event, (m, info) => this.emit(event, m, info));
@@ -222,6 +233,37 @@ export class FoundationNode extends EventEmitter<FoundationNodeEvents> {
   /** Spawns an instance of `kind` on `node`; FND_ERR_UNKNOWN_KIND when that node has not defined it. */
   spawnOn(node: string, kind: string, args?: unknown, opts?: SpawnOnOptions): Promise<Pid> {
     return this.spawner.spawnOn(node, kind, args, opts);
+  }
+
+  /**
+   * Starts this node's part of distributed supervisor `name` (call it with the same children on
+   * every node that takes part): each child runs on one member, chosen by rendezvous hashing, and
+   * is restarted on a survivor when its node goes down. FND_ERR_UNKNOWN_KIND for an undefined kind.
+   */
+  distributedSupervisor(name: string, opts: DistributedSupervisorOptions): DistributedSupervisor {
+    checkSupName(name, DIST_LIMITS.maxNameLength);
+    return new DistributedSupervisor(this.placement, `d:${name}`, opts);
+  }
+
+  /**
+   * Takes part in singleton `name` (call it on every node that may run it): one instance of `kind`
+   * in a connected cluster, registered cluster-wide as `name` (`node.call({ global: name }, msg)`).
+   * `quorum: 'keep-majority'` runs it only on a side of a split with a majority of known members.
+   */
+  singleton(name: string, kind: string, args?: unknown, opts: SingletonOptions = {}): Singleton {
+    checkSupName(name, DIST_LIMITS.maxNameLength);
+    if (opts.quorum !== undefined && opts.quorum !== 'keep-majority') {
+      throw new FoundationError('FND_ERR_INVALID_OPTION', `option "quorum": 'keep-majority'`, {
+        field: 'quorum',
+      });
+    }
+    const sup = new DistributedSupervisor(this.placement, `s:${name}`, {
+      children: [{ id: name, kind, args, restart: opts.restart ?? 'permanent' }],
+      ...(opts.handoff ? { handoff: opts.handoff } : {}),
+      ...(opts.quorum ? { quorum: opts.quorum } : {}),
+      globalName: name,
+    });
+    return new Singleton(sup, name);
   }
 
   /** Calls the actor registered under local `name` on every reachable node (GenServer.multi_call). */
@@ -368,6 +410,8 @@ export class FoundationNode extends EventEmitter<FoundationNodeEvents> {
    * actor ('shutdown'), then leaves every cluster gracefully. Idempotent.
    */
   async stop(): Promise<void> {
+    // Distributed children first: they move to other members with their handed-over state.
+    await this.placement.leave();
     if (this.root?.alive) await this.root.stop();
     this.registry.stop();
     this.groups.stop();

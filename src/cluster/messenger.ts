@@ -191,6 +191,31 @@ export class Messenger {
   }
 
   /**
+   * `send` to several nodes with the message encoded once (pub/sub fan-out). Nodes that are not
+   * reachable members are skipped and returned; FND_ERR_NODE_STOPPED / FND_ERR_ENCODE still throw.
+   */
+  sendMany(to: readonly string[], kind: string, payload: unknown, opts?: SendOptions): string[] {
+    if (this.stopped) throw new FoundationError('FND_ERR_NODE_STOPPED');
+    const skipped: string[] = [];
+    let body: ReturnType<typeof encodeParts> | undefined;
+    for (const node of to) {
+      if (node === this.deps.selfName) {
+        this.send(node, kind, payload, opts);
+        continue;
+      }
+      if (!this.deps.reachable(node)) {
+        skipped.push(node);
+        continue;
+      }
+      body ??= encodeParts([MSG.SEND, kind, payload]);
+      const channel =
+        body.byteLength >= this.deps.bulkThreshold ? 'bulk' : (opts?.channel ?? 'default');
+      this.deps.send(node, channel, body);
+    }
+    return skipped;
+  }
+
+  /**
    * Sends a request and resolves with the reply; rejects with a coded error. A payload that is a
    * Uint8Array/Buffer of 64 KiB or more is not copied but written to the socket as it is: do not
    * modify it before the promise resolved (after a rejection it may still be queued for the socket).

@@ -12,6 +12,8 @@ import type { DistLimits } from './wire.js';
 export interface DistNet {
   /** One-way, ordered per node pair on the default channel. Throws coded errors (unknown node, stopped). */
   send(to: string, kind: string, payload: unknown): void;
+  /** `send` to several nodes, encoded once; returns the nodes skipped as unreachable. */
+  sendMany(to: readonly string[], kind: string, payload: unknown): string[];
   request(to: string, kind: string, payload: unknown, timeoutMs?: number): Promise<unknown>;
   on(kind: string, handler: MessageHandler): void;
   handle(kind: string, handler: RequestHandler): void;
@@ -21,6 +23,8 @@ export interface DistNet {
 export interface DistMembers {
   /** Other members this node can talk to now (alive or suspect), sorted by name. */
   peers(): string[];
+  /** Other members alive now (not suspect), sorted by name. */
+  alive(): string[];
   /** Whether `name` is such a member now. Messages from anyone else are ignored by this layer. */
   isPeer(name: string): boolean;
   /**
@@ -59,6 +63,7 @@ export interface ClusterView {
   readonly log: Logger;
   readonly messenger: {
     send(to: string, kind: string, payload: unknown): void;
+    sendMany(to: readonly string[], kind: string, payload: unknown): string[];
     request(
       to: string,
       kind: string,
@@ -97,6 +102,7 @@ export function contextFor(
     epoch: Math.floor(cluster.clock.wallNow()) * 1000 + Math.floor(Math.random() * 1000),
     net: {
       send: (to, kind, payload) => m.send(to, kind, payload),
+      sendMany: (to, kind, payload) => m.sendMany(to, kind, payload),
       request: (to, kind, payload, timeout) => m.request(to, kind, payload, { timeout }),
       on: (kind, h) => m.on(kind, h),
       handle: (kind, h) => m.handle(kind, h),
@@ -106,6 +112,11 @@ export function contextFor(
         cluster
           .members()
           .filter((x) => !x.self && (x.status === 'alive' || x.status === 'suspect'))
+          .map((x) => x.name),
+      alive: () =>
+        cluster
+          .members()
+          .filter((x) => !x.self && x.status === 'alive')
           .map((x) => x.name),
       isPeer,
       known: () =>

@@ -78,9 +78,15 @@ export class PubSub {
   /** Interest of every node, this one included: node → (queue ␀ pattern) → count. */
   private routes = new Map<string, Route>();
   private readonly rr = new Map<string, number>();
+  /** Local subscriptions matching a topic, cached per topic; cleared when they change. */
+  private readonly localCache = new Map<string, Sub[]>();
   /** Local deliveries waiting: a handler that publishes does not recurse. */
   private readonly inbox: Array<[string, unknown, string[] | undefined]> = [];
   private draining = false;
+  /** Counters for diagnostics and tests (see stats()). */
+  private sent = 0;
+  private received = 0;
+  private delivered = 0;
 
   constructor(private readonly ctx: DistContext) {
     this.replica = new Replica<number>(ctx, {
@@ -101,6 +107,7 @@ export class PubSub {
         ctx.log.warn({ from, reason: d.reason }, 'publish message refused');
         return;
       }
+      this.received++;
       this.enqueue(d.value.topic, d.value.msg, d.value.q);
     });
     ctx.system.onExit((pid) => {
@@ -152,6 +159,7 @@ export class PubSub {
     this.replica.set(key, count + 1); // throws FND_ERR_DIST_LIMIT before anything is kept
     const sub: Sub = { id: this.nextId++, pattern: topic, tokens, queue, handler, pid };
     this.subs.set(sub.id, sub);
+    this.localCache.clear();
     if (tokens.includes('*') || tokens.includes('>')) this.wild.add(sub);
     else {
       let set = this.exact.get(topic);
@@ -176,6 +184,7 @@ export class PubSub {
     const sub = this.subs.get(id);
     if (!sub) return;
     this.subs.delete(id);
+    this.localCache.clear();
     this.wild.delete(sub);
     const set = this.exact.get(sub.pattern);
     if (set?.delete(sub) && set.size === 0) this.exact.delete(sub.pattern);
@@ -219,10 +228,39 @@ export class PubSub {
       if (list) list.push(q);
       else chosen.set(node, [q]);
     }
-    for (const node of route.plain) this.deliverTo(node, topic, msg, chosen?.get(node));
-    if (chosen) {
-      for (const [node, qs] of chosen)
-        if (!route.plain.includes(node)) this.deliverTo(node, topic, msg, qs);
+    if (!chosen) {
+      // The common case: the same message for every node, encoded once for all of them.
+      this.fanOut(route.plain, topic, msg);
+      return;
+    }
+    const same: string[] = [];
+    for (const node of route.plain) {
+      const qs = chosen.get(node);
+      if (qs) this.deliverTo(node, topic, msg, qs);
+      else same.push(node);
+    }
+    this.fanOut(same, topic, msg);
+    for (const [node, qs] of chosen)
+      if (!route.plain.includes(node)) this.deliverTo(node, topic, msg, qs);
+  }
+
+  private fanOut(nodes: string[], topic: string, msg: unknown): void {
+    let remote = nodes;
+    const self = nodes.indexOf(this.ctx.self);
+    if (self >= 0) {
+      remote = nodes.filter((n) => n !== this.ctx.self);
+      this.enqueue(topic, msg, undefined);
+    }
+    if (remote.length === 0) return;
+    if (remote.length === 1) {
+      this.deliverTo(remote[0]!, topic, msg, undefined);
+      return;
+    }
+    try {
+      const skipped = this.ctx.net.sendMany(remote, DIST_KINDS.publish, [topic, msg]);
+      this.sent += remote.length - skipped.length;
+    } catch (err) {
+      this.ctx.log.debug({ topic, err: (err as Error).message }, 'publish not sent');
     }
   }
 
@@ -248,7 +286,8 @@ export class PubSub {
       return;
     }
     try {
-      this.ctx.net.send(node, DIST_KINDS.publish, qs ? { topic, msg, q: qs } : { topic, msg });
+      this.ctx.net.send(node, DIST_KINDS.publish, qs ? [topic, msg, qs] : [topic, msg]);
+      this.sent++;
     } catch (err) {
       this.ctx.log.debug({ to: node, err: (err as Error).message }, 'publish not sent');
     }
@@ -280,6 +319,15 @@ export class PubSub {
   }
 
   private localMatches(topic: string): Sub[] {
+    let hit = this.localCache.get(topic);
+    if (hit) return hit;
+    hit = this.matchLocal(topic);
+    if (this.localCache.size >= ROUTE_CACHE) this.localCache.clear();
+    this.localCache.set(topic, hit);
+    return hit;
+  }
+
+  private matchLocal(topic: string): Sub[] {
     const out: Sub[] = [];
     const ex = this.exact.get(topic);
     if (ex) for (const s of ex) out.push(s);
@@ -326,6 +374,7 @@ export class PubSub {
   }
 
   private deliver(s: Sub, topic: string, msg: unknown): void {
+    this.delivered++;
     if (s.pid) {
       try {
         this.ctx.system.send(s.pid, msg);
@@ -343,6 +392,15 @@ export class PubSub {
     } catch (err) {
       this.ctx.log.error({ topic, err: (err as Error).message }, 'subscriber threw');
     }
+  }
+
+  /**
+   * Since start: `sent` — messages this node put on the wire for other nodes (one per node per
+   * publish); `received` — such messages other nodes sent here; `delivered` — deliveries to local
+   * subscribers (handlers and actors).
+   */
+  stats(): { sent: number; received: number; delivered: number } {
+    return { sent: this.sent, received: this.received, delivered: this.delivered };
   }
 
   stop(): void {

@@ -144,6 +144,33 @@ export class Registry extends EventEmitter<RegistryEvents> {
     if (opts.sync) await this.syncAck(name, pid.id);
   }
 
+  /**
+   * Registers a live local actor under `name` with timestamp `ts`, without the "taken" check: a
+   * singleton (src/dist/dsupervisor.ts) claims its name with the timestamp of its placement, so
+   * after a heal the duplicate that loses the placement also loses the name. Not public API.
+   */
+  claim(name: string, pid: PidLike, ts: Hlc): void {
+    this.check(name);
+    if (pid.node !== this.ctx.self || !this.ctx.system.isAlive(pid)) {
+      throw new FoundationError(
+        'FND_ERR_NOPROC',
+        `${pid.node}.${pid.id} is not a live local actor`,
+        {
+          pid: { node: pid.node, id: pid.id },
+        },
+      );
+    }
+    const mine = this.replica.ownEntries().get(name);
+    if (mine && mine.id !== pid.id) this.byActor.get(mine.id)?.delete(name);
+    this.replica.set(name, { id: pid.id, ts });
+    let names = this.byActor.get(pid.id);
+    if (!names) {
+      names = new Set();
+      this.byActor.set(pid.id, names);
+    }
+    names.add(name);
+  }
+
   private check(name: unknown): asserts name is string {
     if (!isName(name, this.ctx.limits.maxNameLength)) {
       throw new FoundationError(

@@ -104,6 +104,12 @@ export class Replica<V> {
     return owner === this.ctx.self ? this.own : this.parts.get(owner)?.entries;
   }
 
+  /** Whether we hold `owner`'s whole partition (a snapshot arrived and no gap is open). */
+  synced(owner: string): boolean {
+    const p = this.parts.get(owner);
+    return p !== undefined && p.seq >= 0;
+  }
+
   /** Owners we hold a partition for (this node excluded). */
   owners(): string[] {
     return [...this.parts.keys()];

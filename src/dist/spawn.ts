@@ -57,6 +57,21 @@ export class RemoteSpawn {
     return this.kinds.has(kind);
   }
 
+  /** Builds the behaviour of one instance of `kind` here; FND_ERR_UNKNOWN_KIND when undefined. */
+  build(kind: string, args: unknown, info: SpawnInfo = {}): Behaviour {
+    const factory = this.kinds.get(kind);
+    if (!factory) throw this.unknown(kind);
+    return factory(args, info);
+  }
+
+  private unknown(kind: string): FoundationError {
+    return new FoundationError(
+      'FND_ERR_UNKNOWN_KIND',
+      `kind "${kind}" is not defined on ${this.ctx.self}`,
+      { kind, node: this.ctx.self },
+    );
+  }
+
   /**
    * Spawns an instance of `kind` on `node` (this node's name works too) and resolves with its pid
    * once its `init` finished. Rejects with FND_ERR_UNKNOWN_KIND when `node` has not defined it,
@@ -94,17 +109,7 @@ export class RemoteSpawn {
     const d = decodeSpawn(payload, this.ctx.limits);
     if (!d.ok) throw new FoundationError('FND_ERR_DIST_MESSAGE', `spawn: ${d.reason}`);
     const m = d.value;
-    const factory = this.kinds.get(m.kind);
-    if (!factory) {
-      throw new FoundationError(
-        'FND_ERR_UNKNOWN_KIND',
-        `kind "${m.kind}" is not defined on ${this.ctx.self}`,
-        {
-          kind: m.kind,
-          node: this.ctx.self,
-        },
-      );
-    }
+    if (!this.kinds.has(m.kind)) throw this.unknown(m.kind);
     // A link may only name an actor of the requesting node: a member cannot tie a third node's
     // actors to ours.
     if (m.link && m.link.node !== from) {
@@ -113,7 +118,11 @@ export class RemoteSpawn {
         'spawn: link must name an actor of the requesting node',
       );
     }
-    const behaviour = factory(m.args, m.handoff !== undefined ? { handoff: m.handoff } : {});
+    const behaviour = this.build(
+      m.kind,
+      m.args,
+      m.handoff !== undefined ? { handoff: m.handoff } : {},
+    );
     const pid = await this.ctx.system.spawnAsync(behaviour, {
       ...(m.name !== undefined ? { name: m.name } : {}),
       ...(m.mailbox ? { mailbox: m.mailbox } : {}),

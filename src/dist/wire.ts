@@ -229,26 +229,31 @@ export function decodeRegAckReply(p: unknown, limits: DistLimits): Decoded<RegAc
 
 // ---- pub/sub ----
 
-/** One published message for the receiving node: its subscribers, plus one member of each queue group in `q`. */
+/**
+ * One published message for the receiving node: its subscribers, plus one member of each queue
+ * group in `q`. On the wire an array, `[topic, msg]` or `[topic, msg, q]` (the hot path: smaller
+ * and faster to encode and decode than an object with keys).
+ */
 export interface PublishMsg {
   topic: string;
   msg: unknown;
   /** Queue groups this node was chosen to deliver to (one member each). */
-  q: string[];
+  q: string[] | undefined;
 }
 
 export function decodePublish(p: unknown, limits: DistLimits): Decoded<PublishMsg> {
-  if (!isObject(p)) return fail('not an object');
-  if (!isName(p.topic, limits.maxNameLength)) return fail('bad topic');
+  if (!Array.isArray(p) || p.length < 2 || p.length > 3) return fail('not [topic, msg, q?]');
+  const topic: unknown = p[0];
+  if (!isName(topic, limits.maxNameLength)) return fail('bad topic');
+  if (p.length === 2) return ok({ topic, msg: p[1], q: undefined });
+  const raw: unknown = p[2];
+  if (!Array.isArray(raw) || raw.length > limits.maxQueuesPerMessage) return fail('bad queues');
   const q: string[] = [];
-  if (p.q !== undefined) {
-    if (!Array.isArray(p.q) || p.q.length > limits.maxQueuesPerMessage) return fail('bad queues');
-    for (const x of p.q) {
-      if (!isName(x, limits.maxNameLength)) return fail('bad queue name');
-      q.push(x);
-    }
+  for (const x of raw) {
+    if (!isName(x, limits.maxNameLength)) return fail('bad queue name');
+    q.push(x);
   }
-  return ok({ topic: p.topic, msg: p.msg, q });
+  return ok({ topic, msg: p[1], q });
 }
 
 // ---- remote spawn ----
@@ -321,18 +326,28 @@ export function decodePlacementValue(v: unknown): Decoded<PlacementValue> {
   return ok({ id: v.id, ts: { wall: v.ts.wall, counter: v.ts.counter } });
 }
 
-/** State a child's old node hands to the node that will run it next. */
+/**
+ * What a child's old node hands to the node that will run it next: the placement timestamp of the
+ * instance it replaces (so the moved child keeps its place in the earliest-start rule) and,
+ * when the supervisor has a handoff hook, its state.
+ */
 export interface HandoffMsg {
   sup: string;
   child: string;
-  state: unknown;
+  ts?: Hlc;
+  /** Absent: no state (distinct from a state that is `null`). */
+  state?: unknown;
 }
 
 export function decodeHandoff(p: unknown, limits: DistLimits): Decoded<HandoffMsg> {
   if (!isObject(p)) return fail('not an object');
   if (!isName(p.sup, limits.maxNameLength) || !isName(p.child, limits.maxNameLength))
     return fail('bad supervisor or child id');
+  if (p.ts !== undefined && !isHlc(p.ts)) return fail('bad timestamp');
   if (approxSize(p.state, limits.maxHandoffBytes) > limits.maxHandoffBytes)
     return fail('handoff state too large');
-  return ok({ sup: p.sup, child: p.child, state: p.state });
+  const out: HandoffMsg = { sup: p.sup, child: p.child };
+  if (p.ts !== undefined) out.ts = { wall: p.ts.wall, counter: p.ts.counter };
+  if ('state' in p) out.state = p.state;
+  return ok(out);
 }

@@ -185,14 +185,15 @@ describe('pubsub', () => {
         throw new Error('bad subscriber');
       });
       a.pubsub.subscribe('t', (x) => got.push(x));
-      m.messenger.send('a', DIST_KINDS.publish, ['t', 1]);
-      m.messenger.send('a', DIST_KINDS.publish, { topic: 'x'.repeat(100_000), msg: 1 });
-      m.messenger.send('a', DIST_KINDS.publish, {
-        topic: 't',
-        msg: 2,
-        q: Array.from({ length: 1000 }, (_, i) => `q${i}`),
-      });
-      m.messenger.send('a', DIST_KINDS.publish, { topic: 't', msg: 3 });
+      m.messenger.send('a', DIST_KINDS.publish, { topic: 't', msg: 1 }); // not the wire shape
+      m.messenger.send('a', DIST_KINDS.publish, ['x'.repeat(100_000), 1]);
+      m.messenger.send('a', DIST_KINDS.publish, [
+        't',
+        2,
+        Array.from({ length: 1000 }, (_, i) => `q${i}`),
+      ]);
+      m.messenger.send('a', DIST_KINDS.publish, ['t', 4, 'q', 'extra']);
+      m.messenger.send('a', DIST_KINDS.publish, ['t', 3]);
       await tickUntil(c.clock, c.net, () => got.length > 0, 'valid one delivered');
       assert.deepEqual(got, [3]);
     } finally {
