@@ -3,6 +3,7 @@
 // offending connections; the node keeps serving everyone else.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import fc from 'fast-check';
 import { frameHeader } from '../../src/transport/frame.js';
 import { Link, type LinkOptions } from '../../src/transport/link.js';
 import { InMemoryNetwork } from '../../src/transport/memory.js';
@@ -96,6 +97,47 @@ describe('limits after the handshake, against a member that ignores them', () =>
       assert.equal(await reply, 'served');
     } finally {
       await Promise.all([node.stop(), honest.stop()]);
+    }
+  });
+});
+
+describe('fuzz: the authenticated stream after a real handshake', () => {
+  it('property: any bytes a member writes raw (not sealed) close its connection with a coded error; nothing is delivered', async () => {
+    const { clock, net, node, honest, rogue, closedWith } = await setup();
+    let delivered = 0;
+    node.messenger.on('fuzz', () => delivered++);
+    try {
+      let runs = 0;
+      await fc.assert(
+        fc.asyncProperty(fc.uint8Array({ minLength: 1, maxLength: 2000 }), async (bytes) => {
+          const link = await rogue('default');
+          // Raw bytes on the connection, around the record layer: as a relay would inject them.
+          link.conn.write(bytes);
+          // A valid-looking frame follows, so a stream that merely waits is pushed on.
+          link.conn.write(Buffer.concat([frameHeader(8), Buffer.alloc(8 + 300, 0x90)]));
+          await net.settle();
+          clock.tick(10);
+          await net.settle();
+          runs++;
+          link.destroy();
+          await net.settle();
+        }),
+        { numRuns: 60 },
+      );
+      assert.equal(runs, 60);
+      assert.equal(delivered, 0, 'no fuzzed message reached the messenger');
+      // A random record header announces more than 256 KiB but for 1 in 16384; the rest wait
+      // for a record that never completes (and go with their connection).
+      assert.ok(closedCount() >= 55, `coded closes: ${closedCount()} of 60`);
+    } finally {
+      await Promise.all([node.stop(), honest.stop()]);
+    }
+    function closedCount() {
+      return (
+        closedWith('FND_ERR_RECORD_AUTH') +
+        closedWith('FND_ERR_FRAME_TOO_LARGE') +
+        closedWith('FND_ERR_FRAME_DECODE')
+      );
     }
   });
 });
