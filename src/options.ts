@@ -208,7 +208,7 @@ export const DEFAULTS = Object.freeze({
   requestTimeoutMs: 5_000,
   handshakeTimeoutMs: 5_000,
   connectTimeoutMs: 3_000,
-  // Pre-authentication limits: see src/transport/admission.ts and docs/security-preauth.md.
+  // Pre-authentication limits: see src/transport/admission.ts and docs/security.md.
   maxPendingConnections: DEFAULT_MAX_PENDING_CONNECTIONS,
   maxPendingPerSource: DEFAULT_MAX_PENDING_PER_SOURCE,
   firstByteTimeoutMs: DEFAULT_FIRST_BYTE_TIMEOUT_MS,

@@ -96,7 +96,7 @@ interface Refusal {
   by: 'local' | 'peer';
   /** The TLS / socket error code behind it. */
   reason: string;
-  /** True when the other side gave no reason and this one is deduced (see docs/security-preauth.md). */
+  /** True when the other side gave no reason and this one is deduced (see docs/security.md). */
   inferred?: boolean;
 }
 
