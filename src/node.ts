@@ -111,6 +111,8 @@ export class FoundationNode extends EventEmitter<FoundationNodeEvents> {
     this.monitor_ = new RuntimeMonitor(this.actors);
     for (const c of clusters) {
       for (const event of FORWARDED) c.on(event, (m, info) => this.emit(event, m, info));
+      c.on('memberUnreachable', (m, info) => this.emit('memberUnreachable', m, info));
+      c.on('memberReachable', (m, info) => this.emit('memberReachable', m, info));
       c.on('error', (err) => {
         if (this.listenerCount('error') > 0) this.emit('error', err);
       });

@@ -37,6 +37,11 @@ export interface MessengerDeps {
   send(to: string, channel: ChannelName, body: EncodedBody): void;
   /** Whether `name` is a member we may talk to (alive or suspect). */
   reachable(name: string): boolean;
+  /**
+   * Whether every connection to `name` closed and it did not come back (its process is probably
+   * gone): requests to it then fail at once instead of waiting for membership's verdict.
+   */
+  unreachable?(name: string): boolean;
   clock: Clock;
   log: Logger;
   requestTimeoutMs: number;
@@ -231,6 +236,7 @@ export class Messenger {
     } catch (err) {
       return Promise.reject(err);
     }
+    if (this.deps.unreachable?.(to)) return Promise.reject(unreachableError(to));
     const id = this.nextId++;
     const timeout = opts?.timeout ?? this.deps.requestTimeoutMs;
     const promise = new Promise<T>(capture);
@@ -288,6 +294,15 @@ export class Messenger {
     p.done = true;
     const q = this.timeouts.get(p.timeout);
     if (q?.isFront(p)) q.dropSettled();
+  }
+
+  /** Rejects every request pending towards `name`: all its connections closed and stayed closed. */
+  nodeUnreachable(name: string): void {
+    for (const [id, p] of this.pending) {
+      if (p.to !== name) continue;
+      this.settle(id, p);
+      p.reject(unreachableError(name));
+    }
   }
 
   /** Rejects every request pending towards `name` (it is down or gone). */
@@ -409,4 +424,12 @@ function remoteError(from: string, value: unknown): FoundationError {
     message,
     data: v.data,
   });
+}
+
+function unreachableError(node: string): FoundationError {
+  return new FoundationError(
+    'FND_ERR_NODE_UNREACHABLE',
+    `node ${node} is unreachable: every connection to it closed and it did not answer a re-dial`,
+    { node },
+  );
 }
