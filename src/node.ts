@@ -255,8 +255,14 @@ export class FoundationNode extends EventEmitter<FoundationNodeEvents> {
 
   // ---- the cluster-wide layer (docs/distributed.md) ----
 
-  /** Defines behaviour `kind` on this node, so any node can `spawnOn` it here. */
-  define(kind: string, factory: KindFactory): void {
+  /**
+   * Defines behaviour `kind` on this node, so any node can `spawnOn` it here. A GenServer object
+   * literal the factory returns has `this` typed as itself (its state fields).
+   */
+  define<B extends Behaviour>(
+    kind: string,
+    factory: (...args: Parameters<KindFactory>) => B & ThisType<B>,
+  ): void {
     this.spawner.define(kind, factory);
   }
 
