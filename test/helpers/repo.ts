@@ -47,7 +47,9 @@ export interface CodeBlock {
 export function codeBlocks(file: string, langs: string[], root = repoRoot()): CodeBlock[] {
   const lines = readFileSync(path.join(root, file), 'utf8').split(/\r?\n/);
   const out: CodeBlock[] = [];
-  let open: { fence: string; lang: string; flags: string[]; line: number; body: string[] } | undefined;
+  let open:
+    | { fence: string; lang: string; flags: string[]; line: number; body: string[] }
+    | undefined;
   for (let i = 0; i < lines.length; i++) {
     const line = lines[i]!;
     if (open) {
