@@ -134,7 +134,11 @@ export class ClusterNode extends EventEmitter<FoundationNodeEvents> {
         },
         accept: (peer) => this.membership.acceptPeer(peer.name, peer.address, peer.incarnation),
         dialled: (peer) => this.membership.dialled(peer),
-        linkDown: (name) => this.membership.hint(name),
+        linkDown: (name, _channel, direction) => {
+          // What was in flight on a lost inbound connection is gone: ordered lanes stop waiting.
+          if (direction === 'in') this.messenger.connectionLost(name);
+          this.membership.hint(name);
+        },
         handshakeError: (err) => this.report(err),
         unreachable: (name, reason) => this.reachability(name, reason),
         reachable: (name) => this.reachability(name, undefined),

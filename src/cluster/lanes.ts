@@ -1,10 +1,10 @@
 // Ordered lanes over several connections. A node sends small messages on `default` and large ones
 // on `bulk` (so a 100 MB transfer never delays anyone else), and two connections keep no order
 // between them: a small message sent after a large one by the same sender would overtake it. A
-// lane (for the actor runtime: one sending actor) numbers its messages to each node, and a message
-// whose predecessor in the lane went on another connection names it (`dep`). The receiver holds
-// such a message, and every later one of its lane, until the predecessor was delivered. Other
-// lanes, and messages without a lane, are never held.
+// lane (for the actor runtime: one sending actor) numbers its messages to each node, and each names
+// its predecessor (`dep`). The receiver holds a message whose predecessor it has not delivered,
+// and every later one of its lane, until the predecessor was delivered. Other lanes, and messages
+// without a lane, are never held.
 //
 // Delivery stays at most once. A predecessor can be lost only with its connection (bytes handed to
 // a socket that then broke), so a lane waits as long as no connection from that node closed, and
@@ -34,11 +34,16 @@ export const DEFAULT_LANE_LIMITS: LaneLimits = Object.freeze({
 
 interface Out {
   seq: number;
-  channel: string;
   at: number;
 }
 
-/** Numbers each lane's messages per destination node and names cross-connection predecessors. */
+/**
+ * Numbers each lane's messages per destination node. Every message names its predecessor (`dep`,
+ * when that was sent within `windowMs`): the sender need not know which connection either one
+ * takes, and a predecessor that went on the same connection was delivered first anyway, so the
+ * receiver never waits for it (unless that connection broke and lost it: then until
+ * `gapTimeoutMs`).
+ */
 export class LaneSender {
   private readonly lanes = new Map<string, Map<number, Out>>();
   private sweepAt = 0;
@@ -48,11 +53,8 @@ export class LaneSender {
     private readonly limits: LaneLimits = DEFAULT_LANE_LIMITS,
   ) {}
 
-  /**
-   * Numbers the next message of `lane` to `to`, going on `channel`. Returns `[seq, dep]`: dep is
-   * the predecessor's number when it went on another channel recently, else 0.
-   */
-  next(to: string, lane: number, channel: string): [number, number] {
+  /** Numbers the next message of `lane` to `to`: `[seq, dep]` (dep 0: nothing to wait for). */
+  next(to: string, lane: number): [number, number] {
     const now = this.clock.now();
     this.sweep(now);
     let lanes = this.lanes.get(to);
@@ -62,14 +64,19 @@ export class LaneSender {
     }
     const prev = lanes.get(lane);
     if (!prev) {
-      lanes.set(lane, { seq: 1, channel, at: now });
+      lanes.set(lane, { seq: 1, at: now });
       return [1, 0];
     }
-    const dep = prev.channel !== channel && now - prev.at < this.limits.windowMs ? prev.seq : 0;
+    const dep = now - prev.at < this.limits.windowMs ? prev.seq : 0;
     prev.seq++;
-    prev.channel = channel;
     prev.at = now;
     return [prev.seq, dep];
+  }
+
+  /** The message numbered last was refused before it was queued: give its number back. */
+  undo(to: string, lane: number): void {
+    const o = this.lanes.get(to)?.get(lane);
+    if (o) o.seq--;
   }
 
   /** The lane ended (its actor exited): forget it everywhere. */
@@ -99,7 +106,7 @@ interface In<T> {
 }
 
 export interface LaneStats {
-  /** Messages that waited for a predecessor on another connection. */
+  /** Messages that arrived while their lane waited (held, or the late predecessor itself). */
   held: number;
   /** Times a lane gave up waiting (predecessor lost with its connection, or over maxHeld). */
   skipped: number;
@@ -139,17 +146,21 @@ export class LaneReceiver<T> {
       this.stats.stale++;
       return;
     }
-    if (l.held.length > 0 || dep > l.last) {
-      l.held.push({ seq, dep, item });
-      this.stats.held++;
-      if (l.held.length > this.limits.maxHeld) this.release(from, l, true);
+    if (l.held.length === 0 && dep <= l.last) {
+      // The common case: nothing waiting, predecessor delivered (or none to wait for).
+      l.last = seq;
+      this.deliver(from, item);
       return;
     }
-    l.last = seq;
-    this.deliver(from, item);
+    // Keep held messages in number order: a late predecessor goes before those waiting for it.
+    let i = l.held.length;
+    while (i > 0 && l.held[i - 1]!.seq > seq) i--;
+    l.held.splice(i, 0, { seq, dep, item });
+    this.stats.held++;
+    this.release(from, l, l.held.length > this.limits.maxHeld);
   }
 
-  /** Delivers held messages whose predecessor arrived (all of them when `force`). */
+  /** Delivers held messages, in order, while their predecessor was delivered (all when `force`). */
   private release(from: string, l: In<T>, force: boolean): void {
     if (force && l.held.length > 0) this.stats.skipped++;
     while (l.held.length > 0) {
@@ -163,12 +174,6 @@ export class LaneReceiver<T> {
       l.last = h.seq;
       this.deliver(from, h.item);
     }
-  }
-
-  /** After a delivery on `lane`: held messages of that lane may go now. */
-  delivered(from: string, lane: number): void {
-    const l = this.nodes.get(from)?.get(lane);
-    if (l && l.held.length > 0) this.release(from, l, false);
   }
 
   /**
