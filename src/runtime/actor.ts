@@ -390,7 +390,7 @@ export class Actor implements Runnable {
           this.state = RUNNING;
           const stop = this.ext?.stopReason;
           if (stop !== undefined) this.system.exitActor(this, stop);
-          else if (this.tail > this.head) this.system.scheduler.schedule(this);
+          else if (this.tail > this.head) this.system.scheduler.resume(this);
         },
         (err: Error) => {
           if (this.state === DEAD) return;

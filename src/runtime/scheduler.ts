@@ -56,6 +56,42 @@ export class Scheduler {
     }
   }
 
+  /**
+   * An actor whose async handler just settled and that has messages waiting (called from the
+   * promise reaction, a microtask): it carries on right there while the current time slice lasts,
+   * instead of waiting for the next drain (a setImmediate, that is a whole event-loop turn per
+   * message for an actor whose handler returns a promise). Once the slice is over it is queued
+   * like any other. The slice bounds the chain of such continuations as it bounds a drain, so
+   * timers and I/O still get their turn at least every `sliceMs`.
+   */
+  resume(r: Runnable): void {
+    if (r.queued) return;
+    if (this.expired) {
+      // The slice ran out during this chain: the loop gets its turn before the actor goes on.
+      this.yields++;
+      this.schedule(r);
+      return;
+    }
+    if (performance.now() >= this.deadline) {
+      this.schedule(r); // a later turn of the loop (the handler awaited I/O or a timer)
+      return;
+    }
+    let again = false;
+    try {
+      again = r.run(this.opts.budget, this);
+    } catch (err) {
+      // As in drain: a runtime bug, reported on its own without breaking the caller's chain.
+      queueMicrotask(() => {
+        throw err;
+      });
+    }
+    if (again) {
+      // Out of slice, or out of budget: queued behind the other actors either way.
+      if (this.expired) this.yields++;
+      this.schedule(r);
+    }
+  }
+
   /** Actors waiting to run. */
   get length(): number {
     return this.count;
