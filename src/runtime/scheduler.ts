@@ -62,7 +62,10 @@ export class Scheduler {
    * instead of waiting for the next drain (a setImmediate, that is a whole event-loop turn per
    * message for an actor whose handler returns a promise). Once the slice is over it is queued
    * like any other. The slice bounds the chain of such continuations as it bounds a drain, so
-   * timers and I/O still get their turn at least every `sliceMs`.
+   * timers and I/O still get their turn at least every `sliceMs`. No clock read here: the
+   * running actor's `tick()` reads it every `stride` messages, so a continuation in a later turn
+   * of the loop (the handler awaited I/O or a timer), whose slice is long over, runs at most
+   * about slice/8 of work before it finds that out and yields.
    */
   resume(r: Runnable): void {
     if (r.queued) return;
@@ -70,10 +73,6 @@ export class Scheduler {
       // The slice ran out during this chain: the loop gets its turn before the actor goes on.
       this.yields++;
       this.schedule(r);
-      return;
-    }
-    if (performance.now() >= this.deadline) {
-      this.schedule(r); // a later turn of the loop (the handler awaited I/O or a timer)
       return;
     }
     let again = false;
