@@ -321,6 +321,51 @@ describe('actors whose handler returns a promise', () => {
   });
 });
 
+describe('when queued actors run', () => {
+  it('a message sent outside any actor is handled before the event loop moves on (no wait for its check phase)', async () => {
+    const sys = system();
+    const order: string[] = [];
+    const pid = sys.spawn((m) => void order.push(`actor ${m}`));
+    setImmediate(() => order.push('setImmediate'));
+    sys.send(pid, 1);
+    order.push('sync code');
+    await new Promise<void>((r) => setImmediate(r));
+    assert.deepEqual(order, ['sync code', 'actor 1', 'setImmediate']);
+  });
+
+  it(`two actors with async handlers bouncing a message forever let a 10 ms timer fire within ${BOUND_MS} ms`, async () => {
+    // Every hop makes the other actor runnable from a microtask: without time slices spanning
+    // those, the bouncing would never leave the microtask queue and the timer would never fire.
+    const { best, all } = await bestOf(async () => {
+      const sys = system();
+      let hops = 0;
+      let stop = false;
+      const bounce = async (
+        to: unknown,
+        ctx: { send(to: never, m: unknown): void; self: unknown },
+      ) => {
+        burn(0.01);
+        hops++;
+        if (!stop) ctx.send(to as never, ctx.self);
+      };
+      const a = sys.spawn((m, ctx) => bounce(m, ctx));
+      const b = sys.spawn((m, ctx) => bounce(m, ctx));
+      sys.send(a, b);
+      let hopsAtFire = -1;
+      const lateness = await lateTimer(10, () => {
+        hopsAtFire = hops;
+        stop = true;
+      });
+      return { lateness, hopsAtFire };
+    });
+    console.log(
+      `# async ping-pong: 10 ms timer late by ${all.join(', ')} ms; ${best.hopsAtFire} hops by then`,
+    );
+    assert.ok(best.hopsAtFire > 0, 'the actors were bouncing');
+    assert.ok(best.lateness < BOUND_MS, `timer was ${all.join(', ')} ms late`);
+  });
+});
+
 describe('runtime stats during a flood', () => {
   it('report actors, mailbox depth, run queue, yields, loop delay and heap, and warn past thresholds', async () => {
     // A zero time slice: the scheduler yields at every check, so the flood surely shows yields.
