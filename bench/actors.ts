@@ -237,7 +237,6 @@ async function serverRole(cluster: string): Promise<void> {
   });
   const echoAsync = node.spawn(async (msg) => msg);
   node.messenger.handle('echo', (p) => p);
-  node.messenger.handle('echo-async', async (p) => p);
   node.messenger.handle('cpu', () => {
     const u = process.cpuUsage();
     return u.user + u.system;
