@@ -416,6 +416,11 @@ async function main(): Promise<void> {
   const p50 = (impl: Impl) => results.get(`cross-node-sequential ${impl}`)!.p50_us as number;
   const ratio = rps('actor-call') / rps('baseline');
   const asyncRatio = rps('actor-async') / rps('messenger');
+  // CPU per call, client + server: on a shared machine it moves far less than wall-clock rps.
+  const cpu = (impl: Impl) => {
+    const l = results.get(`cross-node-pipelined-${DEPTH} ${impl}`)!;
+    return (l.client_cpu_us_per_req as number) + (l.server_cpu_us_per_req as number);
+  };
   emit({
     bench: BENCH,
     mode: `cross-node-pipelined-${DEPTH}`,
@@ -425,6 +430,9 @@ async function main(): Promise<void> {
     actor_async_rps: rps('actor-async'),
     ratio_rps: round(ratio),
     ratio_async_vs_messenger: round(asyncRatio),
+    cpu_us_per_req_messenger: round(cpu('messenger'), 2),
+    cpu_us_per_req_actor_async: round(cpu('actor-async'), 2),
+    cpu_ratio_async_vs_messenger: round(cpu('messenger') / cpu('actor-async')),
     target: `ratio_rps >= ${TARGET_CALL_RATIO} and ratio_async_vs_messenger >= ${TARGET_ASYNC_VS_MESSENGER}`,
     met: ratio >= TARGET_CALL_RATIO && asyncRatio >= TARGET_ASYNC_VS_MESSENGER,
     pinned,
