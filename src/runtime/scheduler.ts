@@ -58,9 +58,9 @@ export class Scheduler {
   /**
    * Queues an actor that has messages. The queue is drained in a microtask, right after the code
    * that made the actor runnable (an I/O callback delivering a request, a timer, another actor's
-   * turn), not in the event loop's next check phase: a request then costs no extra trip through
-   * the loop (about 5-8 µs of latency on a loaded 2-core machine), and replies leave in the same
-   * write. Within the time slice only; afterwards the drain waits for the slice to close.
+   * turn), not in the event loop's next check phase: a request waits for no other phase of the
+   * loop (1-3 µs of latency measured, see docs/benchmarks.md). Within the time slice only;
+   * afterwards the drain waits for the slice to close.
    */
   schedule(r: Runnable): void {
     if (r.queued) return;
