@@ -95,9 +95,10 @@ export class FoundationNode extends EventEmitter<FoundationNodeEvents> {
     const first = clusters[0]!;
     this.name = first.name;
     const router: RemoteRouter = {
-      send: (node, kind, payload) => this.route(node).messenger.send(node, kind, payload),
-      request: (node, kind, payload, timeout) =>
-        this.route(node).messenger.request(node, kind, payload, { timeout }),
+      send: (node, kind, payload, lane) =>
+        this.route(node).messenger.send(node, kind, payload, { lane }),
+      request: (node, kind, payload, timeout, lane) =>
+        this.route(node).messenger.request(node, kind, payload, { timeout, lane }),
     };
     this.actors = new ActorSystem({
       nodeName: this.name,
@@ -106,6 +107,10 @@ export class FoundationNode extends EventEmitter<FoundationNodeEvents> {
       remote: router,
     });
     this.serviceRegistry = new ServiceRegistry(this.actors);
+    // An exited actor's lane numbering is no longer needed on any node.
+    this.actors.onExit((pid) => {
+      for (const c of clusters) c.messenger.closeLane(pid.id);
+    });
     this.dist = contextFor(first, this.actors, new HybridClock(first.clock), {
       limits: DIST_LIMITS,
       syncIntervalMs: DIST_SYNC_INTERVAL_MS,

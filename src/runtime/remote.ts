@@ -13,10 +13,19 @@ import type { ActorSystem } from './system.js';
 
 /** How the system reaches other nodes (implemented by the node over its clusters' messengers). */
 export interface RemoteRouter {
-  /** One-way, ordered per node pair. Throws (coded) when the node is not reachable. */
-  send(node: string, kind: string, payload: unknown): void;
-  /** Request/response; rejects with coded errors (timeout, node down, ...). */
-  request(node: string, kind: string, payload: unknown, timeoutMs: number): Promise<unknown>;
+  /**
+   * One-way. Throws (coded) when the node is not reachable. `lane`: the sending actor's id (0 for
+   * the node itself); one lane's messages to a node arrive in send order whatever their size.
+   */
+  send(node: string, kind: string, payload: unknown, lane: number): void;
+  /** Request/response; rejects with coded errors (timeout, node down, ...). Ordered in `lane`. */
+  request(
+    node: string,
+    kind: string,
+    payload: unknown,
+    timeoutMs: number,
+    lane: number,
+  ): Promise<unknown>;
 }
 
 /** Wire message kinds of the actor layer (node-level messaging kinds). */

@@ -365,6 +365,11 @@ export class ActorSystem {
    */
   send<To extends Target>(target: To, msg: InfoMessage<To>): void;
   send(target: Target, msg: unknown): void {
+    this.sendFrom(target, msg, 0);
+  }
+
+  /** `send` on behalf of local actor `lane` (0: the node itself): ordered in that lane. */
+  private sendFrom(target: Target, msg: unknown, lane: number): void {
     if (target instanceof Pid) {
       const a = boundActor(target) as Actor | undefined;
       if (a !== undefined && a.system === this) {
@@ -378,6 +383,7 @@ export class ActorSystem {
           target.node,
           ACTOR_KINDS.send,
           encode.message(this.remoteRef(target), msg),
+          lane,
         );
       } catch (err) {
         this.opts.log.debug({ to: target, err: (err as Error).message }, 'remote send dropped');
@@ -389,13 +395,24 @@ export class ActorSystem {
 
   /** Like send, but resolves once the message is in the mailbox, or rejects with the coded reason. */
   sendAsync<To extends Target>(target: To, msg: InfoMessage<To>, timeoutMs?: number): Promise<void>;
-  async sendAsync(target: Target, msg: unknown, timeoutMs = this.callTimeoutMs): Promise<void> {
+  sendAsync(target: Target, msg: unknown, timeoutMs = this.callTimeoutMs): Promise<void> {
+    return this.sendAsyncFrom(target, msg, 0, timeoutMs);
+  }
+
+  /** `sendAsync` on behalf of local actor `lane` (0: the node itself). */
+  private async sendAsyncFrom(
+    target: Target,
+    msg: unknown,
+    lane: number,
+    timeoutMs = this.callTimeoutMs,
+  ): Promise<void> {
     if (this.isRemote(target)) {
       await this.router().request(
         target.node,
         ACTOR_KINDS.deliver,
         encode.message(this.remoteRef(target), msg),
         timeoutMs,
+        lane,
       );
       return;
     }
@@ -406,12 +423,18 @@ export class ActorSystem {
 
   cast<To extends Target>(target: To, msg: CastMessage<To>): void;
   cast(target: Target, msg: unknown): void {
+    this.castFrom(target, msg, 0);
+  }
+
+  /** `cast` on behalf of local actor `lane` (0: the node itself). */
+  private castFrom(target: Target, msg: unknown, lane: number): void {
     if (this.isRemote(target)) {
       try {
         this.router().send(
           target.node,
           ACTOR_KINDS.cast,
           encode.message(this.remoteRef(target), msg),
+          lane,
         );
       } catch (err) {
         this.opts.log.debug({ to: target, err: (err as Error).message }, 'remote cast dropped');
@@ -443,6 +466,7 @@ export class ActorSystem {
           ACTOR_KINDS.call,
           encode.call(this.remoteRef(target), msg, from),
           timeout,
+          from !== undefined && from.node === this.nodeName ? from.id : 0,
         );
       } catch (err) {
         // An unknown or unreachable node: a rejected promise like every other failure of a call.
@@ -488,7 +512,7 @@ export class ActorSystem {
       actor.addLink(other);
       this.remoteLinked.add(actor);
       try {
-        this.router().send(other.node, ACTOR_KINDS.signal, encode.link(mine, other.id));
+        this.router().send(other.node, ACTOR_KINDS.signal, encode.link(mine, other.id), mine.id);
       } catch {
         // Its node is unreachable: the link breaks at once, as it would on that node going down.
         queueMicrotask(() => this.exitSignal(other, mine, 'noconnection'));
@@ -511,7 +535,7 @@ export class ActorSystem {
     ] as const) {
       if (x.node !== this.nodeName) continue;
       this.actors.get(x.id)?.removeLink(y);
-      if (y.node !== this.nodeName) this.sendSignal(y.node, encode.unlink(x, y.id));
+      if (y.node !== this.nodeName) this.sendSignal(y.node, encode.unlink(x, y.id), x.id);
     }
   }
 
@@ -533,7 +557,12 @@ export class ActorSystem {
     }
     if (target.node !== this.nodeName) {
       try {
-        this.router().send(target.node, ACTOR_KINDS.signal, encode.monitor(ref, target.id));
+        this.router().send(
+          target.node,
+          ACTOR_KINDS.signal,
+          encode.monitor(ref, target.id),
+          typeof w === 'function' ? 0 : w.pid.id,
+        );
       } catch {
         queueMicrotask(() => this.fireDown(ref, target, 'noconnection'));
       }
@@ -554,7 +583,12 @@ export class ActorSystem {
     this.ownMonitors.delete(ref);
     if (typeof m.watcher !== 'function') m.watcher.watching?.delete(ref);
     if (m.target.node === this.nodeName) this.actors.get(m.target.id)?.monitors?.delete(ref);
-    else this.sendSignal(m.target.node, encode.demonitor(ref, m.target.id));
+    else
+      this.sendSignal(
+        m.target.node,
+        encode.demonitor(ref, m.target.id),
+        typeof m.watcher === 'function' ? 0 : m.watcher.pid.id,
+      );
   }
 
   /** Sends an exit signal from `from` to `to`. 'kill' cannot be trapped. */
@@ -589,7 +623,11 @@ export class ActorSystem {
     source?: string,
   ): void {
     if (to.node !== this.nodeName) {
-      this.sendSignal(to.node, encode.exit(from, to.id, reason, viaLink));
+      this.sendSignal(
+        to.node,
+        encode.exit(from, to.id, reason, viaLink),
+        from.node === this.nodeName ? from.id : 0,
+      );
       return;
     }
     const actor = this.actors.get(to.id);
@@ -689,7 +727,7 @@ export class ActorSystem {
     if (actor.monitors) {
       for (const [ref, node] of actor.monitors) {
         if (node === this.nodeName) this.fireDown(ref, actor.pid, reason);
-        else this.sendSignal(node, encode.down(ref, actor.pid, reason));
+        else this.sendSignal(node, encode.down(ref, actor.pid, reason), actor.pid.id);
       }
     }
     if (reason !== 'normal' && reason !== 'shutdown' && reason !== 'killed') {
@@ -703,10 +741,13 @@ export class ActorSystem {
 
   // ---- remote side (called by remote.ts, which decoded and checked the message) ----
 
-  /** Internal: sends a signal (encoded by remote.ts) to `node`; an unreachable node drops it. */
-  sendSignal(node: string, signal: unknown[]): void {
+  /**
+   * Internal: sends a signal (encoded by remote.ts) to `node` in the lane of the local actor it
+   * speaks for (0: the node); an unreachable node drops it.
+   */
+  sendSignal(node: string, signal: unknown[], lane = 0): void {
     try {
-      this.router().send(node, ACTOR_KINDS.signal, signal);
+      this.router().send(node, ACTOR_KINDS.signal, signal, lane);
     } catch (err) {
       this.opts.log.debug({ node, err: (err as Error).message }, 'remote signal dropped');
     }
@@ -803,11 +844,11 @@ export class ActorSystem {
     return {
       self: actor.pid,
       node: this.nodeName,
-      send: (to: Target, msg: unknown) => this.send(to, msg),
-      sendAsync: (to: Target, msg: unknown) => this.sendAsync(to, msg),
+      send: (to: Target, msg: unknown) => this.sendFrom(to, msg, actor.pid.id),
+      sendAsync: (to: Target, msg: unknown) => this.sendAsyncFrom(to, msg, actor.pid.id),
       call: ((to: Target, msg: unknown, o?: CallOptions) =>
         this.call(to, msg, o, actor.pid)) as ActorContext['call'],
-      cast: (to: Target, msg: unknown) => this.cast(to, msg),
+      cast: (to: Target, msg: unknown) => this.castFrom(to, msg, actor.pid.id),
       spawn: ((b: Behaviour, o?: SpawnOptions) => this.spawn(b, o)) as ActorContext['spawn'],
       monitor: (pid) => this.monitor(pid, actor.pid),
       demonitor: (ref) => this.demonitor(ref),

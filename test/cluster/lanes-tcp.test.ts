@@ -52,3 +52,54 @@ describe('ordered lanes over real TCP', () => {
     assert.ok(b.messenger.laneStats.held > 0, 'the small messages did overtake and were held');
   });
 });
+
+describe("actors keep Erlang's per-pair order over real TCP", () => {
+  const nodes: FoundationNode[] = [];
+  before(async () => {
+    for (const name of ['act-a', 'act-b'])
+      nodes.push(
+        await Foundation.start({
+          name,
+          cluster: `actor-lanes-${process.pid}`,
+          secret: TEST_SECRET,
+          logLevel: 'silent',
+          discovery: nullDiscovery(),
+        }),
+      );
+    await nodes[1]!.join(nodes[0]!.address);
+    await waitUntil(() => fullyMeshed(nodes), 'a and b see each other');
+  });
+  after(async () => {
+    await Promise.all(nodes.map((n) => n.stop()));
+  });
+
+  it('an actor that sends 4 MiB, then a small message, then crashes: the linked receiver sees them in that order, 10 of 10 times', async () => {
+    const [a, b] = nodes as [FoundationNode, FoundationNode];
+    const large = randomBytes(4 << 20);
+    for (let trial = 0; trial < 10; trial++) {
+      const seen: string[] = [];
+      const receiver = b.spawn(
+        (msg: unknown) => {
+          if (msg instanceof Uint8Array) seen.push('large');
+          else if (
+            typeof msg === 'object' &&
+            msg !== null &&
+            (msg as { type?: unknown }).type === 'EXIT'
+          )
+            seen.push('EXIT');
+          else seen.push(String(msg));
+        },
+        { trapExits: true },
+      );
+      const sender = a.spawn((_msg: 'go', ctx) => {
+        ctx.link(receiver);
+        ctx.send(receiver, large);
+        ctx.send(receiver, 'small');
+        throw new Error('boom');
+      });
+      a.send(sender, 'go');
+      await waitUntil(() => seen.length === 3, `trial ${trial}: all three arrive`);
+      assert.deepEqual(seen, ['large', 'small', 'EXIT'], `trial ${trial}`);
+    }
+  });
+});
