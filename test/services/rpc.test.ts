@@ -8,8 +8,9 @@ import { describe, it } from 'node:test';
 import { z } from 'zod';
 import { contract, currentContext, type FoundationNode } from '../../src/index.js';
 import { SVC_KINDS } from '../../src/services/wire.js';
-import { rejectsWithCode, track } from '../helpers/assert.js';
-import { type MeshedCluster, startMeshedCluster, tickUntil } from '../helpers/nodes.js';
+import { rejectsWithCode } from '../helpers/assert.js';
+import { startMeshedCluster, tickUntil } from '../helpers/nodes.js';
+import { done, ready } from './util.js';
 
 interface Greeter {
   hello(name: string): string;
@@ -21,30 +22,6 @@ const greeter = contract<Greeter>('greeter', {
   user: { input: z.tuple([z.object({ name: z.string(), age: z.number().int().min(0) })]) },
   hello: { idempotent: true },
 });
-
-/** Runs `p` to completion on the simulated network. */
-export async function done<T>(c: MeshedCluster, p: Promise<T>): Promise<T> {
-  const t = track(p);
-  t.promise.catch(() => {});
-  await tickUntil(c.clock, c.net, () => t.result.state !== 'pending', 'call settled', {
-    stepMs: 5,
-  });
-  return p;
-}
-
-async function ready(
-  c: MeshedCluster,
-  node: FoundationNode,
-  service: string,
-  n = 1,
-): Promise<void> {
-  await tickUntil(
-    c.clock,
-    c.net,
-    () => node.services.list({ name: service }).length >= n,
-    `${service} listed`,
-  );
-}
 
 describe('typed service calls', () => {
   it('calls through a contract, typed end to end, and dynamically by name', async () => {
