@@ -181,6 +181,7 @@ interface LocalService {
 }
 
 const NO_OPTS: ServiceCallOptions = Object.freeze({});
+const CIRCUIT_NAMES = ['closed', 'open', 'half-open', 'isolated'] as const;
 
 /** Turns zod issues into FND_ERR_VALIDATION naming the first bad field. */
 function validationError(
@@ -781,8 +782,8 @@ export class Services {
   }
 
   /** Circuit state of an endpoint as this node sees it ('closed', 'open', 'half-open', ...). */
-  circuit(node: string, service: string): string {
-    return String(this.breakers.state(node, service));
+  circuit(node: string, service: string): 'closed' | 'open' | 'half-open' | 'isolated' {
+    return CIRCUIT_NAMES[this.breakers.state(node, service)] ?? 'closed';
   }
 
   stop(): void {

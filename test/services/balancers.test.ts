@@ -50,7 +50,8 @@ describe('balancers', () => {
       const n = b.pick(EPS, noLatency).node;
       counts.set(n, (counts.get(n) ?? 0) + 1);
     }
-    for (const n of ['a', 'b', 'c']) assert.ok((counts.get(n) ?? 0) > 800, `${n}: ${counts.get(n)}`);
+    for (const n of ['a', 'b', 'c'])
+      assert.ok((counts.get(n) ?? 0) > 800, `${n}: ${counts.get(n)}`);
   });
 
   it('least-latency prefers the endpoint with the lower EWMA and still tries unmeasured ones', () => {
@@ -83,7 +84,8 @@ describe('balancers', () => {
   it('consistent-hash sends a key to the same endpoint and moves only the keys of a removed one', () => {
     const b = consistentHash();
     const keys = Array.from({ length: 300 }, (_, i) => `user-${i}`);
-    const pick = (eps: Endpoint[], key: string) => b.pick(eps, { key, latency: () => undefined }).node;
+    const pick = (eps: Endpoint[], key: string) =>
+      b.pick(eps, { key, latency: () => undefined }).node;
     const before = new Map(keys.map((k) => [k, pick(EPS, k)]));
     for (const k of keys) assert.equal(pick(EPS, k), before.get(k), 'stable');
     const owners = new Set(before.values());
@@ -113,20 +115,32 @@ describe('balancing across nodes', () => {
   it('per service and per call; suspect endpoints are skipped', async () => {
     const c = await startMeshedCluster(['a', 'b', 'c', 'd']);
     try {
-      const [a, b, cc, d] = c.nodes as [FoundationNode, FoundationNode, FoundationNode, FoundationNode];
+      const [a, b, cc, d] = c.nodes as [
+        FoundationNode,
+        FoundationNode,
+        FoundationNode,
+        FoundationNode,
+      ];
       for (const n of [b, cc, d]) n.service('w', { who: () => n.name });
       a.service('w', { who: () => 'a' });
       await tickUntil(c.clock, c.net, () => a.services.list({ name: 'w' }).length === 4, 'listed');
       // Per call: consistent-hash with a key always reaches the same node.
-      const k1 = await done(c, a.services.call('w.who', [], { balancer: 'consistent-hash', key: 'k1' }));
+      const k1 = await done(
+        c,
+        a.services.call('w.who', [], { balancer: 'consistent-hash', key: 'k1' }),
+      );
       for (let i = 0; i < 5; i++)
-        assert.equal(await done(c, a.services.call('w.who', [], { balancer: 'consistent-hash', key: 'k1' })), k1);
+        assert.equal(
+          await done(c, a.services.call('w.who', [], { balancer: 'consistent-hash', key: 'k1' })),
+          k1,
+        );
       // Per service: prefer-local answers from a itself.
       a.services.configure('w', { balancer: 'prefer-local' });
       for (let i = 0; i < 3; i++) assert.equal(await done(c, a.services.call('w.who')), 'a');
       // A per-call balancer overrides the service's.
       const rr = new Set<string>();
-      for (let i = 0; i < 8; i++) rr.add(await done(c, a.services.call('w.who', [], { balancer: 'round-robin' })));
+      for (let i = 0; i < 8; i++)
+        rr.add(await done(c, a.services.call('w.who', [], { balancer: 'round-robin' })));
       assert.deepEqual([...rr].sort(), ['a', 'b', 'c', 'd']);
       // d stops answering pings → suspect on a: no more calls go there.
       c.net.partition([d.address], [a.address, b.address, cc.address]);
@@ -137,7 +151,8 @@ describe('balancing across nodes', () => {
         'd suspect',
       );
       const seen = new Set<string>();
-      for (let i = 0; i < 9; i++) seen.add(await done(c, a.services.call('w.who', [], { balancer: 'round-robin' })));
+      for (let i = 0; i < 9; i++)
+        seen.add(await done(c, a.services.call('w.who', [], { balancer: 'round-robin' })));
       assert.ok(!seen.has('d'), [...seen].join());
     } finally {
       await c.stop();
