@@ -43,7 +43,10 @@ describe('streams', () => {
       await ready(c, a, 's');
       const r = (await done(c, a.services.call('s.count', [100]))) as AsyncIterable<number>;
       const { out } = await drain(c, r);
-      assert.deepEqual(out, Array.from({ length: 100 }, (_, i) => i));
+      assert.deepEqual(
+        out,
+        Array.from({ length: 100 }, (_, i) => i),
+      );
       async function* nums() {
         for (let i = 1; i <= 50; i++) yield i;
       }
@@ -154,7 +157,8 @@ describe('streams', () => {
       };
       const r = (await done(c, a.services.call('s.res'))) as AsyncIterable<unknown>;
       for (let i = 0; i < 1000; i++) b.messenger.send('a', SVC_KINDS.stream, ['d', id + 1000, i]);
-      for (let i = 0; i < 100; i++) b.messenger.send('a', SVC_KINDS.stream, ['d', id, i], { channel: 'bulk' });
+      for (let i = 0; i < 100; i++)
+        b.messenger.send('a', SVC_KINDS.stream, ['d', id, i], { channel: 'bulk' });
       await c.net.settle();
       const it = r[Symbol.asyncIterator]();
       const got: unknown[] = [];
