@@ -31,9 +31,17 @@ export interface CatalogueEntry {
   status: string;
 }
 
+/** The endpoints offering one action. */
+export interface Offering {
+  eps: Endpoint[];
+  idempotent: boolean;
+}
+
 export class Catalogue {
   private readonly replica: Replica<EndpointValue>;
   private index = new Map<string, Endpoint[]>();
+  /** `service ␀ action` → endpoints offering that action, and whether any says idempotent. */
+  private byAction = new Map<string, Offering>();
   private readonly listeners: Array<() => void> = [];
 
   constructor(
@@ -53,6 +61,7 @@ export class Catalogue {
     });
     this.replica.onChange(() => {
       this.index = new Map();
+      this.byAction = new Map();
       for (const fn of this.listeners) fn();
     });
   }
@@ -86,6 +95,26 @@ export class Catalogue {
     eps.sort((a, b) => (a.node < b.node ? -1 : a.node > b.node ? 1 : 0));
     this.index.set(service, eps);
     return eps;
+  }
+
+  /** Endpoints (sorted by node) offering `service.action`; cached until the catalogue changes. */
+  offering(service: string, action: string): Offering {
+    const key = `${service}\u0000${action}`;
+    let o = this.byAction.get(key);
+    if (o) return o;
+    const eps: Endpoint[] = [];
+    let idempotent = false;
+    for (const e of this.endpoints(service)) {
+      const a = e.info.actions.find((x) => x.name === action);
+      if (!a) continue;
+      eps.push(e);
+      idempotent ||= a.idempotent;
+    }
+    o = { eps, idempotent };
+    // Bounded: names come from calls; a flood of unknown actions only refills the cache.
+    if (this.byAction.size >= 10_000) this.byAction = new Map();
+    this.byAction.set(key, o);
+    return o;
   }
 
   list(filter: ServiceFilter = {}): CatalogueEntry[] {

@@ -7,11 +7,13 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import { randomBytes } from 'node:crypto';
 import {
   context as otelContext,
+  ProxyTracerProvider,
   ROOT_CONTEXT,
   type Span,
   SpanKind,
   SpanStatusCode,
   TraceFlags,
+  type Tracer,
   trace,
 } from '@opentelemetry/api';
 import { FoundationError } from '../errors.js';
@@ -43,7 +45,20 @@ export interface ContextView {
 
 const als = new AsyncLocalStorage<Store>();
 const EMPTY: ContextValues = Object.freeze({});
-const tracer = trace.getTracer('foundation');
+/** The API's no-op provider: what the global proxy delegates to while nobody registered one. */
+const NOOP_PROVIDER = new ProxyTracerProvider().getDelegate();
+
+/**
+ * The tracer, when an OpenTelemetry tracer provider is registered; undefined otherwise, so an
+ * untraced call pays a couple of property reads, not a span.
+ */
+function tracerIfOn(): Tracer | undefined {
+  const p = trace.getTracerProvider() as ProxyTracerProvider;
+  const d = typeof p.getDelegate === 'function' ? p.getDelegate() : p;
+  return d === NOOP_PROVIDER ? undefined : p.getTracer('foundation');
+}
+
+const NOTHING: Outgoing = Object.freeze({ wire: undefined, span: undefined });
 
 // Ids come from a pool of random bytes refilled 4 KiB at a time (a syscall per id would cost more
 // than the rest of the call).
@@ -125,6 +140,22 @@ export function decodeBaggage(bg: string): ContextValues {
   return Object.freeze(out);
 }
 
+/**
+ * Span names and attributes (built only when tracing): a call is `service.action` with the
+ * OpenTelemetry RPC attributes; an event is `event <name>` with the messaging destination (and,
+ * on the consuming side, the listening service in `action`).
+ */
+function spanName(kind: 'call' | 'event', a: string, b: string): string {
+  return kind === 'call' ? `${a}.${b}` : `event ${a}`;
+}
+
+function spanAttributes(kind: 'call' | 'event', a: string, b: string): Record<string, string> {
+  if (kind === 'call') return { 'rpc.system': 'foundation', 'rpc.service': a, 'rpc.method': b };
+  return b
+    ? { 'messaging.destination.name': a, 'foundation.service': b }
+    : { 'messaging.destination.name': a };
+}
+
 /** The outgoing half of one call or event: what goes on the wire, and the client span if any. */
 export interface Outgoing {
   wire: WireContext | undefined;
@@ -136,46 +167,48 @@ export interface Outgoing {
  * traceparent/baggage to send. Returns `wire: undefined` outside any context and trace, so an
  * untraced call carries nothing extra.
  */
-export function outgoing(
-  name: string,
-  kind: 'call' | 'event',
-  attrs: Record<string, string>,
-): Outgoing {
+export function outgoing(kind: 'call' | 'event', service: string, action: string): Outgoing {
   const store = als.getStore();
-  const active = otelContext.active();
-  let parent = active;
-  if (store?.traceId && !trace.getSpan(active)) {
-    parent = trace.setSpanContext(ROOT_CONTEXT, {
-      traceId: store.traceId,
-      spanId: store.spanId!,
-      traceFlags: store.sampled ? TraceFlags.SAMPLED : TraceFlags.NONE,
-      isRemote: true,
-    });
-  }
-  const span = tracer.startSpan(
-    name,
-    { kind: kind === 'call' ? SpanKind.CLIENT : SpanKind.PRODUCER, attributes: attrs },
-    parent,
-  );
+  const tracer = tracerIfOn();
+  if (!store && !tracer) return NOTHING;
+  let span: Span | undefined;
   let tp: string | undefined;
-  if (span.isRecording()) {
-    const sc = span.spanContext();
-    tp = `00-${sc.traceId}-${sc.spanId}-0${sc.traceFlags & 1}`;
-  } else {
-    span.end();
-    if (store?.traceId) tp = `00-${store.traceId}-${randomHex(8)}-0${store.sampled ? 1 : 0}`;
+  if (tracer) {
+    const active = otelContext.active();
+    let parent = active;
+    if (store?.traceId && !trace.getSpan(active)) {
+      parent = trace.setSpanContext(ROOT_CONTEXT, {
+        traceId: store.traceId,
+        spanId: store.spanId!,
+        traceFlags: store.sampled ? TraceFlags.SAMPLED : TraceFlags.NONE,
+        isRemote: true,
+      });
+    }
+    const s = tracer.startSpan(
+      spanName(kind, service, action),
+      {
+        kind: kind === 'call' ? SpanKind.CLIENT : SpanKind.PRODUCER,
+        attributes: spanAttributes(kind, service, action),
+      },
+      parent,
+    );
+    if (s.isRecording()) {
+      span = s;
+      const sc = s.spanContext();
+      tp = `00-${sc.traceId}-${sc.spanId}-0${sc.traceFlags & 1}`;
+    } else s.end();
   }
-  const recording = span.isRecording() ? span : undefined;
+  if (!tp && store?.traceId) tp = `00-${store.traceId}-${randomHex(8)}-0${store.sampled ? 1 : 0}`;
   let bg: string | undefined;
   if (store && store.values !== EMPTY) {
     store.baggage ??= encodeBaggage(store.values);
     if (store.baggage) bg = store.baggage;
   }
-  if (!tp && !bg) return { wire: undefined, span: recording };
+  if (!tp && !bg) return span ? { wire: undefined, span } : NOTHING;
   const wire: WireContext = {};
   if (tp) wire.tp = tp;
   if (bg) wire.bg = bg;
-  return { wire, span: recording };
+  return { wire, span };
 }
 
 /** Ends a client/producer span with the outcome. */
@@ -195,50 +228,49 @@ export function endSpan(span: Span | undefined, err?: unknown): void {
 export function runIncoming<T>(
   wire: WireContext | undefined,
   deadline: number | undefined,
-  name: string,
   kind: 'call' | 'event',
-  attrs: Record<string, string>,
+  service: string,
+  action: string,
   fn: () => T,
 ): { result: T; span: Span | undefined } {
   let traceId: string | undefined;
-  let parentSpan: string | undefined;
+  let spanId: string | undefined;
   let sampled = true;
   if (wire?.tp && isTraceparent(wire.tp)) {
     traceId = wire.tp.slice(3, 35);
-    parentSpan = wire.tp.slice(36, 52);
+    spanId = wire.tp.slice(36, 52);
     sampled = (Number.parseInt(wire.tp.slice(53, 55), 16) & 1) === 1;
   }
-  const values = wire?.bg ? decodeBaggage(wire.bg) : EMPTY;
-  let span: Span | undefined;
-  let otelCtx = ROOT_CONTEXT;
-  if (traceId) {
-    otelCtx = trace.setSpanContext(ROOT_CONTEXT, {
-      traceId,
-      spanId: parentSpan!,
-      traceFlags: sampled ? TraceFlags.SAMPLED : TraceFlags.NONE,
-      isRemote: true,
-    });
-  }
-  const s = tracer.startSpan(
-    name,
-    { kind: kind === 'call' ? SpanKind.SERVER : SpanKind.CONSUMER, attributes: attrs },
-    otelCtx,
-  );
-  let spanId = parentSpan;
-  if (s.isRecording()) {
-    span = s;
-    otelCtx = trace.setSpan(otelCtx, s);
-    traceId = s.spanContext().traceId;
-    spanId = s.spanContext().spanId;
-  }
   const store: Store = {
-    values,
+    values: wire?.bg ? decodeBaggage(wire.bg) : EMPTY,
     traceId,
     spanId,
     sampled,
     deadline,
     baggage: wire?.bg,
   };
-  const result = span ? als.run(store, () => otelContext.with(otelCtx, fn)) : als.run(store, fn);
-  return { result, span };
+  const tracer = tracerIfOn();
+  if (!tracer) return { result: als.run(store, fn), span: undefined };
+  let otelCtx = ROOT_CONTEXT;
+  if (traceId) {
+    otelCtx = trace.setSpanContext(ROOT_CONTEXT, {
+      traceId,
+      spanId: spanId!,
+      traceFlags: sampled ? TraceFlags.SAMPLED : TraceFlags.NONE,
+      isRemote: true,
+    });
+  }
+  const s = tracer.startSpan(
+    spanName(kind, service, action),
+    {
+      kind: kind === 'call' ? SpanKind.SERVER : SpanKind.CONSUMER,
+      attributes: spanAttributes(kind, service, action),
+    },
+    otelCtx,
+  );
+  if (!s.isRecording()) return { result: als.run(store, fn), span: undefined };
+  otelCtx = trace.setSpan(otelCtx, s);
+  store.traceId = s.spanContext().traceId;
+  store.spanId = s.spanContext().spanId;
+  return { result: als.run(store, () => otelContext.with(otelCtx, fn)), span: s };
 }

@@ -42,13 +42,8 @@ export class ServiceEvents {
       const info: EventInfo = { event, service, mode };
       let span: ReturnType<typeof runIncoming>['span'];
       try {
-        const r = runIncoming(
-          d.value.ctx,
-          undefined,
-          `event ${event}`,
-          'event',
-          { 'messaging.destination.name': event, 'foundation.service': service },
-          () => handler(d.value.payload, info),
+        const r = runIncoming(d.value.ctx, undefined, 'event', event, service, () =>
+          handler(d.value.payload, info),
         );
         span = r.span;
         if (r.result instanceof Promise) {
@@ -87,7 +82,7 @@ export class ServiceEvents {
   }
 
   private publish(prefix: string, event: string, payload: unknown): void {
-    const out = outgoing(`event ${event}`, 'event', { 'messaging.destination.name': event });
+    const out = outgoing('event', event, '');
     try {
       this.pubsub.publish(prefix + event, out.wire ? [payload, out.wire] : [payload]);
       endSpan(out.span);

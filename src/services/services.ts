@@ -18,8 +18,8 @@ import {
   LatencyStats,
   type PickContext,
 } from './balancers.js';
-import { Catalogue, type CatalogueEntry, type ServiceFilter } from './catalogue.js';
-import { currentDeadline, endSpan, outgoing, runIncoming } from './context.js';
+import { Catalogue, type CatalogueEntry, type Offering, type ServiceFilter } from './catalogue.js';
+import { currentDeadline, endSpan, type Outgoing, outgoing, runIncoming } from './context.js';
 import { type EventHandler, ServiceEvents } from './events.js';
 import {
   type BreakerOptions,
@@ -181,6 +181,28 @@ interface LocalService {
 }
 
 const NO_OPTS: ServiceCallOptions = Object.freeze({});
+
+/** One call in progress, across its attempts. */
+interface CallState {
+  service: string;
+  action: string;
+  args: unknown[];
+  opts: ServiceCallOptions;
+  /** Clock time by which the call must be done. */
+  deadline: number;
+  breaker: BreakerOptions | undefined;
+  balancer: Balancer;
+  out: Outgoing;
+  hasStreams: boolean;
+  offering: Offering;
+  idempotent: boolean;
+  /** Node of the latest attempt. */
+  last?: string;
+  /** Past the first attempt (failures go to cockatiel's retry, not to recover()). */
+  retrying?: boolean;
+  /** Measure latency (only least-latency and custom balancers read it). */
+  measure: boolean;
+}
 const CIRCUIT_NAMES = ['closed', 'open', 'half-open', 'isolated'] as const;
 
 /** Turns zod issues into FND_ERR_VALIDATION naming the first bad field. */
@@ -215,7 +237,8 @@ export class Services {
   readonly streams: Streams;
   private readonly latency = new LatencyStats();
   private readonly breakers = new Breakers();
-  private readonly balancers = new Map<string, Balancer>();
+  /** Balancers by service and name (round-robin keeps a counter per service). */
+  private readonly balancers = new Map<string, Map<string, Balancer>>();
   private readonly configured = new Map<string, ServiceCallOptions>();
   private readonly contracts = new Map<string, Contract<unknown>>();
   private readonly pickCtx: PickContext;
@@ -431,13 +454,8 @@ export class Services {
   ): unknown {
     let r: ReturnType<typeof runIncoming<unknown>>;
     try {
-      r = runIncoming(
-        m.ctx,
-        deadline,
-        `${m.service}.${m.action}`,
-        'call',
-        { 'rpc.system': 'foundation', 'rpc.service': m.service, 'rpc.method': m.action },
-        () => act.fn.apply(svc.self, args),
+      r = runIncoming(m.ctx, deadline, 'call', m.service, m.action, () =>
+        act.fn.apply(svc.self, args),
       );
     } catch (err) {
       throw this.actionError(m, err);
@@ -545,50 +563,47 @@ export class Services {
     const b = opts.balancer;
     if (b !== undefined && typeof b !== 'string') return b;
     const name = b ?? CALL_DEFAULTS.balancer;
-    if (!BALANCER_NAMES.has(name)) {
-      throw new FoundationError(
-        'FND_ERR_INVALID_OPTION',
-        `option "balancer": ${[...BALANCER_NAMES].join(', ')}`,
-        {
-          field: 'balancer',
-        },
-      );
+    let per = this.balancers.get(service);
+    if (!per) {
+      per = new Map();
+      this.balancers.set(service, per);
     }
-    const key = `${service}\u0000${name}`;
-    let bal = this.balancers.get(key);
+    let bal = per.get(name);
     if (!bal) {
+      if (!BALANCER_NAMES.has(name)) {
+        throw new FoundationError(
+          'FND_ERR_INVALID_OPTION',
+          `option "balancer": ${[...BALANCER_NAMES].join(', ')}`,
+          { field: 'balancer' },
+        );
+      }
       bal = balancerFor(name);
-      this.balancers.set(key, bal);
+      per.set(name, bal);
     }
     return bal;
   }
 
-  /** Endpoints of service.action that can take a call now, minus `exclude`. */
-  private candidates(
-    service: string,
-    action: string,
-    opts: ServiceCallOptions,
-    breaker: BreakerOptions | undefined,
-    exclude: Set<string> | undefined,
-  ): { eps: Endpoint[]; any: boolean; idempotent: boolean } {
-    const all = this.catalogue.endpoints(service);
-    const eps: Endpoint[] = [];
-    let any = false;
-    let idempotent = false;
-    for (const e of all) {
-      if (opts.version !== undefined && e.info.version !== opts.version) continue;
-      if (opts.node !== undefined && e.node !== opts.node) continue;
-      const a = e.info.actions.find((x) => x.name === action);
-      if (!a) continue;
-      any = true;
-      idempotent ||= a.idempotent;
-      if (exclude?.has(e.node)) continue;
-      if (e.info.health === 'unhealthy') continue;
-      if (!e.local && this.deps.status(e.node) !== 'alive') continue;
-      if (breaker && !this.breakers.usable(e.node, service, breaker)) continue;
-      eps.push(e);
+  /**
+   * Endpoints of service.action that can take a call now, minus `exclude`. Returns the cached
+   * list itself when nothing is filtered out (the common case: no allocation per call).
+   */
+  private candidates(st: CallState, exclude: Set<string> | undefined): Endpoint[] {
+    const all = st.offering.eps;
+    const o = st.opts;
+    let out: Endpoint[] | undefined;
+    for (let i = 0; i < all.length; i++) {
+      const e = all[i]!;
+      const usable =
+        (o.version === undefined || e.info.version === o.version) &&
+        (o.node === undefined || e.node === o.node) &&
+        !exclude?.has(e.node) &&
+        e.info.health !== 'unhealthy' &&
+        (e.local || this.deps.status(e.node) === 'alive') &&
+        (!st.breaker || this.breakers.usable(e.node, st.service, st.breaker));
+      if (usable) out?.push(e);
+      else if (!out) out = all.slice(0, i);
     }
-    return { eps, any, idempotent };
+    return out ?? all;
   }
 
   private invoke(
@@ -600,129 +615,143 @@ export class Services {
     if (this.stopped) return Promise.reject(new FoundationError('FND_ERR_NODE_STOPPED'));
     const conf = this.configured.get(service);
     const opts = conf ? { ...conf, ...callOpts } : callOpts;
-    const input = (
-      this.contracts.get(service)?.actions as Record<string, { input?: ZodType }> | undefined
-    )?.[action]?.input;
-    if (input) {
-      const r = input.safeParse(args);
-      if (!r.success)
-        return Promise.reject(validationError(service, action, r.error.issues, 'caller'));
+    let st: CallState;
+    try {
+      const input = (
+        this.contracts.get(service)?.actions as Record<string, { input?: ZodType }> | undefined
+      )?.[action]?.input;
+      if (input) {
+        const r = input.safeParse(args);
+        if (!r.success) throw validationError(service, action, r.error.issues, 'caller');
+      }
+      st = this.callState(service, action, args, opts);
+    } catch (err) {
+      return Promise.reject(err);
     }
-    const p = this.attempts(service, action, args, opts);
+    let p: Promise<unknown>;
+    try {
+      p = this.attempt(st, undefined);
+      if (st.breaker) p = p.then(undefined, (err) => this.recover(st, err));
+    } catch (err) {
+      p = this.recover(st, err);
+    }
+    const span = st.out.span;
+    if (span) {
+      p = p.then(
+        (v) => {
+          endSpan(span);
+          return v;
+        },
+        (err) => {
+          endSpan(span, err);
+          throw err;
+        },
+      );
+    }
     const fb = opts.fallback;
-    if (!fb) return p;
-    return p.catch((err) => fb(err as FoundationError));
+    return fb ? p.catch((err) => fb(err as FoundationError)) : p;
   }
 
-  private async attempts(
+  private callState(
     service: string,
     action: string,
     args: unknown[],
     opts: ServiceCallOptions,
-  ): Promise<unknown> {
-    const clock = this.deps.dist.clock;
-    let deadline = clock.now() + (opts.timeout ?? this.deps.dist.requestTimeoutMs);
+  ): CallState {
+    const now = this.deps.dist.clock.now();
+    let deadline = now + (opts.timeout ?? this.deps.dist.requestTimeoutMs);
     const ambient = currentDeadline();
     if (ambient !== undefined && ambient < deadline) deadline = ambient;
-    const breaker =
-      opts.breaker === true
-        ? CALL_DEFAULTS.breaker
-        : opts.breaker
-          ? { ...CALL_DEFAULTS.breaker, ...opts.breaker }
-          : undefined;
     if (opts.balancer === 'consistent-hash' && typeof opts.key !== 'string') {
       throw new FoundationError(
         'FND_ERR_INVALID_OPTION',
         `option "key": 'consistent-hash' needs a key`,
-        {
-          field: 'key',
-        },
+        { field: 'key' },
       );
     }
+    const b = opts.breaker;
+    let hasStreams = false;
+    for (const a of args) if (isStreamable(a) && !(a instanceof Uint8Array)) hasStreams = true;
+    const offering = this.catalogue.offering(service, action);
     const balancer = this.balancerOf(service, opts);
-    const out = outgoing(`${service}.${action}`, 'call', {
-      'rpc.system': 'foundation',
-      'rpc.service': service,
-      'rpc.method': action,
-    });
-    const hasStreams = args.some((a) => isStreamable(a) && !(a instanceof Uint8Array));
-    const tried = new Set<string>();
-    let idempotent = opts.idempotent ?? false;
-    const once = async (): Promise<unknown> => {
-      const c = this.candidates(service, action, opts, breaker, tried.size > 0 ? tried : undefined);
-      if (opts.idempotent === undefined) idempotent = c.idempotent;
-      let eps = c.eps;
-      if (eps.length === 0 && tried.size > 0) {
-        // Every endpoint failed once: go round again rather than give up while retries remain.
-        eps = this.candidates(service, action, opts, breaker, undefined).eps;
-      }
-      if (eps.length === 0) {
-        throw c.any
-          ? new FoundationError(
-              'FND_ERR_SERVICE_UNAVAILABLE',
-              `no endpoint of ${service}.${action} can take calls now`,
-              {
-                service,
-                action,
-              },
-            )
-          : new FoundationError(
-              'FND_ERR_SERVICE_NOT_FOUND',
-              `no node offers ${service}.${action}${opts.version ? ` version ${opts.version}` : ''}`,
-              {
-                service,
-                action,
-              },
-            );
-      }
-      this.pickCtx.key = opts.key;
-      const ep = balancer.pick(eps, this.pickCtx);
-      tried.add(ep.node);
-      const remaining = deadline - clock.now();
-      if (remaining <= 0) {
-        throw new FoundationError(
-          'FND_ERR_DEADLINE_EXCEEDED',
-          `${service}.${action}: no time left`,
-          {
-            service,
-            action,
-          },
-        );
-      }
-      const send = () => this.send(ep.node, service, action, args, remaining, out.wire, hasStreams);
-      return breaker ? this.breakers.run(ep.node, service, breaker, send) : send();
+    return {
+      service,
+      action,
+      args,
+      opts,
+      deadline,
+      breaker:
+        b === true ? CALL_DEFAULTS.breaker : b ? { ...CALL_DEFAULTS.breaker, ...b } : undefined,
+      balancer,
+      out: outgoing('call', service, action),
+      hasStreams,
+      offering,
+      idempotent: opts.idempotent ?? offering.idempotent,
+      measure: balancer.name !== 'round-robin' && balancer.name !== 'random',
     };
-    try {
-      let result: unknown;
-      try {
-        result = await once();
-      } catch (err) {
-        const retry = opts.retry === false ? undefined : { ...CALL_DEFAULTS.retry, ...opts.retry };
-        if (!retry || retry.retries < 1 || hasStreams || !isRetryable(err, idempotent)) throw err;
-        result = await retryPolicy({ ...retry }, idempotent).execute(() => once());
-      }
-      endSpan(out.span);
-      return result;
-    } catch (err) {
-      endSpan(out.span, err);
-      throw err;
-    }
   }
 
-  private async send(
-    node: string,
-    service: string,
-    action: string,
-    args: unknown[],
-    remaining: number,
-    wire: { tp?: string; bg?: string } | undefined,
-    hasStreams: boolean,
-  ): Promise<unknown> {
+  /** One attempt: pick an endpoint (not in `exclude`) and send. Throws coded errors. */
+  private attempt(st: CallState, exclude: Set<string> | undefined): Promise<unknown> {
+    let eps = this.candidates(st, exclude);
+    // Every endpoint failed once: go round again rather than give up while retries remain.
+    if (eps.length === 0 && exclude) eps = this.candidates(st, undefined);
+    if (eps.length === 0) {
+      const { service, action } = st;
+      throw st.offering.eps.length > 0
+        ? new FoundationError(
+            'FND_ERR_SERVICE_UNAVAILABLE',
+            `no endpoint of ${service}.${action} can take calls now`,
+            { service, action },
+          )
+        : new FoundationError(
+            'FND_ERR_SERVICE_NOT_FOUND',
+            `no node offers ${service}.${action}${st.opts.version ? ` version ${st.opts.version}` : ''}`,
+            { service, action },
+          );
+    }
+    this.pickCtx.key = st.opts.key;
+    const ep = eps.length === 1 ? eps[0]! : st.balancer.pick(eps, this.pickCtx);
+    st.last = ep.node;
+    const remaining = st.deadline - this.deps.dist.clock.now();
+    if (remaining <= 0) {
+      throw new FoundationError(
+        'FND_ERR_DEADLINE_EXCEEDED',
+        `${st.service}.${st.action}: no time left`,
+        { service: st.service, action: st.action },
+      );
+    }
+    if (!st.breaker) return this.send(st, ep.node, remaining);
+    return this.breakers.run(ep.node, st.service, st.breaker, () =>
+      this.send(st, ep.node, remaining),
+    );
+  }
+
+  /** After a failed first attempt: retries with backoff (cockatiel) when the rule allows. */
+  private recover(st: CallState, err: unknown): Promise<unknown> {
+    const r = st.opts.retry;
+    if (r === false || st.hasStreams || !isRetryable(err, st.idempotent))
+      return Promise.reject(err);
+    const retry = { ...CALL_DEFAULTS.retry, ...r };
+    if (retry.retries < 1) return Promise.reject(err);
+    st.retrying = true;
+    const tried = new Set<string>();
+    if (st.last) tried.add(st.last);
+    return retryPolicy(retry, st.idempotent).execute(() => {
+      const p = this.attempt(st, tried);
+      if (st.last) tried.add(st.last);
+      return p;
+    });
+  }
+
+  private send(st: CallState, node: string, remaining: number): Promise<unknown> {
+    const { service, action } = st;
+    const wire = st.out.wire;
     let payload: unknown[];
     let produced: number[] | undefined;
-    if (hasStreams) {
+    if (st.hasStreams) {
       const s: Array<[number, number]> = [];
-      const a = args.slice();
+      const a = st.args.slice();
       produced = [];
       for (let i = 0; i < a.length; i++) {
         const v = a[i];
@@ -735,31 +764,31 @@ export class Services {
       }
       payload = [service, action, a, Math.ceil(remaining), { ...wire, s }];
     } else {
-      payload = wire
-        ? [service, action, args, Math.ceil(remaining), wire]
-        : [service, action, args, Math.ceil(remaining)];
+      const dl = Math.ceil(remaining);
+      payload = wire ? [service, action, st.args, dl, wire] : [service, action, st.args, dl];
     }
-    const t0 = performance.now();
-    let raw: unknown;
-    try {
-      raw = await this.deps.request(node, SVC_KINDS.call, payload, remaining);
-    } catch (err) {
-      if (produced) for (const id of produced) this.streams.abandon(id);
-      throw err;
-    }
-    this.latency.observe(node, performance.now() - t0);
-    const d = decodeReply(raw);
-    if (!d.ok) {
-      throw new FoundationError(
-        'FND_ERR_SERVICE_MESSAGE',
-        `reply from ${node} refused: ${d.reason}`,
-        {
-          node,
-          reason: d.reason,
-        },
-      );
-    }
-    return d.value.stream ? this.streams.consume(node, d.value.id) : d.value.value;
+    const t0 = st.measure ? performance.now() : 0;
+    return this.deps.request(node, SVC_KINDS.call, payload, remaining).then(
+      (raw) => {
+        if (st.measure) this.latency.observe(node, performance.now() - t0);
+        const d = decodeReply(raw);
+        if (!d.ok) {
+          throw new FoundationError(
+            'FND_ERR_SERVICE_MESSAGE',
+            `reply from ${node} refused: ${d.reason}`,
+            { node, reason: d.reason },
+          );
+        }
+        return d.value.stream ? this.streams.consume(node, d.value.id) : d.value.value;
+      },
+      (err) => {
+        if (produced) for (const id of produced) this.streams.abandon(id);
+        // The first attempt's failure goes to recover(); later ones to cockatiel's retry loop.
+        // With a breaker, the breaker must see this failure first (invoke() recovers after it).
+        if (st.retrying || st.breaker) throw err;
+        return this.recover(st, err);
+      },
+    );
   }
 
   // ---- catalogue and events ----
