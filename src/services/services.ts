@@ -242,6 +242,8 @@ export class Services {
   private readonly configured = new Map<string, ServiceCallOptions>();
   private readonly contracts = new Map<string, Contract<unknown>>();
   private readonly pickCtx: PickContext;
+  /** 'service.action' → [service, action], parsed once. */
+  private readonly paths = new Map<string, [string, string]>();
   private stopped = false;
 
   constructor(private readonly deps: ServicesDeps) {
@@ -543,20 +545,21 @@ export class Services {
     args: unknown = [],
     opts: ServiceCallOptions = NO_OPTS,
   ): Promise<R> {
-    const i = typeof path === 'string' ? path.lastIndexOf('.') : -1;
-    if (i <= 0 || i === path.length - 1) {
-      return Promise.reject(
-        new FoundationError('FND_ERR_INVALID_OPTION', `"${String(path)}": 'service.action'`, {
-          field: 'path',
-        }),
-      );
+    let sa = this.paths.get(path);
+    if (!sa) {
+      const i = typeof path === 'string' ? path.lastIndexOf('.') : -1;
+      if (i <= 0 || i === path.length - 1) {
+        return Promise.reject(
+          new FoundationError('FND_ERR_INVALID_OPTION', `"${String(path)}": 'service.action'`, {
+            field: 'path',
+          }),
+        );
+      }
+      sa = [path.slice(0, i), path.slice(i + 1)];
+      if (this.paths.size >= 10_000) this.paths.clear();
+      this.paths.set(path, sa);
     }
-    return this.invoke(
-      path.slice(0, i),
-      path.slice(i + 1),
-      Array.isArray(args) ? args : [args],
-      opts,
-    ) as Promise<R>;
+    return this.invoke(sa[0], sa[1], Array.isArray(args) ? args : [args], opts) as Promise<R>;
   }
 
   private balancerOf(service: string, opts: ServiceCallOptions): Balancer {
