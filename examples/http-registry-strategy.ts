@@ -8,7 +8,7 @@ import {
   type DiscoveryStrategy,
   poll,
   Reconciler,
-} from 'foundation';
+} from 'foundation-cluster';
 
 export class HttpRegistryStrategy implements DiscoveryStrategy {
   readonly name = 'http-registry';

@@ -22,6 +22,14 @@ import { createLogger, type Logger } from './util/log.js';
 export type MemberEventName = 'memberUp' | 'memberDown' | 'memberSuspect' | 'memberLeft';
 
 export interface FoundationNodeEvents {
+  /**
+   * Every connection to and from a member closed and it did not answer a re-dial (its process is
+   * probably gone): pending requests to it were rejected with FND_ERR_NODE_UNREACHABLE. Comes
+   * before membership's verdict (`memberDown`), which still follows if it does not come back.
+   */
+  memberUnreachable: [member: Member, info: { reason: string; cluster?: string }];
+  /** A member reported unreachable is connected again. */
+  memberReachable: [member: Member, info: { cluster?: string }];
   memberUp: [member: Member, info: ChangeInfo];
   memberDown: [member: Member, info: ChangeInfo];
   memberSuspect: [member: Member, info: ChangeInfo];
@@ -103,6 +111,9 @@ export class ClusterNode extends EventEmitter<FoundationNodeEvents> {
           maxMs: Math.max(1000, opts.timing.reconnectIntervalMs),
         },
         singleConnection: opts.singleConnection,
+        // Long enough for one re-dial to be answered on this network (two probe timeouts), short
+        // enough that callers learn of a killed peer well before the suspicion timeout.
+        unreachableAfterMs: Math.max(100, 2 * opts.timing.probeTimeoutMs),
         // Per-address dial backoff on the same scale as re-dialling (so a healed partition is
         // re-dialled within the preset's reconnect interval), global rate from the options.
         dialLimits: {
@@ -123,8 +134,14 @@ export class ClusterNode extends EventEmitter<FoundationNodeEvents> {
         },
         accept: (peer) => this.membership.acceptPeer(peer.name, peer.address, peer.incarnation),
         dialled: (peer) => this.membership.dialled(peer),
-        linkDown: (name) => this.membership.hint(name),
+        linkDown: (name, _channel, direction) => {
+          // What was in flight on a lost inbound connection is gone: ordered lanes stop waiting.
+          if (direction === 'in') this.messenger.connectionLost(name);
+          this.membership.hint(name);
+        },
         handshakeError: (err) => this.report(err),
+        unreachable: (name, reason) => this.reachability(name, reason),
+        reachable: (name) => this.reachability(name, undefined),
       },
     );
     this.membership = new Membership(
@@ -157,6 +174,7 @@ export class ClusterNode extends EventEmitter<FoundationNodeEvents> {
         const s = this.membership.status(name);
         return s === 'alive' || s === 'suspect';
       },
+      unreachable: (name) => this.peers.isUnreachable(name),
       clock: this.clock,
       log: this.log,
       requestTimeoutMs: opts.requestTimeoutMs,
@@ -290,6 +308,21 @@ export class ClusterNode extends EventEmitter<FoundationNodeEvents> {
         { event: EVENT[m.status], err: (err as Error).message },
         'membership event listener threw',
       );
+    }
+  }
+
+  /** A member lost (reason) or regained (undefined) every connection: tell callers and listeners. */
+  private reachability(name: string, reason: string | undefined): void {
+    const member = this.members().find((m) => m.name === name);
+    if (!member) return;
+    if (reason !== undefined) this.messenger.nodeUnreachable(name);
+    this.log.info({ member: name, reason }, reason ? 'member unreachable' : 'member reachable');
+    try {
+      if (reason !== undefined)
+        this.emit('memberUnreachable', member, { reason, cluster: this.clusterName });
+      else this.emit('memberReachable', member, { cluster: this.clusterName });
+    } catch (err) {
+      this.log.error({ err: (err as Error).message }, 'reachability event listener threw');
     }
   }
 

@@ -41,6 +41,8 @@ export const ERRORS = {
   FND_ERR_BACKPRESSURE:
     'The outbound queue to this peer is full (the peer or network is slower than the sender). Retry later or slow down.',
   FND_ERR_REQUEST_TIMEOUT: 'No reply arrived within the timeout.',
+  FND_ERR_NODE_UNREACHABLE:
+    'Every connection to the target node closed and it did not answer a re-dial (its process probably stopped or was killed); the request was rejected at once instead of waiting for failure detection. Retry elsewhere; memberDown follows if it does not come back.',
   FND_ERR_NODE_DOWN:
     'The target node left the cluster or was declared down; the request cannot complete.',
   FND_ERR_UNKNOWN_NODE: 'The target node is not a member of this cluster.',

@@ -67,14 +67,24 @@ export {
 } from './options.js';
 export type {
   ActorContext,
+  ActorRef,
   Behaviour,
+  CallMessage,
   CallOptions,
+  CallResult,
+  CastMessage,
   DownMessage,
   ExitMessage,
   ExitReason,
   GenServer,
+  HandlerProtocol,
+  InfoMessage,
+  LooseGenServer,
   MailboxOptions,
   MessageHandler as ActorMessageHandler,
+  Protocol,
+  ProtocolOf,
+  ReplyOf,
   SpawnOptions,
   Target,
 } from './runtime/behaviour.js';
@@ -90,12 +100,14 @@ export {
   ecosystem,
   type WorkerHealth,
 } from './runtime/ecosystem.js';
-export { isPid, Pid, type PidLike } from './runtime/pid.js';
+export { isPid, Pid, type PidLike, type Typed } from './runtime/pid.js';
 export { type ServiceInfo, ServiceRegistry } from './runtime/service-registry.js';
 export { DEFAULT_THRESHOLDS, type RuntimeStats, type RuntimeThresholds } from './runtime/stats.js';
 export {
+  type AnyChildSpec,
   type ChildCounts,
   type ChildInfo,
+  type ChildPid,
   type ChildSpec,
   type ChildStartContext,
   type ChildType,

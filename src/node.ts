@@ -30,9 +30,17 @@ import { FoundationError } from './errors.js';
 import { type FoundationOptions, resolveAll, withDefaultSecrets } from './options.js';
 import type {
   Behaviour,
+  CallMessage,
   CallOptions,
+  CallResult,
+  CastMessage,
   DownMessage,
   ExitReason,
+  HandlerProtocol,
+  InfoMessage,
+  LooseGenServer,
+  MessageHandler,
+  ProtocolOf,
   SpawnOptions,
   Target,
 } from './runtime/behaviour.js';
@@ -132,6 +140,8 @@ export class FoundationNode extends EventEmitter<FoundationNodeEvents> {
     this.monitor_ = new RuntimeMonitor(this.actors);
     for (const c of clusters) {
       for (const event of FORWARDED) c.on(event, (m, info) => this.emit(event, m, info));
+      c.on('memberUnreachable', (m, info) => this.emit('memberUnreachable', m, info));
+      c.on('memberReachable', (m, info) => this.emit('memberReachable', m, info));
       c.on('error', (err) => {
         if (this.listenerCount('error') > 0) this.emit('error', err);
       });
@@ -177,17 +187,39 @@ export class FoundationNode extends EventEmitter<FoundationNodeEvents> {
 
   // ---- actors (docs/actors.md) ----
 
-  /** Spawns an actor on this node; returns its pid at once (init runs before its first message). */
+  /**
+   * Spawns an actor on this node; returns its pid at once (init runs before its first message).
+   * The pid is typed with the protocol inferred from the behaviour, so calls to it are checked.
+   */
+  spawn<M = unknown, R = unknown>(
+    behaviour: MessageHandler<M, R>,
+    opts?: SpawnOptions,
+  ): Pid<HandlerProtocol<M, R>>;
+  spawn<B extends LooseGenServer>(
+    behaviour: B & ThisType<B>,
+    opts?: SpawnOptions,
+  ): Pid<ProtocolOf<B>>;
+  spawn(behaviour: Behaviour, opts?: SpawnOptions): Pid;
   spawn(behaviour: Behaviour, opts?: SpawnOptions): Pid {
     return this.actors.spawn(behaviour, opts);
   }
 
-  /** Spawns and waits for init: resolves with the pid or rejects with init's error. */
+  /** Spawns and waits for init: resolves with the (typed) pid or rejects with init's error. */
+  spawnAsync<M = unknown, R = unknown>(
+    behaviour: MessageHandler<M, R>,
+    opts?: SpawnOptions,
+  ): Promise<Pid<HandlerProtocol<M, R>>>;
+  spawnAsync<B extends LooseGenServer>(
+    behaviour: B & ThisType<B>,
+    opts?: SpawnOptions,
+  ): Promise<Pid<ProtocolOf<B>>>;
+  spawnAsync(behaviour: Behaviour, opts?: SpawnOptions): Promise<Pid>;
   spawnAsync(behaviour: Behaviour, opts?: SpawnOptions): Promise<Pid> {
     return this.actors.spawnAsync(behaviour, opts);
   }
 
   /** At-most-once, ordered per sender→receiver pair; to a local or remote pid, or a registered name. */
+  send<To extends NodeTarget>(to: To, msg: InfoMessage<To>): void;
   send(to: NodeTarget, msg: unknown): void {
     if (isGlobal(to)) {
       const pid = this.registry.whereis(to.global);
@@ -198,20 +230,31 @@ export class FoundationNode extends EventEmitter<FoundationNodeEvents> {
   }
 
   /** Like send, but resolves once the message is in the target's mailbox (local or remote). */
+  sendAsync<To extends Target>(to: To, msg: InfoMessage<To>): Promise<void>;
   sendAsync(to: Target, msg: unknown): Promise<void> {
     return this.actors.sendAsync(to, msg);
   }
 
-  /** Calls an actor; rejects with FND_ERR_CALL_TIMEOUT / FND_ERR_NOPROC / FND_ERR_NODE_DOWN / ... */
-  call<T = unknown>(to: NodeTarget, msg: unknown, opts?: CallOptions): Promise<T> {
+  /**
+   * Calls an actor; rejects with FND_ERR_CALL_TIMEOUT / FND_ERR_NOPROC / FND_ERR_NODE_DOWN / ...
+   * A typed target (a pid from a typed spawn, an `ActorRef<P>`) checks `msg` at compile time and
+   * types the reply; an untyped one takes anything and resolves with `unknown` (or `call<R>`).
+   */
+  call<R = never, To extends NodeTarget = NodeTarget>(
+    to: To,
+    msg: CallMessage<To>,
+    opts?: CallOptions,
+  ): Promise<CallResult<R, To>>;
+  call(to: NodeTarget, msg: unknown, opts?: CallOptions): Promise<unknown> {
     if (isGlobal(to)) {
       const pid = this.registry.whereis(to.global);
       if (!pid) return Promise.reject(noGlobal(to.global));
-      return this.actors.call<T>(pid, msg, opts);
+      return this.actors.call(pid, msg, opts);
     }
-    return this.actors.call<T>(to, msg, opts);
+    return this.actors.call(to, msg, opts);
   }
 
+  cast<To extends NodeTarget>(to: To, msg: CastMessage<To>): void;
   cast(to: NodeTarget, msg: unknown): void {
     if (isGlobal(to)) {
       const pid = this.registry.whereis(to.global);
@@ -246,8 +289,14 @@ export class FoundationNode extends EventEmitter<FoundationNodeEvents> {
 
   // ---- the cluster-wide layer (docs/distributed.md) ----
 
-  /** Defines behaviour `kind` on this node, so any node can `spawnOn` it here. */
-  define(kind: string, factory: KindFactory): void {
+  /**
+   * Defines behaviour `kind` on this node, so any node can `spawnOn` it here. A GenServer object
+   * literal the factory returns has `this` typed as itself (its state fields).
+   */
+  define<B extends Behaviour>(
+    kind: string,
+    factory: (...args: Parameters<KindFactory>) => B & ThisType<B>,
+  ): void {
     this.spawner.define(kind, factory);
   }
 

@@ -64,23 +64,25 @@ export const DISCOVERY_STRATEGIES = [
 ] as const;
 
 export interface FoundationOptions {
+  // Fields that usually come from the environment (`process.env.X`) also take `undefined`, which
+  // means "not given", so they type-check under exactOptionalPropertyTypes.
   /** Unique node name within the cluster. Default: `<hostname>-<pid>`. */
-  name?: string;
+  name?: string | undefined;
   /** Cluster name; nodes of different clusters refuse each other. Default 'default'. */
-  cluster?: string;
+  cluster?: string | undefined;
   /**
    * Shared secret (≥ 16 characters) for the HMAC handshake; never sent. Default: the
    * FOUNDATION_SECRET environment variable; else, on loopback, this user's secret (generated on
    * first use in `<tmpdir>/foundation-<uid>/secret`), so only this user's processes can join. Off
    * loopback one is required (or `insecure: true`).
    */
-  secret?: string;
+  secret?: string | undefined;
   /** Address to listen on. Default '127.0.0.1' (loopback: safe, same-host cluster). */
-  host?: string;
+  host?: string | undefined;
   /** TCP port. Default 0 (the OS picks a free one; discovery publishes it). */
-  port?: number;
+  port?: number | undefined;
   /** Address other nodes dial, when it differs from `host` (e.g. host '0.0.0.0'). */
-  advertiseHost?: string;
+  advertiseHost?: string | undefined;
   /** How to find other nodes. Default { strategy: 'auto' }. A DiscoveryStrategy object plugs in a custom one. */
   discovery?: DiscoveryOptions | DiscoveryStrategy;
   /** Failure-detector timing. Default 'local' on loopback, else 'lan'. */

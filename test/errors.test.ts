@@ -26,9 +26,11 @@ function repoRoot(): string {
   let dir = path.dirname(fileURLToPath(import.meta.url));
   for (;;) {
     const pkg = path.join(dir, 'package.json');
-    if (existsSync(pkg) && JSON.parse(readFileSync(pkg, 'utf8')).name === 'foundation') return dir;
+    if (existsSync(pkg) && JSON.parse(readFileSync(pkg, 'utf8')).name === 'foundation-cluster')
+      return dir;
     const up = path.dirname(dir);
-    if (up === dir) throw new Error('package.json of "foundation" not found above the test file');
+    if (up === dir)
+      throw new Error('package.json of "foundation-cluster" not found above the test file');
     dir = up;
   }
 }

@@ -6,6 +6,7 @@ import { type EncodedBody, encodeParts } from '../transport/codec.js';
 import { type ChannelName, MSG } from '../transport/protocol.js';
 import type { Clock, TimerHandle } from '../util/clock.js';
 import type { Logger } from '../util/log.js';
+import { LaneReceiver, LaneSender } from './lanes.js';
 
 /** Handles a one-way message. Never called concurrently for one connection; must not block. */
 export type MessageHandler = (payload: unknown, from: string) => void;
@@ -21,6 +22,13 @@ export type RequestHandler = (payload: unknown, from: string) => unknown;
 export interface SendOptions {
   /** Channel to use; messages above the bulk threshold go to `bulk` whatever this says. Default 'default'. */
   channel?: ChannelName;
+  /**
+   * An ordered lane (a non-negative integer, e.g. the sending actor's id): messages and requests
+   * of one lane to one node are delivered in send order whatever their size, though large ones
+   * travel on `bulk` and small ones on `default` (src/cluster/lanes.ts). Without a lane, order
+   * holds per channel only. Call `closeLane` when the lane's owner goes away.
+   */
+  lane?: number;
 }
 
 export interface RequestOptions extends SendOptions {
@@ -37,6 +45,11 @@ export interface MessengerDeps {
   send(to: string, channel: ChannelName, body: EncodedBody): void;
   /** Whether `name` is a member we may talk to (alive or suspect). */
   reachable(name: string): boolean;
+  /**
+   * Whether every connection to `name` closed and it did not come back (its process is probably
+   * gone): requests to it then fail at once instead of waiting for membership's verdict.
+   */
+  unreachable?(name: string): boolean;
   clock: Clock;
   log: Logger;
   requestTimeoutMs: number;
@@ -142,8 +155,30 @@ export class Messenger {
   private readonly timeouts = new Map<number, TimeoutQueue>();
   private nextId = 1;
   private stopped = false;
+  private readonly lanesOut: LaneSender;
+  private readonly lanesIn: LaneReceiver<{ channel: ChannelName; msg: unknown[] }>;
 
-  constructor(private readonly deps: MessengerDeps) {}
+  constructor(private readonly deps: MessengerDeps) {
+    this.lanesOut = new LaneSender(deps.clock);
+    this.lanesIn = new LaneReceiver(deps.clock, (from, { channel, msg }) =>
+      this.dispatchPlain(from, channel, msg),
+    );
+  }
+
+  /** Counters of the ordered lanes (messages held for a predecessor, gaps skipped, stale drops). */
+  get laneStats() {
+    return this.lanesIn.stats;
+  }
+
+  /** `lane` ended (e.g. its actor exited): its numbering is forgotten on every node. */
+  closeLane(lane: number): void {
+    this.lanesOut.close(lane);
+  }
+
+  /** A connection from `from` closed: its lanes stop waiting for what it carried (after a while). */
+  connectionLost(from: string): void {
+    this.lanesIn.connectionLost(from);
+  }
 
   /** Registers the handler for one-way messages of `kind` (replacing any previous one). */
   on(kind: string, handler: MessageHandler): void {
@@ -187,7 +222,18 @@ export class Messenger {
       queueMicrotask(() => this.dispatch(to, 'default', [MSG.SEND, kind, payload]));
       return;
     }
-    this.out(to, opts?.channel ?? 'default', [MSG.SEND, kind, payload]);
+    const lane = opts?.lane;
+    if (lane === undefined) {
+      this.out(to, opts?.channel ?? 'default', [MSG.SEND, kind, payload]);
+      return;
+    }
+    const [seq, dep] = this.lanesOut.next(to, lane);
+    try {
+      this.out(to, opts?.channel ?? 'default', [MSG.SEND_LANE, kind, lane, seq, dep, payload]);
+    } catch (err) {
+      this.lanesOut.undo(to, lane);
+      throw err;
+    }
   }
 
   /**
@@ -231,6 +277,7 @@ export class Messenger {
     } catch (err) {
       return Promise.reject(err);
     }
+    if (this.deps.unreachable?.(to)) return Promise.reject(unreachableError(to));
     const id = this.nextId++;
     const timeout = opts?.timeout ?? this.deps.requestTimeoutMs;
     const promise = new Promise<T>(capture);
@@ -246,10 +293,29 @@ export class Messenger {
     };
     this.pending.set(id, p);
     this.timeoutQueue(timeout).add(p);
+    const lane = to === this.deps.selfName ? undefined : opts?.lane;
     try {
       if (to === this.deps.selfName)
         queueMicrotask(() => this.dispatch(to, 'default', [MSG.REQUEST, id, kind, payload]));
-      else this.out(to, opts?.channel ?? 'default', [MSG.REQUEST, id, kind, payload]);
+      else if (lane === undefined)
+        this.out(to, opts?.channel ?? 'default', [MSG.REQUEST, id, kind, payload]);
+      else {
+        const [seq, dep] = this.lanesOut.next(to, lane);
+        try {
+          this.out(to, opts?.channel ?? 'default', [
+            MSG.REQUEST_LANE,
+            id,
+            kind,
+            lane,
+            seq,
+            dep,
+            payload,
+          ]);
+        } catch (err) {
+          this.lanesOut.undo(to, lane);
+          throw err;
+        }
+      }
     } catch (err) {
       this.settle(id, p);
       p.reject(err as Error);
@@ -290,8 +356,20 @@ export class Messenger {
     if (q?.isFront(p)) q.dropSettled();
   }
 
+  /** Rejects every request pending towards `name`: all its connections closed and stayed closed. */
+  nodeUnreachable(name: string): void {
+    this.lanesIn.connectionLost(name);
+    for (const [id, p] of this.pending) {
+      if (p.to !== name) continue;
+      this.settle(id, p);
+      p.reject(unreachableError(name));
+    }
+  }
+
   /** Rejects every request pending towards `name` (it is down or gone). */
   nodeDown(name: string, reason: 'down' | 'left'): void {
+    this.lanesOut.forget(name);
+    this.lanesIn.forget(name);
     for (const [id, p] of this.pending) {
       if (p.to !== name) continue;
       this.settle(id, p);
@@ -307,6 +385,7 @@ export class Messenger {
 
   stop(): void {
     this.stopped = true;
+    this.lanesIn.stop();
     for (const [id, p] of this.pending) {
       this.settle(id, p);
       p.reject(
@@ -319,6 +398,26 @@ export class Messenger {
 
   /** Handles one data message from `from`. Never throws. */
   dispatch(from: string, channel: ChannelName, msg: unknown[]): void {
+    const type = msg[0];
+    if (type === MSG.SEND_LANE || type === MSG.REQUEST_LANE) {
+      // [33, kind, lane, seq, dep, payload] / [34, id, kind, lane, seq, dep, payload]
+      const at = type === MSG.SEND_LANE ? 2 : 3;
+      const lane = msg[at];
+      const seq = msg[at + 1];
+      const dep = msg[at + 2];
+      if (!laneNumber(lane) || !laneNumber(seq) || seq < 1 || !laneNumber(dep) || dep >= seq) {
+        this.deps.log.debug({ from, type }, 'malformed lane message; dropped');
+        return;
+      }
+      const plain =
+        type === MSG.SEND_LANE ? [MSG.SEND, msg[1], msg[5]] : [MSG.REQUEST, msg[1], msg[2], msg[6]];
+      this.lanesIn.receive(from, lane, seq, dep, { channel, msg: plain });
+      return;
+    }
+    this.dispatchPlain(from, channel, msg);
+  }
+
+  private dispatchPlain(from: string, channel: ChannelName, msg: unknown[]): void {
     switch (msg[0]) {
       case MSG.SEND: {
         const h = typeof msg[1] === 'string' ? this.oneWay.get(msg[1]) : undefined;
@@ -410,3 +509,14 @@ function remoteError(from: string, value: unknown): FoundationError {
     data: v.data,
   });
 }
+
+function unreachableError(node: string): FoundationError {
+  return new FoundationError(
+    'FND_ERR_NODE_UNREACHABLE',
+    `node ${node} is unreachable: every connection to it closed and it did not answer a re-dial`,
+    { node },
+  );
+}
+
+const laneNumber = (v: unknown): v is number =>
+  typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;

@@ -31,7 +31,7 @@ export async function multiCall<T>(
   const nodes = targets(ctx, opts.nodes);
   const timeout = opts.timeout ?? ctx.requestTimeoutMs;
   const settled = await Promise.allSettled(
-    nodes.map((node) => ctx.system.call<T>({ name, node }, msg, { timeout })),
+    nodes.map((node) => ctx.system.call({ name, node }, msg, { timeout }) as Promise<T>),
   );
   const result: MultiCallResult<T> = { replies: new Map(), failed: new Map() };
   settled.forEach((r, i) => {

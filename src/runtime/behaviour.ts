@@ -1,7 +1,8 @@
 // What an actor is made of: a behaviour (a plain message handler, or a GenServer-style object),
 // the context it runs with, and the system messages it may receive (EXIT when trapping exits,
-// DOWN from monitors).
-import type { Pid, PidLike } from './pid.js';
+// DOWN from monitors). Also the type-level protocol of an actor: what `spawn` infers from a
+// behaviour and hands on to the pid, so that calls to it are checked at compile time.
+import type { Pid, PidLike, Typed } from './pid.js';
 
 /** Why an actor exited: 'normal', 'shutdown', 'killed', 'noproc', 'noconnection', or an error. */
 export type ExitReason = string | Error | { name?: string; message: string; code?: string };
@@ -43,6 +44,79 @@ export function markSystemMessage<T extends ExitMessage | DownMessage>(m: T): T 
 /** Where a message can go: a pid, a locally registered name, or a name registered on another node. */
 export type Target = PidLike | string | { name: string; node: string };
 
+// ---- protocols: types that flow from spawn to the pid ----
+
+/**
+ * What an actor accepts and answers, at the type level only: the message `call` takes and the
+ * reply it resolves with, the message `cast` takes, and the message `send` takes. `spawn` infers
+ * it from the behaviour (`ProtocolOf`); write one yourself to type an actor you did not spawn
+ * (`ActorRef<Protocol<...>>`). `unknown` everywhere means untyped: anything goes, replies are
+ * `unknown`.
+ */
+export interface Protocol<Call = unknown, Reply = unknown, Cast = unknown, Info = unknown> {
+  call: Call;
+  reply: Reply;
+  cast: Cast;
+  info: Info;
+}
+
+/**
+ * A typed address of an actor: a pid from a typed spawn, or a name (local to a node, or
+ * cluster-wide) you give the protocol of. A plain literal fits without a cast:
+ * `const c: ActorRef<CounterProtocol> = { name: 'counter', node: 'a' }`.
+ */
+export type ActorRef<P = unknown> =
+  | Pid<P>
+  | ({ name: string; node: string } & Typed<P>)
+  | ({ global: string } & Typed<P>);
+
+// `any` where a behaviour left a message unannotated means "not typed": it becomes `unknown`.
+type IsAny<T> = 0 extends 1 & T ? true : false;
+type Known<T> = IsAny<T> extends true ? unknown : T;
+type Method<B, K extends string> = K extends keyof B ? NonNullable<B[K]> : undefined;
+// biome-ignore lint/suspicious/noExplicitAny: matching any function's shape
+type ArgOf<F> = F extends (msg: infer M, ...rest: any[]) => unknown ? Known<M> : never;
+// biome-ignore lint/suspicious/noExplicitAny: matching any function's shape
+type ResultOf<F> = F extends (...args: any[]) => infer R ? Known<Awaited<R>> : never;
+
+/**
+ * The protocol `spawn` infers from a behaviour. A plain handler `(msg: M) => R` takes `M` for
+ * calls, casts and sends, and answers `Awaited<R>`. A GenServer takes `handleCall`'s message
+ * (answering what it returns), `handleCast`'s and `handleInfo`'s; a callback it lacks makes that
+ * kind of message a compile error (`never`). A pid (a start function of a child spec may return
+ * one) keeps its own protocol.
+ */
+export type ProtocolOf<B> =
+  B extends Pid<infer P>
+    ? P
+    : B extends PidLike
+      ? unknown
+      : // biome-ignore lint/suspicious/noExplicitAny: matching any function's shape
+        B extends (...args: any[]) => unknown
+        ? Protocol<ArgOf<B>, ResultOf<B>, ArgOf<B>, ArgOf<B>>
+        : Protocol<
+            ArgOf<Method<B, 'handleCall'>>,
+            ResultOf<Method<B, 'handleCall'>>,
+            ArgOf<Method<B, 'handleCast'>>,
+            ArgOf<Method<B, 'handleInfo'>>
+          >;
+
+type ProtocolPart<To, K extends keyof Protocol> =
+  To extends Typed<infer P> ? (P extends Protocol ? P[K] : unknown) : unknown;
+/** The message `call(to, msg)` takes for this target (`unknown` for an untyped one). */
+export type CallMessage<To> = ProtocolPart<To, 'call'>;
+/** What `call(to, ...)` resolves with for this target (`unknown` for an untyped one). */
+export type ReplyOf<To> = ProtocolPart<To, 'reply'>;
+/** The message `cast(to, msg)` takes for this target. */
+export type CastMessage<To> = ProtocolPart<To, 'cast'>;
+/** The message `send(to, msg)` takes for this target. */
+export type InfoMessage<To> = ProtocolPart<To, 'info'>;
+/**
+ * A call's result: `R` when given explicitly (`call<R>(...)`, an unchecked assertion kept for
+ * untyped targets), else the target's reply type.
+ */
+export type CallResult<R, To> = [R] extends [never] ? ReplyOf<To> : R;
+
 export interface CallOptions {
   /** Milliseconds to wait for the reply. Default 5000. */
   timeout?: number;
@@ -71,11 +145,24 @@ export interface ActorContext {
   readonly self: Pid;
   /** Name of the node this actor runs on. */
   readonly node: string;
-  send(to: Target, msg: unknown): void;
+  send<To extends Target>(to: To, msg: InfoMessage<To>): void;
   /** Like send, but resolves once the message is in the target's mailbox (or rejects with why not). */
-  sendAsync(to: Target, msg: unknown): Promise<void>;
-  call<T = unknown>(to: Target, msg: unknown, opts?: CallOptions): Promise<T>;
-  cast(to: Target, msg: unknown): void;
+  sendAsync<To extends Target>(to: To, msg: InfoMessage<To>): Promise<void>;
+  /** Calls `to` with `ctx.self` as `from`; a typed target checks `msg` and types the reply. */
+  call<R = never, To extends Target = Target>(
+    to: To,
+    msg: CallMessage<To>,
+    opts?: CallOptions,
+  ): Promise<CallResult<R, To>>;
+  cast<To extends Target>(to: To, msg: CastMessage<To>): void;
+  spawn<M = unknown, R = unknown>(
+    behaviour: MessageHandler<M, R>,
+    opts?: SpawnOptions,
+  ): Pid<HandlerProtocol<M, R>>;
+  spawn<B extends LooseGenServer>(
+    behaviour: B & ThisType<B>,
+    opts?: SpawnOptions,
+  ): Pid<ProtocolOf<B>>;
   spawn(behaviour: Behaviour, opts?: SpawnOptions): Pid;
   /** Watches `pid`; one DownMessage arrives with this ref. */
   monitor(pid: PidLike): string;
@@ -98,24 +185,44 @@ export interface ActorContext {
  * A plain handler: gets every message (sends, casts, EXIT/DOWN system messages) and, for calls,
  * its return value (or the value its promise resolves to) is the reply. Messages are handled one
  * at a time: a returned promise is awaited before the next message. A throw or rejection ends the
- * actor with the error as its exit reason.
+ * actor with the error as its exit reason. Annotate `msg` with what the actor accepts (include
+ * `ExitMessage` / `DownMessage` if it traps exits or monitors) and calls to its pid are checked.
  */
-export type MessageHandler = (msg: unknown, ctx: ActorContext) => unknown;
+export type MessageHandler<M = unknown, R = unknown> = (msg: M, ctx: ActorContext) => R;
+
+/** The protocol of a plain handler `(msg: M) => R`. */
+export type HandlerProtocol<M, R> = Protocol<M, Known<Awaited<R>>, M, M>;
 
 /**
  * A GenServer-style behaviour. State lives on the object (`this`). Every callback runs one at a
- * time and may be async; a throw ends the actor with the error as exit reason.
+ * time and may be async; a throw ends the actor with the error as exit reason. The type
+ * parameters are what `implements GenServer<...>` checks a class against; `spawn` infers the
+ * protocol from the callbacks' own parameter and return types either way.
  */
-export interface GenServer<Call = unknown, Cast = unknown, Reply = unknown> {
+export interface GenServer<Call = unknown, Cast = unknown, Reply = unknown, Info = unknown> {
   /** Runs first; messages wait until it finishes. A throw means the actor never starts. */
   init?(ctx: ActorContext): unknown;
   /** Answers `call`; the return value is the reply. */
   handleCall?(msg: Call, ctx: ActorContext, from: PidLike | undefined): Reply | Promise<Reply>;
   handleCast?(msg: Cast, ctx: ActorContext): unknown;
   /** Plain `send` messages and system messages (EXIT, DOWN). */
-  handleInfo?(msg: unknown, ctx: ActorContext): unknown;
+  handleInfo?(msg: Info, ctx: ActorContext): unknown;
   /** Runs when the actor exits (not when killed). */
   terminate?(reason: ExitReason, ctx: ActorContext): unknown;
 }
 
-export type Behaviour = MessageHandler | GenServer;
+/**
+ * What `spawn` accepts as a GenServer. The index signature lets state fields sit beside the
+ * callbacks; when TypeScript cannot infer the object's type (a callback's reply depends on
+ * `this` and has no return annotation) `this` falls back to it, so such code still compiles, with
+ * an untyped protocol. Annotate the reply type to get a typed one.
+ */
+// biome-ignore lint/suspicious/noExplicitAny: see above
+export type LooseGenServer = GenServer & { [field: string]: any };
+
+// A method's parameters are checked bivariantly, so this accepts every handler, typed or not,
+// while an unannotated `msg` is still `unknown`.
+type AnyHandler = { handler(msg: unknown, ctx: ActorContext): unknown }['handler'];
+
+/** Any behaviour, typed or not: a plain handler or a GenServer. */
+export type Behaviour = AnyHandler | GenServer;

@@ -8,7 +8,27 @@
 let getActor: (p: Pid) => unknown;
 let setActor: (p: Pid, actor: unknown) => void;
 
-export class Pid {
+// The key of the type-only protocol slot below: declared, never created, so it costs nothing at
+// runtime and no value can ever fill it.
+declare const protocol: unique symbol;
+
+/**
+ * Carries an actor's protocol (what it accepts and answers, see `Protocol` in behaviour.ts) at
+ * the type level only. A `Pid<P>` from `spawn` has it; so can a name: `{ name, node }` or
+ * `{ global }` typed as `Typed<P>` (see `ActorRef`). Nothing is stored: it is always absent at
+ * runtime, which is why a plain `{ name, node }` literal can be given this type without a cast.
+ */
+export interface Typed<P> {
+  readonly [protocol]?: P;
+}
+
+/**
+ * A process identifier. `P` is the actor's protocol when the pid came from a typed `spawn`
+ * (`unknown` otherwise): `node.call(pid, msg)` then checks `msg` and types the reply. A typed pid
+ * widens to `Pid` (untyped) wherever one is expected.
+ */
+export class Pid<P = unknown> implements Typed<P> {
+  declare readonly [protocol]?: P;
   #actor: unknown = undefined;
 
   constructor(

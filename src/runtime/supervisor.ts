@@ -12,6 +12,7 @@ import {
   type ExitReason,
   type GenServer,
   isSystemMessage,
+  type ProtocolOf,
   type SpawnOptions,
 } from './behaviour.js';
 import { isPid, type Pid, type PidLike, pidKey, toPid } from './pid.js';
@@ -41,17 +42,26 @@ export interface ChildStartContext {
   id: string;
 }
 
-export interface ChildSpec {
+/**
+ * One child of a supervisor. `Id` and `S` (what `start` returns) are inferred when the spec is
+ * written inline in `Supervisor.start({ children: [...] })` or `startChild(...)`, so the child's
+ * pid is typed with its protocol (`sup.child('db')`); `ChildSpec` alone is the untyped spec.
+ */
+export interface ChildSpec<Id extends string = string, S = Behaviour | PidLike> {
   /** Unique among the supervisor's children. */
-  id: string;
+  id: Id;
   /**
    * Starts the child; called at every (re)start. Return a behaviour (the supervisor spawns it with
    * `spawnAsync` and `options`, waiting for `init`, then links to it), or the pid of an actor you
    * started yourself (local or on another node; the supervisor links to it). A throw or rejection
    * is a failed start. Must not call this supervisor's runtime API (the supervisor is busy
    * starting this child and would wait on itself).
+   *
+   * A GenServer object literal returned here has `this` typed as itself when the spec is
+   * inferred (see above); in a spec typed plainly `ChildSpec`, `this` is `any`.
    */
-  start: (ctx: ChildStartContext) => Behaviour | PidLike | Promise<Behaviour | PidLike>;
+  // biome-ignore lint/suspicious/noExplicitAny: untyped specs keep `this` loose (see above)
+  start: (ctx: ChildStartContext) => (S & ThisType<any>) | Promise<S>;
   /** Default 'permanent'. */
   restart?: RestartType;
   /** Default 5000 ms for workers, 'infinity' for supervisors. */
@@ -62,7 +72,19 @@ export interface ChildSpec {
   options?: Omit<SpawnOptions, 'link'>;
 }
 
-export interface SupervisorOptions {
+/** A child spec of any type, as a type parameter bound. */
+// biome-ignore lint/suspicious/noExplicitAny: any start result, typed or not
+export type AnyChildSpec = ChildSpec<string, any>;
+
+/** The pid type of child `Id` among specs `C` (the protocol its `start` result gives it). */
+export type ChildPid<C, Id extends string> =
+  C extends ChildSpec<infer I, infer S>
+    ? Id extends I
+      ? Pid<ProtocolOf<Awaited<S>>>
+      : never
+    : never;
+
+export interface SupervisorOptions<C extends readonly AnyChildSpec[] = ChildSpec[]> {
   /** Default 'one_for_one'. */
   strategy?: SupervisorStrategy;
   /** Restarts allowed within `withinMs`; one more and the supervisor gives up. Default 3. */
@@ -70,7 +92,7 @@ export interface SupervisorOptions {
   /** The restart intensity window, in ms. Default 5000. */
   withinMs?: number;
   /** Started in order; shut down in reverse order. */
-  children?: ChildSpec[];
+  children?: C;
   /** Register the supervisor under this local name. */
   name?: string;
   /**
@@ -183,7 +205,7 @@ function systemOf(host: Host): ActorSystem {
  * actor, one at a time, in arrival order; `whichChildren` and `countChildren` read the current
  * state directly and never wait.
  */
-export class Supervisor {
+export class Supervisor<C extends AnyChildSpec = ChildSpec> {
   /** Resolves with the supervisor's exit reason once it has exited (never rejects). */
   readonly exited: Promise<ExitReason>;
   private resolveExited!: (r: ExitReason) => void;
@@ -208,7 +230,7 @@ export class Supervisor {
     private readonly maxRestarts: number,
     private readonly withinMs: number,
     private readonly initial: NormalSpec[],
-    opts: SupervisorOptions,
+    opts: SupervisorOptions<readonly AnyChildSpec[]>,
   ) {
     const exposed = system as unknown as { clock?: Clock; log?: Logger };
     this.clock = opts.clock ?? exposed.clock ?? systemClock;
@@ -224,7 +246,10 @@ export class Supervisor {
    * rejects with FND_ERR_SUPERVISOR (`data.id`, `data.cause`; the error's `cause` is the original).
    * Invalid options reject with FND_ERR_INVALID_OPTION naming the field.
    */
-  static async start(host: Host, opts: SupervisorOptions = {}): Promise<Supervisor> {
+  static async start<const C extends readonly AnyChildSpec[] = ChildSpec[]>(
+    host: Host,
+    opts: SupervisorOptions<C> = {},
+  ): Promise<Supervisor<C[number]>> {
     const system = systemOf(host);
     const strategy = opts.strategy ?? DEFAULTS.strategy;
     if (!STRATEGIES.has(strategy)) {
@@ -246,7 +271,7 @@ export class Supervisor {
       if (seen.has(s.id)) throw duplicate(s.id);
       seen.add(s.id);
     }
-    const sup = new Supervisor(system, strategy, maxRestarts, withinMs, specs, opts);
+    const sup = new Supervisor<C[number]>(system, strategy, maxRestarts, withinMs, specs, opts);
     await system.spawnAsync(sup.behaviour(), { trapExits: true, name: opts.name });
     return sup;
   }
@@ -292,8 +317,19 @@ export class Supervisor {
    * Adds a child (last in start order) and starts it; resolves with its pid. Rejects with
    * FND_ERR_SUPERVISOR when the id is taken or the start fails (the spec is then not kept).
    */
+  startChild<Id extends string, S>(spec: ChildSpec<Id, S>): Promise<Pid<ProtocolOf<Awaited<S>>>>;
   startChild(spec: ChildSpec): Promise<Pid> {
     return this.request({ op: 'startChild', spec }) as Promise<Pid>;
+  }
+
+  /**
+   * The running pid of child `id`, typed with the child's protocol when the supervisor was
+   * started with inline specs (then an id not among them is a compile error; reach children
+   * added later through `(sup as Supervisor).child(id)`); undefined when the child is not running
+   * or unknown. A restart gives the child a new pid: look it up again rather than keeping it.
+   */
+  child<Id extends C['id']>(id: Id): ChildPid<C, Id> | undefined {
+    return this.find(id)?.pid as ChildPid<C, Id> | undefined;
   }
 
   /**

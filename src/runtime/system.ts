@@ -9,11 +9,19 @@ import { Actor, CallEnvelope, CastEnvelope } from './actor.js';
 import {
   type ActorContext,
   type Behaviour,
+  type CallMessage,
   type CallOptions,
+  type CallResult,
+  type CastMessage,
   type DownMessage,
   type ExitMessage,
   type ExitReason,
+  type HandlerProtocol,
+  type InfoMessage,
+  type LooseGenServer,
+  type MessageHandler,
   markSystemMessage,
+  type ProtocolOf,
   type SpawnOptions,
   type Target,
 } from './behaviour.js';
@@ -250,7 +258,19 @@ export class ActorSystem {
     return actor;
   }
 
-  /** Spawns an actor and returns its pid at once; `init` (if any) runs before its first message. */
+  /**
+   * Spawns an actor and returns its pid at once; `init` (if any) runs before its first message.
+   * The pid carries the protocol inferred from the behaviour (see `ProtocolOf`).
+   */
+  spawn<M = unknown, R = unknown>(
+    behaviour: MessageHandler<M, R>,
+    opts?: SpawnOptions,
+  ): Pid<HandlerProtocol<M, R>>;
+  spawn<B extends LooseGenServer>(
+    behaviour: B & ThisType<B>,
+    opts?: SpawnOptions,
+  ): Pid<ProtocolOf<B>>;
+  spawn(behaviour: Behaviour, opts?: SpawnOptions): Pid;
   spawn(behaviour: Behaviour, opts: SpawnOptions = NO_OPTIONS): Pid {
     const actor = this.create(behaviour, opts);
     actor.start()?.catch(() => {}); // a failing init ends the actor; links and monitors hear of it
@@ -258,6 +278,15 @@ export class ActorSystem {
   }
 
   /** Spawns and waits for `init`: resolves with the pid, or rejects with init's error. */
+  spawnAsync<M = unknown, R = unknown>(
+    behaviour: MessageHandler<M, R>,
+    opts?: SpawnOptions,
+  ): Promise<Pid<HandlerProtocol<M, R>>>;
+  spawnAsync<B extends LooseGenServer>(
+    behaviour: B & ThisType<B>,
+    opts?: SpawnOptions,
+  ): Promise<Pid<ProtocolOf<B>>>;
+  spawnAsync(behaviour: Behaviour, opts?: SpawnOptions): Promise<Pid>;
   async spawnAsync(behaviour: Behaviour, opts: SpawnOptions = NO_OPTIONS): Promise<Pid> {
     const actor = this.create(behaviour, opts);
     await actor.start();
@@ -334,6 +363,7 @@ export class ActorSystem {
    * from a full 'reject' mailbox); to a dead or unknown local pid: dropped, like Erlang. Remote: sent;
    * a refusal over there is logged (use sendAsync to learn about it).
    */
+  send<To extends Target>(target: To, msg: InfoMessage<To>): void;
   send(target: Target, msg: unknown): void {
     if (target instanceof Pid) {
       const a = boundActor(target) as Actor | undefined;
@@ -358,6 +388,7 @@ export class ActorSystem {
   }
 
   /** Like send, but resolves once the message is in the mailbox, or rejects with the coded reason. */
+  sendAsync<To extends Target>(target: To, msg: InfoMessage<To>, timeoutMs?: number): Promise<void>;
   async sendAsync(target: Target, msg: unknown, timeoutMs = this.callTimeoutMs): Promise<void> {
     if (this.isRemote(target)) {
       await this.router().request(
@@ -373,6 +404,7 @@ export class ActorSystem {
     a.enqueue(msg);
   }
 
+  cast<To extends Target>(target: To, msg: CastMessage<To>): void;
   cast(target: Target, msg: unknown): void {
     if (this.isRemote(target)) {
       try {
@@ -392,9 +424,16 @@ export class ActorSystem {
   /**
    * Sends a call and resolves with the reply. Rejects with FND_ERR_CALL_TIMEOUT, FND_ERR_NOPROC (no
    * such actor), FND_ERR_ACTOR_EXITED (it exited before replying), FND_ERR_NODE_DOWN,
-   * FND_ERR_MAILBOX_FULL.
+   * FND_ERR_MAILBOX_FULL. A typed target (a pid from a typed spawn, an `ActorRef<P>`) checks `msg`
+   * and types the reply; `call<R>` asserts the reply type of an untyped one.
    */
-  call<T = unknown>(target: Target, msg: unknown, opts?: CallOptions, from?: PidLike): Promise<T> {
+  call<R = never, To extends Target = Target>(
+    target: To,
+    msg: CallMessage<To>,
+    opts?: CallOptions,
+    from?: PidLike,
+  ): Promise<CallResult<R, To>>;
+  call(target: Target, msg: unknown, opts?: CallOptions, from?: PidLike): Promise<unknown> {
     const timeout = opts?.timeout ?? this.callTimeoutMs;
     if (this.isRemote(target)) {
       let reply: Promise<unknown>;
@@ -412,11 +451,11 @@ export class ActorSystem {
       return reply.catch((err: FoundationError) => {
         if (err.code === 'FND_ERR_REQUEST_TIMEOUT') throw callTimeout(target, timeout);
         throw err;
-      }) as Promise<T>;
+      });
     }
     const actor = this.local(target);
     if (!actor?.alive) return Promise.reject(noproc(target));
-    return new Promise<T>((resolve, reject) => {
+    return new Promise<unknown>((resolve, reject) => {
       let settled = false;
       const timer = this.opts.clock.setTimeout(() => {
         if (settled) return;
@@ -427,7 +466,7 @@ export class ActorSystem {
         if (settled) return;
         settled = true;
         timer.cancel();
-        if (ok) resolve(value as T);
+        if (ok) resolve(value);
         else reject(value);
       });
       try {
@@ -774,11 +813,12 @@ export class ActorSystem {
     return {
       self: actor.pid,
       node: this.nodeName,
-      send: (to, msg) => this.send(to, msg),
-      sendAsync: (to, msg) => this.sendAsync(to, msg),
-      call: <T>(to: Target, msg: unknown, o?: CallOptions) => this.call<T>(to, msg, o, actor.pid),
-      cast: (to, msg) => this.cast(to, msg),
-      spawn: (b, o) => this.spawn(b, o),
+      send: (to: Target, msg: unknown) => this.send(to, msg),
+      sendAsync: (to: Target, msg: unknown) => this.sendAsync(to, msg),
+      call: ((to: Target, msg: unknown, o?: CallOptions) =>
+        this.call(to, msg, o, actor.pid)) as ActorContext['call'],
+      cast: (to: Target, msg: unknown) => this.cast(to, msg),
+      spawn: ((b: Behaviour, o?: SpawnOptions) => this.spawn(b, o)) as ActorContext['spawn'],
       monitor: (pid) => this.monitor(pid, actor.pid),
       demonitor: (ref) => this.demonitor(ref),
       link: (pid) => this.link(actor.pid, pid),

@@ -65,6 +65,7 @@ const NOT_RUN: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
 /** Codes after which the action may or may not have run: retried only when idempotent. */
 const MAYBE_RUN: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
   'FND_ERR_NODE_DOWN',
+  'FND_ERR_NODE_UNREACHABLE',
   'FND_ERR_NODE_STOPPED',
 ]);
 

@@ -1,4 +1,4 @@
-// The in-memory network (exported from `foundation/testing`): transports whose connections are
+// The in-memory network (exported from `foundation-cluster/testing`): transports whose connections are
 // pairs of in-process byte pipes. Deliveries are asynchronous and in order; links can be cut
 // (partition), made lossy (drop, seeded so runs repeat) or slow (delay, on the injected clock),
 // and a node can be crashed. Handshake, framing and channels above it are the production code.

@@ -19,6 +19,7 @@ import { InboundBudget } from './frame.js';
 import type { Identity } from './handshake.js';
 import { Link, type LinkOptions, type PeerHello } from './link.js';
 import { type ChannelName, FRAME_HEADER, frameLimit } from './protocol.js';
+import { Reachability } from './reachability.js';
 import { type Address, formatAddress, type RawConnection, type Transport } from './types.js';
 
 export interface PeerManagerOptions {
@@ -39,6 +40,11 @@ export interface PeerManagerOptions {
   backoff: { baseMs: number; maxMs: number };
   /** Send every channel over one connection (only to measure head-of-line blocking). */
   singleConnection: boolean;
+  /**
+   * How long a member whose every connection closed may take to come back before it is reported
+   * unreachable (see reachability.ts). Default 1000 ms.
+   */
+  unreachableAfterMs?: number;
   /** Global dial rate and per-address backoff (src/transport/dial-limiter.ts). Default DEFAULT_DIAL_LIMITS. */
   dialLimits?: DialLimits;
   /** Most inbound connections pending (not yet authenticated) at once. Default 256. */
@@ -65,6 +71,14 @@ export interface PeerEvents {
   linkDown(name: string, channel: ChannelName, direction: 'in' | 'out'): void;
   /** A handshake failed; `err.code` says why. */
   handshakeError(err: FoundationError, remote: string, direction: 'in' | 'out'): void;
+  /**
+   * Every connection to and from member `name` closed and it did not come back within
+   * `unreachableAfterMs` (or a re-dial failed first): its process is probably gone. Membership
+   * has not necessarily declared it down.
+   */
+  unreachable?(name: string, reason: string): void;
+  /** A peer reported unreachable has a connection again. */
+  reachable?(name: string): void;
 }
 
 /**
@@ -210,6 +224,7 @@ class Outbound {
       })
       .catch((err: Error) => {
         this.connecting = false;
+        this.mgr.reach.dialFailed(this.peer.name, err.message);
         this.mgr.opts.log.debug(
           { peer: this.peer.name, channel: this.channel, err: err.message },
           'connect failed',
@@ -220,6 +235,7 @@ class Outbound {
 
   attach(link: Link): void {
     this.link = link;
+    this.mgr.reach.up(this.peer.name);
     this.backoff.reset();
     this.waitingDrain = false;
     link.setHandlers({
@@ -229,6 +245,9 @@ class Outbound {
         this.flush();
       },
       close: (err) => {
+        const unexpected =
+          this.link === link && !this.peer.removed && !this.mgr.stopped && this.peer.keepAlive;
+        this.mgr.reach.down(this.peer.name, unexpected);
         if (this.link !== link) return;
         this.link = undefined;
         publish('transportDisconnect', () => ({
@@ -306,6 +325,8 @@ export class PeerManager {
   private readonly linkOptions: LinkOptions;
   /** Every dial asks it first (dialLink). */
   readonly limiter: DialLimiter;
+  /** Open connections per peer, and which members lost them all (fast failure, reachability.ts). */
+  readonly reach: Reachability;
   /** A control link join() offers to membership; learn() adopts it for that peer. */
   private adopting: Link | undefined;
   stopped = false;
@@ -330,6 +351,17 @@ export class PeerManager {
       clock: opts.clock,
     };
     this.limiter = new DialLimiter(opts.dialLimits ?? DEFAULT_DIAL_LIMITS, opts.clock);
+    this.reach = new Reachability(opts.clock, opts.unreachableAfterMs ?? 1000, {
+      unreachable: (name, reason) => {
+        this.opts.log.info({ peer: name, reason }, 'peer unreachable');
+        events.unreachable?.(name, reason);
+      },
+      reachable: (name) => events.reachable?.(name),
+      redial: (name) => {
+        const peer = this.peers.get(name);
+        if (peer?.keepAlive && !this.stopped) this.outbound(peer, 'control').connect();
+      },
+    });
     this.admission = new Admission(
       {
         maxPending: opts.maxPendingConnections ?? DEFAULT_MAX_PENDING_CONNECTIONS,
@@ -368,11 +400,16 @@ export class PeerManager {
         }
         const from = link.peer;
         this.inbound.add(link);
+        this.reach.up(from.name);
         link.setHandlers({
           message: (msg) => this.events.message(from, from.channel, msg),
           drain: () => {},
           close: (err) => {
             this.inbound.delete(link);
+            this.reach.down(
+              from.name,
+              !this.stopped && this.peers.get(from.name)?.keepAlive === true,
+            );
             if (err instanceof FoundationError) {
               // A bad frame from an authenticated peer: we closed it.
               this.rejected++;
@@ -532,12 +569,18 @@ export class PeerManager {
     return this.peers.get(name);
   }
 
+  /** Whether every connection to and from `name` closed and it did not come back in time. */
+  isUnreachable(name: string): boolean {
+    return this.reach.isUnreachable(name);
+  }
+
   /** Keep the control connection to this peer open (and re-dialled) while it is a member. */
   keepAlive(name: string, on: boolean): void {
     const peer = this.peers.get(name);
     if (!peer || peer.removed) return;
     peer.keepAlive = on;
     if (on) this.outbound(peer, 'control').connect();
+    else this.reach.forget(name);
   }
 
   private route(channel: ChannelName): ChannelName {
@@ -584,6 +627,7 @@ export class PeerManager {
     const peer = this.peers.get(name);
     if (!peer) return;
     peer.keepAlive = false;
+    this.reach.forget(name);
     for (const out of peer.channels.values()) out.close(false);
     peer.channels.clear();
   }
@@ -594,6 +638,7 @@ export class PeerManager {
     if (!peer) return;
     peer.removed = true;
     peer.keepAlive = false;
+    this.reach.forget(name);
     for (const out of peer.channels.values()) out.close(graceful);
     peer.channels.clear();
     // Forget it entirely (learn() recreates it if it comes back): names must not pile up.
@@ -610,6 +655,7 @@ export class PeerManager {
   /** Flushes queues and closes everything. */
   async stop(): Promise<void> {
     this.stopped = true;
+    this.reach.stop();
     for (const peer of this.peers.values())
       for (const out of peer.channels.values()) out.close(true);
     for (const link of this.inbound) link.end();

@@ -69,4 +69,8 @@ export const MSG = {
   SEND: 30,
   REQUEST: 31,
   RESPONSE: 32,
+  /** SEND in an ordered lane: `[33, kind, lane, seq, dep, payload]` (src/cluster/lanes.ts). */
+  SEND_LANE: 33,
+  /** REQUEST in an ordered lane: `[34, id, kind, lane, seq, dep, payload]`. */
+  REQUEST_LANE: 34,
 } as const;

@@ -189,7 +189,33 @@ describe('Messenger between nodes', () => {
     await rejectsWithCode(a.messenger.request('b', 'never', 4), 'FND_ERR_UNKNOWN_NODE');
   });
 
-  it('pending requests reject with FND_ERR_NODE_DOWN when the target crashes and is declared down', async () => {
+  it('pending requests reject with FND_ERR_NODE_UNREACHABLE as soon as a crashed target does not answer a re-dial, before the verdict', async () => {
+    const { nodes, net, clock } = await cluster(['a', 'b', 'c']);
+    const [a, b, c] = nodes as [(typeof nodes)[0], (typeof nodes)[0], (typeof nodes)[0]];
+    c.messenger.handle('never', never);
+    b.messenger.handle('slow-but-fine', never);
+    const r = track(a.messenger.request('c', 'never', 1, { timeout: 600_000 }));
+    const other = track(a.messenger.request('b', 'slow-but-fine', 1, { timeout: 600_000 }));
+    const seen: string[] = [];
+    a.on('memberUnreachable', (m) => seen.push(`unreachable ${m.name}`));
+    a.on('memberDown', (m) => seen.push(`down ${m.name}`));
+    await net.settle();
+    const before = clock.now();
+    net.crash(c.address);
+    await tickUntil(clock, net, () => r.result.state !== 'pending', 'the request to c settles');
+    const err = rejectedWith(r, 'FND_ERR_NODE_UNREACHABLE');
+    assert.equal(err.data?.node, 'c');
+    assert.deepEqual(seen, ['unreachable c'], 'before membership declared c down');
+    assert.ok(clock.now() - before < 1000, 'well within the suspicion timeout');
+    await rejectsWithCode(a.messenger.request('c', 'never', 2), 'FND_ERR_NODE_UNREACHABLE');
+    assert.equal(other.result.state, 'pending', 'requests to other nodes are untouched');
+    await tickUntil(clock, net, () => seen.includes('down c'), 'the verdict follows', {
+      stepMs: 50,
+      maxMs: 20_000,
+    });
+  });
+
+  it('pending requests reject with FND_ERR_NODE_DOWN when the target is cut off (connections open) and declared down', async () => {
     const { nodes, net, clock } = await cluster(['a', 'b', 'c']);
     const [a, b, c] = nodes as [(typeof nodes)[0], (typeof nodes)[0], (typeof nodes)[0]];
     c.messenger.handle('never', never);
@@ -197,9 +223,10 @@ describe('Messenger between nodes', () => {
     const other = track(a.messenger.request('b', 'slow-but-fine', 1, { timeout: 600_000 }));
     b.messenger.handle('slow-but-fine', never);
     await net.settle();
-    net.crash(c.address);
+    // A partition: bytes wait as TCP would retransmit them; nothing closes.
+    net.partition([c.address], [a.address, b.address]);
     await net.settle();
-    assert.equal(r.result.state, 'pending', 'a crash sends no goodbye: the detector has to decide');
+    assert.equal(r.result.state, 'pending', 'no connection closed: the detector has to decide');
     await tickUntil(clock, net, () => r.result.state !== 'pending', 'the request to c settles', {
       stepMs: 50,
       maxMs: 20_000,
