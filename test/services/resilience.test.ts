@@ -27,6 +27,8 @@ describe('retry rule', () => {
     }
     assert.ok(!isRetryable(coded('FND_ERR_NODE_DOWN'), false));
     assert.ok(isRetryable(coded('FND_ERR_NODE_DOWN'), true));
+    assert.ok(isRetryable(coded('FND_ERR_NODE_UNREACHABLE'), true));
+    assert.ok(!isRetryable(coded('FND_ERR_NODE_UNREACHABLE'), false));
     assert.ok(!isRetryable(coded('FND_ERR_SERVICE_ACTION', { retryable: false }), true));
     assert.ok(isRetryable(coded('FND_ERR_SERVICE_ACTION', { retryable: true }), true));
     assert.ok(!isRetryable(coded('FND_ERR_SERVICE_ACTION', { retryable: true }), false));
