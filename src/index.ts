@@ -34,7 +34,13 @@ export {
 } from './discovery/strategy.js';
 export type { GroupEvents, Groups, ProcessGroups } from './dist/groups.js';
 export type { MultiCallOptions, MultiCallResult } from './dist/multicall.js';
-export type { PubSub, SubscribeOptions, Subscription, TopicHandler } from './dist/pubsub.js';
+export type {
+  PublishOptions,
+  PubSub,
+  SubscribeOptions,
+  Subscription,
+  TopicHandler,
+} from './dist/pubsub.js';
 export {
   NAME_CONFLICT,
   type RegisterOptions,

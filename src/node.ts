@@ -50,6 +50,7 @@ import { ServiceRegistry } from './runtime/service-registry.js';
 import { RuntimeMonitor, type RuntimeStats } from './runtime/stats.js';
 import { Supervisor } from './runtime/supervisor.js';
 import { ACTOR_KINDS, ActorSystem, type RemoteRouter } from './runtime/system.js';
+import { propagation } from './services/context.js';
 import type {
   Contract,
   Handlers,
@@ -121,6 +122,8 @@ export class FoundationNode extends EventEmitter<FoundationNodeEvents> {
       syncIntervalMs: DIST_SYNC_INTERVAL_MS,
       requestTimeoutMs: first.requestTimeoutMs,
     });
+    // Pub/sub carries the service layer's request context (withContext) to its handlers.
+    this.dist.propagation = propagation;
     this.registry = new Registry(this.dist);
     this.groups = new Groups(this.dist);
     this.pubsub = new PubSub(this.dist);

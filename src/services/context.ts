@@ -17,7 +17,7 @@ import {
   trace,
 } from '@opentelemetry/api';
 import { FoundationError } from '../errors.js';
-import { isTraceparent, type WireContext } from './wire.js';
+import { decodeWireContext, isTraceparent, SERVICE_LIMITS, type WireContext } from './wire.js';
 
 /** Values carried with a request across nodes (W3C baggage): strings only. */
 export type ContextValues = Readonly<Record<string, string>>;
@@ -274,3 +274,45 @@ export function runIncoming<T>(
   store.spanId = s.spanContext().spanId;
   return { result: als.run(store, () => otelContext.with(otelCtx, fn)), span: s };
 }
+
+/**
+ * The propagation hook the composition root gives the cluster-wide layer (pub/sub): the current
+ * context as `{ tp?, bg? }` (undefined outside any context: nothing extra on the wire), and
+ * running a handler inside a received one (checked as a call's context is; invalid → no context).
+ */
+export const propagation = {
+  capture(): WireContext | undefined {
+    const store = als.getStore();
+    if (!store) return undefined;
+    let bg: string | undefined;
+    if (store.values !== EMPTY) {
+      store.baggage ??= encodeBaggage(store.values);
+      if (store.baggage) bg = store.baggage;
+    }
+    const tp = store.traceId
+      ? `00-${store.traceId}-${store.spanId ?? randomHex(8)}-0${store.sampled ? 1 : 0}`
+      : undefined;
+    if (!tp && !bg) return undefined;
+    const wire: WireContext = {};
+    if (tp) wire.tp = tp;
+    if (bg) wire.bg = bg;
+    return wire;
+  },
+  run<T>(ctx: unknown, fn: () => T): T {
+    // No (valid) context: run outside any, explicitly — the receiving code may have been reached
+    // through an async chain that began inside some other context.
+    if (ctx === undefined) return als.exit(fn);
+    const d = decodeWireContext(ctx, SERVICE_LIMITS);
+    if (!d.ok) return als.exit(fn);
+    const w = d.value;
+    const store: Store = {
+      values: w.bg ? decodeBaggage(w.bg) : EMPTY,
+      traceId: w.tp?.slice(3, 35),
+      spanId: w.tp?.slice(36, 52),
+      sampled: w.tp ? (Number.parseInt(w.tp.slice(53, 55), 16) & 1) === 1 : true,
+      deadline: undefined,
+      baggage: w.bg,
+    };
+    return als.run(store, fn);
+  },
+};

@@ -84,7 +84,10 @@ export class ServiceEvents {
   private publish(prefix: string, event: string, payload: unknown): void {
     const out = outgoing('event', event, '');
     try {
-      this.pubsub.publish(prefix + event, out.wire ? [payload, out.wire] : [payload]);
+      // The context travels in the event itself (with the producer span), not twice.
+      this.pubsub.publish(prefix + event, out.wire ? [payload, out.wire] : [payload], {
+        context: false,
+      });
       endSpan(out.span);
     } catch (err) {
       endSpan(out.span, err);

@@ -13,7 +13,7 @@ import {
 } from '@opentelemetry/sdk-trace-base';
 import { currentContext, type FoundationNode, withContext } from '../../src/index.js';
 import { decodeBaggage, encodeBaggage } from '../../src/services/context.js';
-import { startMeshedCluster } from '../helpers/nodes.js';
+import { startMeshedCluster, tickUntil } from '../helpers/nodes.js';
 import { done, ready } from './util.js';
 
 describe('context propagation', () => {
@@ -58,6 +58,35 @@ describe('context propagation', () => {
       );
       assert.deepEqual(bare.values, {});
       assert.equal(bare.traceId, undefined);
+    } finally {
+      await c.stop();
+    }
+  });
+
+  it('carries the publisher context to pub/sub handlers on other nodes (and nothing outside one)', async () => {
+    const c = await startMeshedCluster(['a', 'b']);
+    try {
+      const [a, b] = c.nodes as [FoundationNode, FoundationNode];
+      const seen: Array<[unknown, Record<string, string> | undefined, string | undefined]> = [];
+      b.pubsub.subscribe('jobs.*', (msg) => {
+        const ctx = currentContext();
+        seen.push([msg, ctx?.values, ctx?.traceId]);
+      });
+      await tickUntil(
+        c.clock,
+        c.net,
+        () => a.pubsub.interestedNodes('jobs.x').length === 1,
+        'interest',
+      );
+      let traceId: string | undefined;
+      withContext({ requestId: 'pub-1' }, () => {
+        traceId = currentContext()?.traceId;
+        a.pubsub.publish('jobs.x', 1);
+      });
+      a.pubsub.publish('jobs.y', 2);
+      await tickUntil(c.clock, c.net, () => seen.length === 2, 'both delivered');
+      assert.deepEqual(seen[0], [1, { requestId: 'pub-1' }, traceId]);
+      assert.deepEqual(seen[1], [2, undefined, undefined]);
     } finally {
       await c.stop();
     }
