@@ -771,7 +771,11 @@ export class Services {
       payload = wire ? [service, action, st.args, dl, wire] : [service, action, st.args, dl];
     }
     const t0 = st.measure ? performance.now() : 0;
-    return this.deps.request(node, SVC_KINDS.call, payload, remaining).then(
+    // The messenger keeps one timer per distinct timeout value: hand it whole 10 ms steps (the
+    // first attempt of a call with the default timeout always gets the same value), not the
+    // exact time left, which differs on every call.
+    const timeout = Math.ceil(remaining / 10) * 10;
+    return this.deps.request(node, SVC_KINDS.call, payload, timeout).then(
       (raw) => {
         if (st.measure) this.latency.observe(node, performance.now() - t0);
         const d = decodeReply(raw);
