@@ -443,7 +443,22 @@ export class Services {
     }
     const deadline = this.deps.dist.clock.now() + m.deadlineMs;
     const run = () => this.runAction(svc, act, m, args, deadline, from);
-    return svc.guards ? svc.guards.run(from, run) : run();
+    if (!m.ctx?.s) return svc.guards ? svc.guards.run(from, run) : run();
+    // Stream arguments of a call that fails (refused by a guard, or the action threw) are
+    // cancelled, so their producers stop instead of waiting for a reader that will never come.
+    try {
+      const r = svc.guards ? svc.guards.run(from, run) : run();
+      if (r instanceof Promise) {
+        return r.catch((err) => {
+          this.cancelStreams(m, from, 'call failed');
+          throw err;
+        });
+      }
+      return r;
+    } catch (err) {
+      this.cancelStreams(m, from, 'call failed');
+      throw err;
+    }
   }
 
   private runAction(

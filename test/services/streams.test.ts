@@ -136,6 +136,40 @@ describe('streams', () => {
     }
   });
 
+  it('cancels the stream arguments of a call that fails, so the producer stops', async () => {
+    const c = await startMeshedCluster(['a', 'b']);
+    try {
+      const [a, b] = c.nodes as [FoundationNode, FoundationNode];
+      b.service('s', {
+        fail: async (_xs: AsyncIterable<number>) => {
+          throw new Error('refused before reading');
+        },
+      });
+      await ready(c, a, 's');
+      let finished = false;
+      async function* endless() {
+        try {
+          for (let i = 0; ; i++) yield i;
+        } finally {
+          finished = true;
+        }
+      }
+      await rejectsWithCode(
+        done(c, a.services.call('s.fail', [endless()])),
+        'FND_ERR_SERVICE_ACTION',
+      );
+      await tickUntil(c.clock, c.net, () => finished, "producer's finally ran");
+      await tickUntil(
+        c.clock,
+        c.net,
+        () => a.services.streams.open.producing === 0 && b.services.streams.open.consuming === 0,
+        'no stream left open',
+      );
+    } finally {
+      await c.stop();
+    }
+  });
+
   it("cancels a malicious producer's stream that ignores credit, holding at most the window", async () => {
     const c = await startMeshedCluster(['a', 'b']);
     try {
