@@ -3,12 +3,15 @@
 //   spawn:      1 000 000 idle actors → total ms, heap bytes per actor (after a forced GC)
 //   one-way:    5 000 000 messages from one sender into one actor → messages/s
 //   ping-pong:  two actors, 1 000 000 round trips → round trips/s
-//   cross-node: `node.call` to a GenServer on another node process, 64 in flight → calls/s, next to
-//               bench/transport's bare-socket baseline (same framing, same pattern) in the same run
+//   cross-node: `node.call` to an actor on another node process, a GenServer and the README's plain
+//               `async (msg) => msg` handler, 64 in flight → calls/s, and one in flight → p50/p99,
+//               next to `node.messenger.request` (the same request without the actor layer) and
+//               bench/baseline's bare socket (same framing, same pattern), all in the same run
 // The three local measurements run in a child started with --expose-gc; the cross-node one in a
 // server and a client process, each pinned to its own CPU when possible, alternating between the
 // implementations in short blocks (see docs/benchmarks.md, "bench/transport", for why).
-// Usage: node dist/bench/actors.js   (prints JSON lines; about half a minute)
+// Usage: node dist/bench/actors.js   (prints JSON lines; about a minute)
+//        BENCH_ACTORS=cross-node node dist/bench/actors.js   (the cross-node part only)
 import { fileURLToPath } from 'node:url';
 import { Foundation, type FoundationNode, type Pid, type PidLike } from '../src/index.js';
 import { baselineClient, baselineServer, type Call, pipelined } from './baseline.js';
@@ -39,8 +42,10 @@ const PING_PONG_N = 1_000_000;
 const PAYLOAD_BYTES = 100;
 const DEPTH = 64;
 const WARMUP_PIPELINED = 20_000;
+const WARMUP_SEQUENTIAL = 2_000;
 /** Calls per implementation and round; ROUNDS blocks of each are interleaved. */
 const PIPELINED = 20_000;
+const SEQUENTIAL = 2_000;
 const ROUNDS = 10;
 const SERVER_NAME = 'bench-actors-server';
 
@@ -49,6 +54,10 @@ const TARGET_BYTES_PER_ACTOR = 400;
 const TARGET_ONE_WAY = 8_000_000;
 const TARGET_PING_PONG = 2_000_000;
 const TARGET_CALL_RATIO = 0.7;
+/** Pipelined calls/s to a plain async handler ÷ `messenger.request`'s, same run (issue 8). */
+const TARGET_ASYNC_VS_MESSENGER = 0.85;
+/** Sequential p50 of a call to a plain async handler ÷ the bare baseline's, same run (issue 8). */
+const TARGET_ASYNC_P50_RATIO = 1.1;
 
 const noDiscovery = { name: 'none', start() {}, stop() {} };
 
@@ -185,11 +194,34 @@ async function localRole(): Promise<void> {
 
 // ---------------------------------------------------------------------------------------------
 // Cross-node: Foundation against bench/transport's bare-socket baseline (bench/baseline.ts, the
-// batched variant). The server hosts an echo GenServer (and, for reference, a node-level messenger
-// echo handler: the same request without the actor layer) plus the baseline server.
+// batched variant). The server hosts two echo actors, a GenServer (`handleCall` returns the
+// message) and the README's plain handler (`async (msg) => msg`, so every call awaits a promise),
+// a node-level messenger echo handler (the same request without the actor layer) and the
+// baseline server.
 
-type Impl = 'baseline' | 'messenger' | 'actor-call';
-const IMPLS: Impl[] = ['baseline', 'messenger', 'actor-call'];
+type Impl = 'baseline' | 'messenger' | 'actor-call' | 'actor-async';
+const IMPLS: Impl[] = ['baseline', 'messenger', 'actor-call', 'actor-async'];
+
+/** One call at a time, `n` times; per-call latencies in ms (as bench/transport measures it). */
+async function sequential(call: Call, payload: Buffer, n: number): Promise<Float64Array> {
+  const lat = new Float64Array(n);
+  for (let i = 0; i < n; i++) {
+    const s = performance.now();
+    await call(payload);
+    lat[i] = performance.now() - s;
+  }
+  return lat;
+}
+
+function concat(xs: Float64Array[]): Float64Array {
+  const out = new Float64Array(xs.reduce((n, x) => n + x.length, 0));
+  let off = 0;
+  for (const x of xs) {
+    out.set(x, off);
+    off += x.length;
+  }
+  return out;
+}
 
 async function serverRole(cluster: string): Promise<void> {
   const node = await Foundation.start({
@@ -203,6 +235,7 @@ async function serverRole(cluster: string): Promise<void> {
       return msg;
     },
   });
+  const echoAsync = node.spawn(async (msg) => msg);
   node.messenger.handle('echo', (p) => p);
   node.messenger.handle('cpu', () => {
     const u = process.cpuUsage();
@@ -213,10 +246,22 @@ async function serverRole(cluster: string): Promise<void> {
     baseline.close();
     await node.stop();
   });
-  emit({ ready: true, address: node.address, port: baseline.port, echo: echo.toJSON() });
+  emit({
+    ready: true,
+    address: node.address,
+    port: baseline.port,
+    echo: echo.toJSON(),
+    echoAsync: echoAsync.toJSON(),
+  });
 }
 
-async function clientRole(cluster: string, address: string, port: number, echo: PidLike) {
+async function clientRole(
+  cluster: string,
+  address: string,
+  port: number,
+  echo: PidLike,
+  echoAsync: PidLike,
+) {
   const node = await Foundation.start({
     name: 'bench-actors-client',
     cluster,
@@ -242,19 +287,28 @@ async function clientRole(cluster: string, address: string, port: number, echo: 
     messenger: (payload) => m.request(SERVER_NAME, 'echo', payload),
     // The pid as it arrived from the other process: a plain object, like any pid off the wire.
     'actor-call': (payload) => node.call(echo, payload),
+    'actor-async': (payload) => node.call(echoAsync, payload),
   };
   const serverCpuUs = () => m.request<number>(SERVER_NAME, 'cpu', null);
   const payload = Buffer.alloc(PAYLOAD_BYTES, 0x61);
-  for (const impl of IMPLS) await pipelined(calls[impl], payload, WARMUP_PIPELINED, DEPTH);
+  for (const impl of IMPLS) {
+    await pipelined(calls[impl], payload, WARMUP_PIPELINED, DEPTH);
+    await sequential(calls[impl], payload, WARMUP_SEQUENTIAL);
+  }
+  interface Acc {
+    seconds: number;
+    cpuUs: number;
+    serverCpuUs: number;
+    rps: number[];
+    lat: Float64Array[];
+    sLat: Float64Array[];
+  }
   const acc = Object.fromEntries(
     IMPLS.map((impl) => [
       impl,
-      { seconds: 0, cpuUs: 0, serverCpuUs: 0, rps: [] as number[], lat: [] as Float64Array[] },
+      { seconds: 0, cpuUs: 0, serverCpuUs: 0, rps: [], lat: [], sLat: [] } as Acc,
     ]),
-  ) as Record<
-    Impl,
-    { seconds: number; cpuUs: number; serverCpuUs: number; rps: number[]; lat: Float64Array[] }
-  >;
+  ) as Record<Impl, Acc>;
   for (let r = 0; r < ROUNDS; r++) {
     for (let k = 0; k < IMPLS.length; k++) {
       const impl = IMPLS[(r + k) % IMPLS.length]!;
@@ -268,13 +322,12 @@ async function clientRole(cluster: string, address: string, port: number, echo: 
       a.seconds += p.seconds;
       a.rps.push(Math.round(PIPELINED / p.seconds));
       a.lat.push(p.lat);
+      a.sLat.push(await sequential(calls[impl], payload, SEQUENTIAL));
     }
   }
   const total = PIPELINED * ROUNDS;
   for (const impl of IMPLS) {
     const a = acc[impl];
-    const all = new Float64Array(total);
-    for (let i = 0; i < a.lat.length; i++) all.set(a.lat[i]!, i * PIPELINED);
     emit({
       bench: BENCH,
       mode: `cross-node-pipelined-${DEPTH}`,
@@ -284,7 +337,16 @@ async function clientRole(cluster: string, address: string, port: number, echo: 
       rps_rounds: a.rps,
       client_cpu_us_per_req: round(a.cpuUs / total, 2),
       server_cpu_us_per_req: round(a.serverCpuUs / total, 2),
-      ...latencySummary(all),
+      ...latencySummary(concat(a.lat)),
+    });
+  }
+  for (const impl of IMPLS) {
+    emit({
+      bench: BENCH,
+      mode: 'cross-node-sequential',
+      impl,
+      requests: SEQUENTIAL * ROUNDS,
+      ...latencySummary(concat(acc[impl].sLat)),
     });
   }
   baseline.close();
@@ -293,6 +355,20 @@ async function clientRole(cluster: string, address: string, port: number, echo: 
 
 // ---------------------------------------------------------------------------------------------
 // Parent
+
+/** The local measurements, in a child with a GC the bench can force (NODE_OPTIONS reaches only it). */
+async function localMeasurements(): Promise<void> {
+  const saved = process.env.NODE_OPTIONS;
+  process.env.NODE_OPTIONS = `${saved ?? ''} --expose-gc`.trim();
+  const local = spawnRole(FILE, 'local', [], 'local');
+  if (saved === undefined) delete process.env.NODE_OPTIONS;
+  else process.env.NODE_OPTIONS = saved;
+  local.onLine((l) => {
+    if (l.bench === BENCH) emit(l);
+  });
+  const localCode = await local.exited;
+  if (localCode !== 0) throw new Error(`local child exited with ${localCode}`);
+}
 
 async function main(): Promise<void> {
   deadline(BENCH, 180_000);
@@ -306,16 +382,8 @@ async function main(): Promise<void> {
   });
 
   // Local: a child with a GC the bench can force (NODE_OPTIONS reaches only that child).
-  const saved = process.env.NODE_OPTIONS;
-  process.env.NODE_OPTIONS = `${saved ?? ''} --expose-gc`.trim();
-  const local = spawnRole(FILE, 'local', [], 'local');
-  if (saved === undefined) delete process.env.NODE_OPTIONS;
-  else process.env.NODE_OPTIONS = saved;
-  local.onLine((l) => {
-    if (l.bench === BENCH) emit(l);
-  });
-  const localCode = await local.exited;
-  if (localCode !== 0) throw new Error(`local child exited with ${localCode}`);
+  // BENCH_ACTORS=cross-node skips it (when working on the cross-node path).
+  if (process.env.BENCH_ACTORS !== 'cross-node') await localMeasurements();
 
   // Cross-node.
   const cluster = `bench-actors-${process.pid}-${Date.now()}`;
@@ -325,31 +393,62 @@ async function main(): Promise<void> {
   const client = spawnRole(
     FILE,
     'client',
-    [cluster, String(ready.address), String(ready.port), JSON.stringify(ready.echo)],
+    [
+      cluster,
+      String(ready.address),
+      String(ready.port),
+      JSON.stringify(ready.echo),
+      JSON.stringify(ready.echoAsync),
+    ],
     'client',
   );
   pinned = pinToCpu(client, 0) && pinned;
   const results = new Map<string, Record<string, unknown>>();
-  for (let i = 0; i < IMPLS.length; i++) {
+  for (let i = 0; i < 2 * IMPLS.length; i++) {
     const line = await client.waitFor((l) => l.bench === BENCH, 120_000, 'result');
     emit(line);
-    results.set(String(line.impl), line);
+    results.set(`${line.mode} ${line.impl}`, line);
   }
   const code = await client.exited;
   if (code !== 0) throw new Error(`client exited with ${code}`);
   await server.stop();
-  const baseRps = results.get('baseline')!.rps as number;
-  const callRps = results.get('actor-call')!.rps as number;
-  const ratio = callRps / baseRps;
+  const rps = (impl: Impl) => results.get(`cross-node-pipelined-${DEPTH} ${impl}`)!.rps as number;
+  const p50 = (impl: Impl) => results.get(`cross-node-sequential ${impl}`)!.p50_us as number;
+  const ratio = rps('actor-call') / rps('baseline');
+  const asyncRatio = rps('actor-async') / rps('messenger');
+  // CPU per call, client + server: on a shared machine it moves far less than wall-clock rps.
+  const cpu = (impl: Impl) => {
+    const l = results.get(`cross-node-pipelined-${DEPTH} ${impl}`)!;
+    return (l.client_cpu_us_per_req as number) + (l.server_cpu_us_per_req as number);
+  };
   emit({
     bench: BENCH,
     mode: `cross-node-pipelined-${DEPTH}`,
-    baseline_rps: baseRps,
-    messenger_rps: results.get('messenger')!.rps,
-    actor_call_rps: callRps,
+    baseline_rps: rps('baseline'),
+    messenger_rps: rps('messenger'),
+    actor_call_rps: rps('actor-call'),
+    actor_async_rps: rps('actor-async'),
     ratio_rps: round(ratio),
-    target: `ratio_rps >= ${TARGET_CALL_RATIO}`,
-    met: ratio >= TARGET_CALL_RATIO,
+    ratio_async_vs_messenger: round(asyncRatio),
+    cpu_us_per_req_messenger: round(cpu('messenger'), 2),
+    cpu_us_per_req_actor_async: round(cpu('actor-async'), 2),
+    cpu_ratio_async_vs_messenger: round(cpu('messenger') / cpu('actor-async')),
+    target: `ratio_rps >= ${TARGET_CALL_RATIO} and ratio_async_vs_messenger >= ${TARGET_ASYNC_VS_MESSENGER}`,
+    met: ratio >= TARGET_CALL_RATIO && asyncRatio >= TARGET_ASYNC_VS_MESSENGER,
+    pinned,
+  });
+  const p50Ratio = p50('actor-async') / p50('baseline');
+  emit({
+    bench: BENCH,
+    mode: 'cross-node-sequential',
+    baseline_p50_us: p50('baseline'),
+    messenger_p50_us: p50('messenger'),
+    actor_call_p50_us: p50('actor-call'),
+    actor_async_p50_us: p50('actor-async'),
+    ratio_p50_messenger: round(p50('messenger') / p50('baseline')),
+    ratio_p50_async: round(p50Ratio),
+    target: `ratio_p50_async <= ${TARGET_ASYNC_P50_RATIO}`,
+    met: p50Ratio <= TARGET_ASYNC_P50_RATIO,
     pinned,
   });
 }
@@ -371,9 +470,21 @@ switch (role) {
     void serverRole(roleArgs[0]!);
     break;
   case 'client': {
-    const [cluster, address, port, echo] = roleArgs as [string, string, string, string];
+    const [cluster, address, port, echo, echoAsync] = roleArgs as [
+      string,
+      string,
+      string,
+      string,
+      string,
+    ];
     childLifecycle(() => {});
-    clientRole(cluster, address, Number(port), JSON.parse(echo) as PidLike).then(
+    clientRole(
+      cluster,
+      address,
+      Number(port),
+      JSON.parse(echo) as PidLike,
+      JSON.parse(echoAsync) as PidLike,
+    ).then(
       () => process.exit(0),
       (err: Error) => {
         process.stderr.write(`client failed: ${err.stack}\n`);

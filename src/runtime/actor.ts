@@ -5,6 +5,7 @@
 // context until the first handler runs, and the rarely used state (limits, links, monitors, name,
 // trapExits, a pending stop) in one object allocated on first use.
 import { FoundationError } from '../errors.js';
+import type { TimerHandle } from '../util/clock.js';
 import type {
   ActorContext,
   Behaviour,
@@ -17,13 +18,44 @@ import { bindActor, Pid, type PidLike, pidKey } from './pid.js';
 import type { Runnable, Scheduler } from './scheduler.js';
 import type { ActorSystem } from './system.js';
 
-/** A call waiting in a mailbox: the reply goes to `reply`. */
+// `new Promise(capture)` hands out resolve/reject without allocating an executor closure per call
+// (the executor runs synchronously, so they are read right after).
+let capturedResolve: (v: unknown) => void = () => {};
+let capturedReject: (e: unknown) => void = () => {};
+function capture(resolve: (v: unknown) => void, reject: (e: unknown) => void): void {
+  capturedResolve = resolve;
+  capturedReject = reject;
+}
+
+/**
+ * A call waiting in a mailbox (or being handled), with the promise its caller waits on. `reply`
+ * settles it; only the first reply counts, so the actor's answer, its exit and the caller's
+ * timeout may race harmlessly. One object per call: no executor, no reply closure.
+ */
 export class CallEnvelope {
+  readonly promise: Promise<unknown>;
+  private readonly resolve: (v: unknown) => void;
+  private readonly reject: (e: unknown) => void;
+  /** The caller's timeout (local calls), cancelled by the reply. */
+  timer: TimerHandle | undefined = undefined;
+
   constructor(
     readonly msg: unknown,
     readonly from: PidLike | undefined,
-    readonly reply: (ok: boolean, value: unknown) => void,
-  ) {}
+  ) {
+    this.promise = new Promise(capture);
+    this.resolve = capturedResolve;
+    this.reject = capturedReject;
+  }
+
+  reply(ok: boolean, value: unknown): void {
+    if (this.timer !== undefined) {
+      this.timer.cancel();
+      this.timer = undefined;
+    }
+    if (ok) this.resolve(value);
+    else this.reject(value);
+  }
 }
 
 export class CastEnvelope {
@@ -84,6 +116,11 @@ class Extras {
   trapExits = false;
   /** System messages from other nodes waiting in the mailbox, per node (see enqueueSystem). */
   remoteSystem: Map<string, number> | undefined = undefined;
+  /** While BUSY: the call whose handler's promise is awaited (its reply is owed). */
+  busyCall: CallEnvelope | undefined = undefined;
+  /** The reactions to a handler's promise, made once per actor rather than once per message. */
+  onSettled: ((value: unknown) => void) | undefined = undefined;
+  onFailed: ((err: unknown) => void) | undefined = undefined;
 }
 
 export class Actor implements Runnable {
@@ -381,27 +418,53 @@ export class Actor implements Runnable {
       return;
     }
     if (isThenable(result)) {
-      this.state = BUSY;
-      Promise.resolve(result).then(
-        (value) => {
-          if (this.state === DEAD) return;
-          if (value instanceof CallRefusal) call?.reply(false, value.error);
-          else call?.reply(true, value);
-          this.state = RUNNING;
-          const stop = this.ext?.stopReason;
-          if (stop !== undefined) this.system.exitActor(this, stop);
-          else if (this.tail > this.head) this.system.scheduler.schedule(this);
-        },
-        (err: Error) => {
-          if (this.state === DEAD) return;
-          call?.reply(false, crashed(this, err));
-          this.system.exitActor(this, err);
-        },
-      );
+      this.awaitResult(result, call);
       return;
     }
     if (result instanceof CallRefusal) call?.reply(false, result.error);
     else call?.reply(true, result);
+  }
+
+  /**
+   * The handler returned a promise: the actor is BUSY (takes messages, runs none) until it
+   * settles. Then the call is answered and the actor goes on with its mailbox right away, in the
+   * same microtask, while the scheduler's time slice lasts (Scheduler.resume).
+   */
+  private awaitResult(result: PromiseLike<unknown>, call: CallEnvelope | undefined): void {
+    this.state = BUSY;
+    const ext = this.extras();
+    ext.busyCall = call;
+    if (ext.onSettled === undefined) {
+      ext.onSettled = (value) => this.settled(value);
+      ext.onFailed = (err) => this.failed(err);
+    }
+    Promise.resolve(result).then(ext.onSettled, ext.onFailed);
+  }
+
+  private settled(value: unknown): void {
+    if (this.state === DEAD) return; // killed meanwhile: the exit answered the call
+    const ext = this.ext!;
+    const call = ext.busyCall;
+    if (call !== undefined) {
+      ext.busyCall = undefined;
+      if (value instanceof CallRefusal) call.reply(false, value.error);
+      else call.reply(true, value);
+    }
+    this.state = RUNNING;
+    const stop = ext.stopReason;
+    if (stop !== undefined) this.system.exitActor(this, stop);
+    else if (this.tail > this.head) this.system.scheduler.resume(this);
+  }
+
+  private failed(err: unknown): void {
+    if (this.state === DEAD) return;
+    const ext = this.ext!;
+    const call = ext.busyCall;
+    if (call !== undefined) {
+      ext.busyCall = undefined;
+      call.reply(false, crashed(this, err));
+    }
+    this.system.exitActor(this, err as Error);
   }
 
   /** ctx.stop: ends after the current message; what is left in the mailbox is not handled. */
@@ -415,15 +478,21 @@ export class Actor implements Runnable {
   }
 
   /**
-   * Marks the actor dead and returns what was left in its mailbox. Called once, by the system,
-   * which then notifies links and monitors.
+   * Marks the actor dead and returns what was left in its mailbox, led by the call its async
+   * handler was still working on (killed or stopped meanwhile: that caller is owed an answer too).
+   * Called once, by the system, which then fails those calls and notifies links and monitors.
    */
   die(): readonly unknown[] {
     this.state = DEAD;
     bindActor(this.pid, undefined);
     const mb = this.mailbox;
-    const rest =
+    const busy = this.ext?.busyCall;
+    let rest =
       mb === undefined || this.head === this.tail ? NO_MESSAGES : mb.slice(this.head, this.tail);
+    if (busy !== undefined) {
+      this.ext!.busyCall = undefined;
+      rest = [busy, ...rest];
+    }
     this.mailbox = undefined;
     this.head = this.tail = 0;
     return rest;

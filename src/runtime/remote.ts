@@ -353,12 +353,9 @@ export class RemoteEndpoint {
       actor.enqueue(m.msg); // deliver: the ack is the reply (FND_ERR_MAILBOX_FULL when refused)
       return null;
     }
-    const caller = m.from ?? { node: from, id: 0 };
-    return new Promise((resolve, reject) => {
-      actor.enqueue(
-        new CallEnvelope(m.msg, caller, (ok, value) => (ok ? resolve(value) : reject(value))),
-      );
-    });
+    const call = new CallEnvelope(m.msg, m.from ?? { node: from, id: 0 });
+    actor.enqueue(call); // FND_ERR_MAILBOX_FULL thrown back to the caller when refused
+    return call.promise;
   }
 
   private signal(s: Signal, from: string): void {

@@ -455,28 +455,18 @@ export class ActorSystem {
     }
     const actor = this.local(target);
     if (!actor?.alive) return Promise.reject(noproc(target));
-    return new Promise<unknown>((resolve, reject) => {
-      let settled = false;
-      const timer = this.opts.clock.setTimeout(() => {
-        if (settled) return;
-        settled = true;
-        reject(callTimeout(target, timeout));
-      }, timeout);
-      const envelope = new CallEnvelope(msg, from, (ok, value) => {
-        if (settled) return;
-        settled = true;
-        timer.cancel();
-        if (ok) resolve(value);
-        else reject(value);
-      });
-      try {
-        actor.enqueue(envelope);
-      } catch (err) {
-        settled = true;
-        timer.cancel();
-        reject(err);
-      }
-    });
+    const call = new CallEnvelope(msg, from);
+    // Settling twice is harmless (the first answer wins), so the timer needs no flag of its own.
+    call.timer = this.opts.clock.setTimeout(
+      () => call.reply(false, callTimeout(target, timeout)),
+      timeout,
+    );
+    try {
+      actor.enqueue(call);
+    } catch (err) {
+      call.reply(false, err);
+    }
+    return call.promise;
   }
 
   // ---- links, monitors, exits ----

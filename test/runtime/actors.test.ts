@@ -417,6 +417,31 @@ describe('call', () => {
     assert.ok(!sys.isAlive(pid));
   });
 
+  it('killed while its async handler works on a call: that call and the queued ones reject with FND_ERR_ACTOR_EXITED at once', async () => {
+    // The caller must not wait for its timeout (here the manual clock never moves): the exit
+    // answers the call in progress as it answers the queued ones.
+    const sys = system(new ManualClock());
+    const g = gate();
+    let started = false;
+    const pid = sys.spawn(async (msg) => {
+      started = true;
+      await g.promise;
+      return msg;
+    });
+    const inProgress = track(sys.call(pid, 'first'));
+    const queued = track(sys.call(pid, 'second'));
+    await until(() => started, 'handler started');
+    sys.exit(pid, 'kill');
+    await until(() => queued.result.state !== 'pending', 'queued call settled');
+    await until(() => inProgress.result.state !== 'pending', 'call in progress settled');
+    const err = rejectedWith(inProgress, 'FND_ERR_ACTOR_EXITED', 'call in progress');
+    assert.match(err.message, /exited before replying \(killed\)/);
+    rejectedWith(queued, 'FND_ERR_ACTOR_EXITED', 'queued call');
+    g.open(); // the handler finishes after the exit: nothing more happens
+    await flushIO(2);
+    assert.ok(!sys.isAlive(pid));
+  });
+
   it('a GenServer without handleCall replies undefined', async () => {
     const sys = system();
     // Typed, calling it is a compile error (its protocol's call message is never); untyped, it answers.

@@ -2,7 +2,8 @@
 // actors keep running while the flood is being processed. The timer bound is generous (this is a
 // shared machine) and is shown to be meaningful: the same work done in one synchronous loop delays
 // the timer far beyond it. Also: the per-actor message budget and the time slice, deterministically
-// with a custom scheduler, and what runtime stats report about a flood.
+// with a custom scheduler, the same for actors whose handler returns a promise, and what runtime
+// stats report about a flood.
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { describe, it } from 'node:test';
@@ -100,6 +101,32 @@ describe('a flooded actor does not starve the event loop', () => {
     assert.ok(best.processedAtFire > 0, 'the actor had started on the flood');
     assert.ok(best.lateness < BOUND_MS, `timer was ${all.join(', ')} ms late`);
     assert.ok(best.yields > 0);
+  });
+
+  it(`an async handler burning ${BURN_MS} ms per message for ${BURN_N} messages lets a 10 ms timer fire within ${BOUND_MS} ms`, async () => {
+    // The next message of an async handler runs right in the settling microtask while the slice
+    // lasts: that chain must end with the slice too, or it would starve the loop like a sync loop.
+    const { best, all } = await bestOf(async () => {
+      const sys = system();
+      let processed = 0;
+      const pid = sys.spawn(async () => {
+        burn(BURN_MS);
+        processed++;
+      });
+      for (let i = 0; i < BURN_N; i++) sys.send(pid, i);
+      let processedAtFire = -1;
+      const lateness = await lateTimer(10, () => {
+        processedAtFire = processed;
+      });
+      await until(() => processed === BURN_N, 'flood processed');
+      return { lateness, processedAtFire };
+    });
+    console.log(
+      `# flooded async actor: 10 ms timer late by ${all.join(', ')} ms; best after ${best.processedAtFire}/${BURN_N} messages`,
+    );
+    assert.ok(best.processedAtFire < BURN_N, 'the timer fired while the flood was being processed');
+    assert.ok(best.processedAtFire > 0, 'the actor had started on the flood');
+    assert.ok(best.lateness < BOUND_MS, `timer was ${all.join(', ')} ms late`);
   });
 
   it('2,000,000 cheap messages: a 10 ms timer fires before the flood is done, within the bound', async () => {
@@ -215,6 +242,127 @@ describe('scheduler budget and time slice', () => {
     assert.ok(sys.scheduler.yields >= 2, `yields: ${sys.scheduler.yields}`);
     assert.ok(immediates >= 2, `other setImmediate callbacks ran ${immediates} times meanwhile`);
     assert.equal(sys.scheduler.length, 0, 'run queue empty afterwards');
+  });
+});
+
+describe('actors whose handler returns a promise', () => {
+  /** setImmediate turns of the event loop until `done()`. */
+  async function turnsUntil(done: () => boolean): Promise<number> {
+    let turns = 0;
+    while (!done()) {
+      await new Promise<void>((r) => setImmediate(r));
+      if (++turns > 1_000_000) assert.fail('never done');
+    }
+    return turns;
+  }
+
+  it('handle their mailbox in order, one message at a time, without an event-loop turn per message', async () => {
+    const sys = system(new Scheduler({ budget: 256, sliceMs: 60_000 }));
+    const N = 2000;
+    const seen: number[] = [];
+    let active = 0;
+    let overlapped = false;
+    const pid = sys.spawn(async (m) => {
+      if (++active > 1) overlapped = true;
+      await null; // a real suspension: the actor is busy until it resumes
+      seen.push(m as number);
+      active--;
+    });
+    for (let i = 0; i < N; i++) sys.send(pid, i);
+    const turns = await turnsUntil(() => seen.length === N);
+    assert.equal(overlapped, false, 'never two messages at once');
+    assert.deepEqual(
+      seen,
+      Array.from({ length: N }, (_, i) => i),
+      'mailbox order',
+    );
+    // Before, each settled handler queued the actor for the next drain (setImmediate): N turns.
+    assert.ok(turns < N / 10, `${N} messages took ${turns} event-loop turns`);
+  });
+
+  it('still yield to the event loop when the time slice runs out', async () => {
+    const sys = system(new Scheduler({ budget: Number.MAX_SAFE_INTEGER, sliceMs: 2 }));
+    let processed = 0;
+    const pid = sys.spawn(async () => {
+      burn(BURN_MS);
+      processed++;
+    });
+    const N = 200; // about 40 ms of work, 20 slices of 2 ms
+    for (let i = 0; i < N; i++) sys.send(pid, i);
+    const turns = await turnsUntil(() => processed === N);
+    assert.ok(turns >= 2, `other setImmediate callbacks ran ${turns} times meanwhile`);
+    assert.ok(sys.scheduler.yields >= 2, `yields: ${sys.scheduler.yields}`);
+    assert.equal(sys.scheduler.length, 0, 'run queue empty afterwards');
+  });
+
+  it('a crash in the middle of an async chain ends only that actor; the calls behind it are rejected', async () => {
+    const sys = system(new Scheduler({ budget: 256, sliceMs: 60_000 }));
+    let handled = 0;
+    const bad = sys.spawn(async (m) => {
+      await null;
+      if (m === 3) throw new Error('boom at 3');
+      handled++;
+      return m;
+    });
+    const other = sys.spawn(async (m) => m);
+    const calls = Array.from({ length: 6 }, (_, i) => sys.call(bad, i));
+    const results = await Promise.allSettled(calls);
+    assert.deepEqual(
+      results.slice(0, 3).map((r) => (r.status === 'fulfilled' ? r.value : r.status)),
+      [0, 1, 2],
+    );
+    for (const r of results.slice(3)) {
+      assert.equal(r.status, 'rejected');
+      assert.equal((r.reason as { code?: string }).code, 'FND_ERR_ACTOR_EXITED');
+    }
+    assert.equal(handled, 3);
+    assert.equal(sys.isAlive(bad), false);
+    assert.equal(await sys.call(other, 'still here'), 'still here');
+  });
+});
+
+describe('when queued actors run', () => {
+  it('a message sent outside any actor is handled before the event loop moves on (no wait for its check phase)', async () => {
+    const sys = system();
+    const order: string[] = [];
+    const pid = sys.spawn((m) => void order.push(`actor ${m}`));
+    setImmediate(() => order.push('setImmediate'));
+    sys.send(pid, 1);
+    order.push('sync code');
+    await new Promise<void>((r) => setImmediate(r));
+    assert.deepEqual(order, ['sync code', 'actor 1', 'setImmediate']);
+  });
+
+  it(`two actors with async handlers bouncing a message forever let a 10 ms timer fire within ${BOUND_MS} ms`, async () => {
+    // Every hop makes the other actor runnable from a microtask: without time slices spanning
+    // those, the bouncing would never leave the microtask queue and the timer would never fire.
+    const { best, all } = await bestOf(async () => {
+      const sys = system();
+      let hops = 0;
+      let stop = false;
+      const bounce = async (
+        to: unknown,
+        ctx: { send(to: never, m: unknown): void; self: unknown },
+      ) => {
+        burn(0.01);
+        hops++;
+        if (!stop) ctx.send(to as never, ctx.self);
+      };
+      const a = sys.spawn((m, ctx) => bounce(m, ctx));
+      const b = sys.spawn((m, ctx) => bounce(m, ctx));
+      sys.send(a, b);
+      let hopsAtFire = -1;
+      const lateness = await lateTimer(10, () => {
+        hopsAtFire = hops;
+        stop = true;
+      });
+      return { lateness, hopsAtFire };
+    });
+    console.log(
+      `# async ping-pong: 10 ms timer late by ${all.join(', ')} ms; ${best.hopsAtFire} hops by then`,
+    );
+    assert.ok(best.hopsAtFire > 0, 'the actors were bouncing');
+    assert.ok(best.lateness < BOUND_MS, `timer was ${all.join(', ')} ms late`);
   });
 });
 

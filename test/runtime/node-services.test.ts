@@ -21,7 +21,10 @@ describe('node services under the root supervisor', () => {
     });
     try {
       await b.join(a.address);
-      await until(() => a.members().length === 2, 5000, 'pair');
+      // Both views: b calls a next, and b may learn that a is alive a moment after a saw b.
+      const sees = (x: typeof a, name: string) =>
+        x.members().some((m) => m.name === name && m.status === 'alive');
+      await until(() => sees(a, 'b') && sees(b, 'a'), 5000, 'pair');
       assert.deepEqual(
         a.root.whichChildren().map((c) => c.id),
         ['node-info'],
