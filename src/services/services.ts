@@ -677,7 +677,26 @@ export class Services {
     opts: ServiceCallOptions,
   ): CallState {
     const now = this.deps.dist.clock.now();
-    let deadline = now + (opts.timeout ?? this.deps.dist.requestTimeoutMs);
+    const t = opts.timeout;
+    if (t !== undefined && !(typeof t === 'number' && t > 0 && t <= 2 ** 31 - 1)) {
+      throw new FoundationError('FND_ERR_INVALID_OPTION', 'option "timeout": ms, > 0', {
+        field: 'timeout',
+      });
+    }
+    const r = opts.retry;
+    if (
+      r !== undefined &&
+      r !== false &&
+      (typeof r !== 'object' ||
+        (r.retries !== undefined && !(Number.isInteger(r.retries) && r.retries >= 0)))
+    ) {
+      throw new FoundationError(
+        'FND_ERR_INVALID_OPTION',
+        'option "retry": false or { retries (integer ≥ 0), initialDelayMs, maxDelayMs }',
+        { field: 'retry' },
+      );
+    }
+    let deadline = now + (t ?? this.deps.dist.requestTimeoutMs);
     const ambient = currentDeadline();
     if (ambient !== undefined && ambient < deadline) deadline = ambient;
     if (opts.balancer === 'consistent-hash' && typeof opts.key !== 'string') {

@@ -113,6 +113,17 @@ describe('typed service calls', () => {
       await rejectsWithCode(done(c, a.services.call('m.nope')), 'FND_ERR_SERVICE_NOT_FOUND');
       await rejectsWithCode(done(c, a.services.call('zz.top')), 'FND_ERR_SERVICE_NOT_FOUND');
       await rejectsWithCode(a.services.call('nodot'), 'FND_ERR_INVALID_OPTION');
+      for (const bad of [{ timeout: -1 }, { timeout: Number.NaN }, { retry: { retries: 1.5 } }]) {
+        await rejectsWithCode(a.services.call('m.boom', [], bad), 'FND_ERR_INVALID_OPTION');
+      }
+      await rejectsWithCode(
+        a.services.call('m.boom', [], { balancer: 'consistent-hash' }),
+        'FND_ERR_INVALID_OPTION',
+      );
+      await rejectsWithCode(
+        a.services.call('m.boom', [], { balancer: 'nope' as 'random' }),
+        'FND_ERR_INVALID_OPTION',
+      );
     } finally {
       await c.stop();
     }
