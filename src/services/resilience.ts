@@ -94,12 +94,16 @@ export function countsForBreaker(err: unknown): boolean {
   }
 }
 
-/** A cockatiel retry policy for one call; `idempotent` decides which failures are retried. */
+/**
+ * A cockatiel retry policy for the attempts after a call's first (which ran outside it): its own
+ * first execution is retry number 1, so it retries `retries - 1` more times. `idempotent` decides
+ * which failures are retried.
+ */
 export function retryPolicy(opts: RetryOptions, idempotent: boolean): RetryPolicy {
   return retry(
     handleWhen((e) => isRetryable(e, idempotent)),
     {
-      maxAttempts: opts.retries,
+      maxAttempts: Math.max(0, opts.retries - 1),
       backoff: new ExponentialBackoff({
         initialDelay: opts.initialDelayMs,
         maxDelay: opts.maxDelayMs,

@@ -122,6 +122,23 @@ describe('resilience across nodes', () => {
       assert.equal(runs.plain, 1);
       await rejectsWithCode(done(c, a.services.call('f.hard')), 'FND_ERR_SERVICE_ACTION');
       assert.equal(runs.hard, 1, 'not marked retryable: not retried');
+      // retries: 2 means at most 3 attempts in all.
+      let always = 0;
+      b.service('g', {
+        x: {
+          idempotent: true,
+          handler: () => {
+            always++;
+            throw Object.assign(new Error('still busy'), { retryable: true });
+          },
+        },
+      });
+      await ready(c, a, 'g');
+      await rejectsWithCode(
+        done(c, a.services.call('g.x', [], { retry: { retries: 2, initialDelayMs: 1 } })),
+        'FND_ERR_SERVICE_ACTION',
+      );
+      assert.equal(always, 3);
       // Per call: retries: 0 turns retries off.
       runs.idem = 0;
       await rejectsWithCode(
