@@ -96,6 +96,24 @@ export const ERRORS = {
     'A cluster-wide limit would be exceeded (names, group joins or subscriptions per node; see docs/distributed.md). Unregister or leave first, or raise the limit.',
   FND_ERR_UNKNOWN_KIND:
     'No behaviour is defined under that kind on the target node. Call node.define(kind, factory) on every node that may run it.',
+  FND_ERR_VALIDATION:
+    "A service action's arguments failed its schema; data.field names the first bad field (e.g. '0.name') and data.issues lists all. Fix the arguments; the action did not run.",
+  FND_ERR_SERVICE_NOT_FOUND:
+    'No node of the cluster offers that service (or that action of it, or that version). node.services.list() shows what the catalogue holds.',
+  FND_ERR_SERVICE_UNAVAILABLE:
+    'The service exists but none of its endpoints can take the call now: their nodes are suspect or down, they report unhealthy, or their circuit breakers are open. Retry later.',
+  FND_ERR_SERVICE_ACTION:
+    "The service action threw; data.service, data.action and data.cause (the thrown error's code and message) say what. data.retryable is true when the handler marked the error retryable.",
+  FND_ERR_DEADLINE_EXCEEDED:
+    "The call's deadline (its timeout, or the deadline of the call it is nested in) passed before it could be sent or completed. Raise the timeout of the outermost call.",
+  FND_ERR_BULKHEAD_FULL:
+    "The service's bulkhead is full (maxConcurrent calls running and maxQueue waiting) on the serving node; the action did not run. Another endpoint may take it; else slow down.",
+  FND_ERR_RATE_LIMITED:
+    "The service's rate limit on the serving node is used up for now; the action did not run. data.retryInMs says when points come back.",
+  FND_ERR_SERVICE_MESSAGE:
+    'A message of the service layer (catalogue entry, call, event or stream message) failed validation or exceeded a limit (docs/services.md) and was refused before any state changed.',
+  FND_ERR_STREAM_CANCELLED:
+    'The other side of a stream cancelled it (the consumer stopped reading, or the producer failed or stopped), or its node went down; data.reason says which.',
 } as const;
 
 export type ErrorCode = keyof typeof ERRORS;

@@ -34,7 +34,13 @@ export {
 } from './discovery/strategy.js';
 export type { GroupEvents, Groups, ProcessGroups } from './dist/groups.js';
 export type { MultiCallOptions, MultiCallResult } from './dist/multicall.js';
-export type { PubSub, SubscribeOptions, Subscription, TopicHandler } from './dist/pubsub.js';
+export type {
+  PublishOptions,
+  PubSub,
+  SubscribeOptions,
+  Subscription,
+  TopicHandler,
+} from './dist/pubsub.js';
 export {
   NAME_CONFLICT,
   type RegisterOptions,
@@ -124,6 +130,46 @@ export {
   type ThreadPoolStats,
   type ThreadRunOptions,
 } from './runtime/threads.js';
+export {
+  type Balancer,
+  type BalancerName,
+  consistentHash,
+  type Endpoint,
+  leastLatency,
+  type PickContext,
+  preferLocal,
+  random,
+  roundRobin,
+} from './services/balancers.js';
+export type { CatalogueEntry, ServiceFilter } from './services/catalogue.js';
+export {
+  type ContextValues,
+  type ContextView,
+  currentContext,
+  withContext,
+} from './services/context.js';
+export type { EventHandler, EventInfo } from './services/events.js';
+export type {
+  BreakerOptions,
+  BulkheadOptions,
+  RateLimitOptions,
+  RetryOptions,
+} from './services/resilience.js';
+export {
+  type ActionSpec,
+  CALL_DEFAULTS,
+  type Client,
+  type Contract,
+  type ContractActions,
+  contract,
+  type Handlers,
+  type Implementation,
+  type ServiceCallOptions,
+  type ServiceHandle,
+  type ServiceOptions,
+  type Services,
+} from './services/services.js';
+export { type Health, SERVICE_LIMITS, type ServiceLimits } from './services/wire.js';
 export type { TlsOptions } from './transport/tcp.js';
 export type { Address, ConnectionHandlers, RawConnection, Transport } from './transport/types.js';
 export type { Clock, TimerHandle } from './util/clock.js';

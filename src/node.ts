@@ -50,6 +50,15 @@ import { ServiceRegistry } from './runtime/service-registry.js';
 import { RuntimeMonitor, type RuntimeStats } from './runtime/stats.js';
 import { Supervisor } from './runtime/supervisor.js';
 import { ACTOR_KINDS, ActorSystem, type RemoteRouter } from './runtime/system.js';
+import { propagation } from './services/context.js';
+import type {
+  Contract,
+  Handlers,
+  Implementation,
+  ServiceHandle,
+  ServiceOptions,
+} from './services/services.js';
+import { Services } from './services/services.js';
 import { HybridClock } from './util/hlc.js';
 
 export type { FoundationNodeEvents, MemberEventName } from './cluster-node.js';
@@ -88,6 +97,8 @@ export class FoundationNode extends EventEmitter<FoundationNodeEvents> {
   readonly spawner: RemoteSpawn;
   /** Placement of distributed-supervisor children and singletons (docs/distributed.md). */
   private readonly placement: Placement;
+  /** Services: catalogue, typed calls, events, streams (docs/services.md). */
+  readonly services: Services;
 
   private constructor(clusters: ClusterNode[]) {
     super();
@@ -116,11 +127,24 @@ export class FoundationNode extends EventEmitter<FoundationNodeEvents> {
       syncIntervalMs: DIST_SYNC_INTERVAL_MS,
       requestTimeoutMs: first.requestTimeoutMs,
     });
+    // Pub/sub carries the service layer's request context (withContext) to its handlers.
+    this.dist.propagation = propagation;
     this.registry = new Registry(this.dist);
     this.groups = new Groups(this.dist);
     this.pubsub = new PubSub(this.dist);
     this.spawner = new RemoteSpawn(this.dist);
     this.placement = new Placement(this.dist, this.spawner, this.registry);
+    this.services = new Services({
+      dist: this.dist,
+      pubsub: this.pubsub,
+      request: (to, kind, payload, timeout) =>
+        first.messenger.request(to, kind, payload, { timeout }),
+      handle: (kind, h) => first.messenger.handle(kind, h),
+      send: (to, kind, payload, bulk) =>
+        first.messenger.send(to, kind, payload, bulk ? { channel: 'bulk' } : undefined),
+      on: (kind, h) => first.messenger.on(kind, h),
+      status: (n) => first.memberStatus(n),
+    });
     this.monitor_ = new RuntimeMonitor(this.actors);
     for (const c of clusters) {
       for (const event of FORWARDED) c.on(event, (m, info) => this.emit(event, m, info));
@@ -320,6 +344,24 @@ export class FoundationNode extends EventEmitter<FoundationNodeEvents> {
     return new Singleton(sup, name);
   }
 
+  /**
+   * Publishes service `name` (or a contract's service) on this node with its actions, announced
+   * cluster-wide in the service catalogue (docs/services.md).
+   */
+  service<T>(
+    contract: Contract<T>,
+    handlers: Implementation<T>,
+    opts?: ServiceOptions,
+  ): ServiceHandle;
+  service(name: string, handlers: Handlers, opts?: ServiceOptions): ServiceHandle;
+  service(
+    name: string | Contract<unknown>,
+    handlers: unknown,
+    opts?: ServiceOptions,
+  ): ServiceHandle {
+    return this.services.register(name, handlers as Handlers, opts);
+  }
+
   /** Calls the actor registered under local `name` on every reachable node (GenServer.multi_call). */
   multiCall<T = unknown>(
     name: string,
@@ -466,6 +508,7 @@ export class FoundationNode extends EventEmitter<FoundationNodeEvents> {
   async stop(): Promise<void> {
     // Distributed children first: they move to other members with their handed-over state.
     await this.placement.leave();
+    this.services.stop();
     if (this.root?.alive) await this.root.stop();
     this.registry.stop();
     this.groups.stop();

@@ -54,6 +54,19 @@ export interface DistContext {
   syncIntervalMs: number;
   /** Timeout of the requests this layer makes (sync acks, spawnOn, multiCall default), ms. */
   requestTimeoutMs: number;
+  /**
+   * Request-context propagation (the service layer's withContext: traceparent + baggage), when
+   * the composition root provides it: pub/sub carries the publisher's context to handlers.
+   */
+  propagation?: ContextPropagation;
+}
+
+/** Carries an opaque, bounded request context from a sender to the code that handles its message. */
+export interface ContextPropagation {
+  /** The current context in wire form, or undefined when there is none (the common case). */
+  capture(): unknown;
+  /** Runs `fn` inside a context received with a message; none or an invalid one: outside any. */
+  run<T>(ctx: unknown, fn: () => T): T;
 }
 
 /** What `contextFor` reads from one cluster membership (a ClusterNode has all of it). */

@@ -12,6 +12,11 @@ import { DIST_KINDS, decodePublish, isName } from './wire.js';
 /** Gets each message published on a matching topic, with the topic. Must not block; errors are logged. */
 export type TopicHandler = (msg: unknown, topic: string) => void;
 
+export interface PublishOptions {
+  /** Carry the publisher's request context (withContext) to handlers. Default true. */
+  context?: boolean;
+}
+
 export interface SubscribeOptions {
   /** Join queue group `queue`: each message goes to one member of the group, cluster-wide. */
   queue?: string;
@@ -81,7 +86,7 @@ export class PubSub {
   /** Local subscriptions matching a topic, cached per topic; cleared when they change. */
   private readonly localCache = new Map<string, Sub[]>();
   /** Local deliveries waiting: a handler that publishes does not recurse. */
-  private readonly inbox: Array<[string, unknown, string[] | undefined]> = [];
+  private readonly inbox: Array<[string, unknown, string[] | undefined, unknown]> = [];
   private draining = false;
   /** Counters for diagnostics and tests (see stats()). */
   private sent = 0;
@@ -108,7 +113,7 @@ export class PubSub {
         return;
       }
       this.received++;
-      this.enqueue(d.value.topic, d.value.msg, d.value.q);
+      this.enqueue(d.value.topic, d.value.msg, d.value.q, d.value.ctx);
     });
     ctx.system.onExit((pid) => {
       if (pid.node !== ctx.self) return;
@@ -211,7 +216,9 @@ export class PubSub {
    * Sends `msg` to every subscriber of `topic` in the cluster (and to one member of each matching
    * queue group), only to nodes that have one. At most once; ordered per publisher → subscriber.
    */
-  publish(topic: string, msg: unknown): void {
+  publish(topic: string, msg: unknown, opts?: PublishOptions): void {
+    // The publisher's request context (withContext), when there is one: handlers run inside it.
+    const c = opts?.context === false ? undefined : this.ctx.propagation?.capture();
     let route = this.routes.get(topic);
     if (!route) {
       route = this.route(this.checkTopic(topic, false));
@@ -230,34 +237,35 @@ export class PubSub {
     }
     if (!chosen) {
       // The common case: the same message for every node, encoded once for all of them.
-      this.fanOut(route.plain, topic, msg);
+      this.fanOut(route.plain, topic, msg, c);
       return;
     }
     const same: string[] = [];
     for (const node of route.plain) {
       const qs = chosen.get(node);
-      if (qs) this.deliverTo(node, topic, msg, qs);
+      if (qs) this.deliverTo(node, topic, msg, qs, c);
       else same.push(node);
     }
-    this.fanOut(same, topic, msg);
+    this.fanOut(same, topic, msg, c);
     for (const [node, qs] of chosen)
-      if (!route.plain.includes(node)) this.deliverTo(node, topic, msg, qs);
+      if (!route.plain.includes(node)) this.deliverTo(node, topic, msg, qs, c);
   }
 
-  private fanOut(nodes: string[], topic: string, msg: unknown): void {
+  private fanOut(nodes: string[], topic: string, msg: unknown, c: unknown): void {
     let remote = nodes;
     const self = nodes.indexOf(this.ctx.self);
     if (self >= 0) {
       remote = nodes.filter((n) => n !== this.ctx.self);
-      this.enqueue(topic, msg, undefined);
+      this.enqueue(topic, msg, undefined, c);
     }
     if (remote.length === 0) return;
     if (remote.length === 1) {
-      this.deliverTo(remote[0]!, topic, msg, undefined);
+      this.deliverTo(remote[0]!, topic, msg, undefined, c);
       return;
     }
     try {
-      const skipped = this.ctx.net.sendMany(remote, DIST_KINDS.publish, [topic, msg]);
+      const payload = c === undefined ? [topic, msg] : [topic, msg, null, c];
+      const skipped = this.ctx.net.sendMany(remote, DIST_KINDS.publish, payload);
       this.sent += remote.length - skipped.length;
     } catch (err) {
       this.ctx.log.debug({ topic, err: (err as Error).message }, 'publish not sent');
@@ -269,7 +277,7 @@ export class PubSub {
     this.checkTopic(topic, false);
     const qs = new Set<string>();
     for (const s of this.localMatches(topic)) if (s.queue !== undefined) qs.add(s.queue);
-    this.enqueue(topic, msg, [...qs]);
+    this.enqueue(topic, msg, [...qs], this.ctx.propagation?.capture());
   }
 
   /** Nodes with interest in `topic` right now (this node included), for tests and diagnostics. */
@@ -280,13 +288,21 @@ export class PubSub {
     return [...all].sort();
   }
 
-  private deliverTo(node: string, topic: string, msg: unknown, qs: string[] | undefined): void {
+  private deliverTo(
+    node: string,
+    topic: string,
+    msg: unknown,
+    qs: string[] | undefined,
+    c: unknown,
+  ): void {
     if (node === this.ctx.self) {
-      this.enqueue(topic, msg, qs);
+      this.enqueue(topic, msg, qs, c);
       return;
     }
     try {
-      this.ctx.net.send(node, DIST_KINDS.publish, qs ? [topic, msg, qs] : [topic, msg]);
+      const payload =
+        c !== undefined ? [topic, msg, qs ?? null, c] : qs ? [topic, msg, qs] : [topic, msg];
+      this.ctx.net.send(node, DIST_KINDS.publish, payload);
       this.sent++;
     } catch (err) {
       this.ctx.log.debug({ to: node, err: (err as Error).message }, 'publish not sent');
@@ -338,14 +354,14 @@ export class PubSub {
     return out;
   }
 
-  private enqueue(topic: string, msg: unknown, qs: string[] | undefined): void {
-    this.inbox.push([topic, msg, qs]);
+  private enqueue(topic: string, msg: unknown, qs: string[] | undefined, c: unknown): void {
+    this.inbox.push([topic, msg, qs, c]);
     if (this.draining) return;
     this.draining = true;
     try {
       for (let i = 0; i < this.inbox.length; i++) {
-        const [t, m, q] = this.inbox[i]!;
-        this.deliverLocal(t, m, q);
+        const [t, m, q, c] = this.inbox[i]!;
+        this.deliverLocal(t, m, q, c);
       }
     } finally {
       this.inbox.length = 0;
@@ -353,10 +369,10 @@ export class PubSub {
     }
   }
 
-  private deliverLocal(topic: string, msg: unknown, qs: string[] | undefined): void {
+  private deliverLocal(topic: string, msg: unknown, qs: string[] | undefined, c: unknown): void {
     let groups: Map<string, Sub[]> | undefined;
     for (const s of this.localMatches(topic)) {
-      if (s.queue === undefined) this.deliver(s, topic, msg);
+      if (s.queue === undefined) this.deliver(s, topic, msg, c);
       else if (qs?.includes(s.queue)) {
         if (!groups) groups = new Map();
         const g = groups.get(s.queue);
@@ -369,11 +385,11 @@ export class PubSub {
       const key = `${SEP}local${SEP}${q}`;
       const n = this.rr.get(key) ?? 0;
       this.rr.set(key, n + 1);
-      this.deliver(members[n % members.length]!, topic, msg);
+      this.deliver(members[n % members.length]!, topic, msg, c);
     }
   }
 
-  private deliver(s: Sub, topic: string, msg: unknown): void {
+  private deliver(s: Sub, topic: string, msg: unknown, c: unknown): void {
     this.delivered++;
     if (s.pid) {
       try {
@@ -388,7 +404,9 @@ export class PubSub {
       return;
     }
     try {
-      s.handler!(msg, topic);
+      const p = this.ctx.propagation;
+      if (p) p.run(c, () => s.handler!(msg, topic));
+      else s.handler!(msg, topic);
     } catch (err) {
       this.ctx.log.error({ topic, err: (err as Error).message }, 'subscriber threw');
     }

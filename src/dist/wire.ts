@@ -231,29 +231,40 @@ export function decodeRegAckReply(p: unknown, limits: DistLimits): Decoded<RegAc
 
 /**
  * One published message for the receiving node: its subscribers, plus one member of each queue
- * group in `q`. On the wire an array, `[topic, msg]` or `[topic, msg, q]` (the hot path: smaller
- * and faster to encode and decode than an object with keys).
+ * group in `q`. On the wire an array, `[topic, msg]` or `[topic, msg, q]`, and `[topic, msg,
+ * q | null, ctx]` when the publisher ran in a request context (the hot path: smaller and faster
+ * to encode and decode than an object with keys).
  */
 export interface PublishMsg {
   topic: string;
   msg: unknown;
   /** Queue groups this node was chosen to deliver to (one member each). */
   q: string[] | undefined;
+  /** The publisher's request context (opaque here; checked by the propagation hook). */
+  ctx: unknown;
 }
 
+/** Largest request context a published message may carry (estimated bytes). */
+const MAX_PUBLISH_CTX = 8192 + 256;
+
 export function decodePublish(p: unknown, limits: DistLimits): Decoded<PublishMsg> {
-  if (!Array.isArray(p) || p.length < 2 || p.length > 3) return fail('not [topic, msg, q?]');
+  if (!Array.isArray(p) || p.length < 2 || p.length > 4) return fail('not [topic, msg, q?, ctx?]');
   const topic: unknown = p[0];
   if (!isName(topic, limits.maxNameLength)) return fail('bad topic');
-  if (p.length === 2) return ok({ topic, msg: p[1], q: undefined });
+  let ctx: unknown;
+  if (p.length === 4) {
+    ctx = p[3];
+    if (approxSize(ctx, MAX_PUBLISH_CTX) > MAX_PUBLISH_CTX) return fail('context too large');
+  }
   const raw: unknown = p[2];
+  if (p.length === 2 || raw === null) return ok({ topic, msg: p[1], q: undefined, ctx });
   if (!Array.isArray(raw) || raw.length > limits.maxQueuesPerMessage) return fail('bad queues');
   const q: string[] = [];
   for (const x of raw) {
     if (!isName(x, limits.maxNameLength)) return fail('bad queue name');
     q.push(x);
   }
-  return ok({ topic, msg: p[1], q });
+  return ok({ topic, msg: p[1], q, ctx });
 }
 
 // ---- remote spawn ----

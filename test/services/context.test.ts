@@ -1,0 +1,150 @@
+// Context propagation on the in-memory network: withContext values and one trace id cross three
+// hops of service calls; baggage and traceparent round-trip; with an OpenTelemetry tracer provider
+// registered (the SDK's in-memory exporter), each hop makes a client span on the caller and a
+// server span on the callee whose parent is that client span — one trace across the nodes.
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { context, SpanKind, trace } from '@opentelemetry/api';
+import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
+import {
+  BasicTracerProvider,
+  InMemorySpanExporter,
+  SimpleSpanProcessor,
+} from '@opentelemetry/sdk-trace-base';
+import { currentContext, type FoundationNode, withContext } from '../../src/index.js';
+import { decodeBaggage, encodeBaggage } from '../../src/services/context.js';
+import { startMeshedCluster, tickUntil } from '../helpers/nodes.js';
+import { done, ready } from './util.js';
+
+describe('context propagation', () => {
+  it('encodes and decodes W3C baggage', () => {
+    const v = { requestId: 'r-1', user: 'a b,c;d=é' };
+    assert.deepEqual({ ...decodeBaggage(encodeBaggage(v)) }, v);
+    assert.deepEqual(
+      { ...decodeBaggage('k=v;prop=1, bad, =x,__proto__=1,k2=%E0%A4%A') },
+      { k: 'v' },
+    );
+    assert.throws(() => withContext({ 'bad key': 'x' }, () => 1), {
+      code: 'FND_ERR_INVALID_OPTION',
+    });
+  });
+
+  it('carries values and one trace across 3 hops of calls', async () => {
+    const c = await startMeshedCluster(['a', 'b', 'c']);
+    try {
+      const [a, b, cc] = c.nodes as [FoundationNode, FoundationNode, FoundationNode];
+      cc.service('three', { see: () => currentContext() });
+      b.service('two', { fwd: () => b.services.call('three.see') });
+      await ready(c, a, 'two');
+      await ready(c, b, 'three');
+      let traceId: string | undefined;
+      const seen = await withContext({ requestId: 'req-42', tenant: 'acme' }, () => {
+        traceId = currentContext()?.traceId;
+        return done(
+          c,
+          a.services.call('two.fwd') as Promise<{
+            values: Record<string, string>;
+            traceId: string;
+          }>,
+        );
+      });
+      assert.deepEqual(seen.values, { requestId: 'req-42', tenant: 'acme' });
+      assert.equal(seen.traceId, traceId);
+      assert.match(traceId!, /^[0-9a-f]{32}$/);
+      // Outside any context nothing extra is carried.
+      const bare = await done(
+        c,
+        a.services.call('two.fwd') as Promise<{ values: object; traceId?: string }>,
+      );
+      assert.deepEqual(bare.values, {});
+      assert.equal(bare.traceId, undefined);
+    } finally {
+      await c.stop();
+    }
+  });
+
+  it('carries the publisher context to pub/sub handlers on other nodes (and nothing outside one)', async () => {
+    const c = await startMeshedCluster(['a', 'b']);
+    try {
+      const [a, b] = c.nodes as [FoundationNode, FoundationNode];
+      const seen: Array<[unknown, Record<string, string> | undefined, string | undefined]> = [];
+      b.pubsub.subscribe('jobs.*', (msg) => {
+        const ctx = currentContext();
+        seen.push([msg, ctx?.values, ctx?.traceId]);
+      });
+      await tickUntil(
+        c.clock,
+        c.net,
+        () => a.pubsub.interestedNodes('jobs.x').length === 1,
+        'interest',
+      );
+      let traceId: string | undefined;
+      withContext({ requestId: 'pub-1' }, () => {
+        traceId = currentContext()?.traceId;
+        a.pubsub.publish('jobs.x', 1);
+      });
+      a.pubsub.publish('jobs.y', 2);
+      await tickUntil(c.clock, c.net, () => seen.length === 2, 'both delivered');
+      assert.deepEqual(seen[0], [1, { requestId: 'pub-1' }, traceId]);
+      assert.deepEqual(seen[1], [2, undefined, undefined]);
+    } finally {
+      await c.stop();
+    }
+  });
+
+  describe('with OpenTelemetry', () => {
+    const exporter = new InMemorySpanExporter();
+    before(() => {
+      const provider = new BasicTracerProvider({
+        spanProcessors: [new SimpleSpanProcessor(exporter)],
+      });
+      context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
+      trace.setGlobalTracerProvider(provider);
+    });
+    after(() => {
+      trace.disable();
+      context.disable();
+    });
+
+    it('creates client and server spans linked across nodes, one trace for 3 hops', async () => {
+      const c = await startMeshedCluster(['a', 'b', 'c']);
+      try {
+        const [a, b, cc] = c.nodes as [FoundationNode, FoundationNode, FoundationNode];
+        cc.service('three', { see: () => 'ok' });
+        b.service('two', { fwd: () => b.services.call('three.see') });
+        await ready(c, a, 'two');
+        await ready(c, b, 'three');
+        exporter.reset();
+        const root = trace.getTracer('test').startSpan('root');
+        await context.with(trace.setSpan(context.active(), root), () =>
+          done(c, a.services.call('two.fwd')),
+        );
+        root.end();
+        const spans = exporter.getFinishedSpans();
+        const by = (name: string, kind: SpanKind) => {
+          const s = spans.find((x) => x.name === name && x.kind === kind);
+          assert.ok(
+            s,
+            `span ${name} ${SpanKind[kind]} in ${spans.map((x) => `${x.name}/${SpanKind[x.kind]}`)}`,
+          );
+          return s;
+        };
+        const c1 = by('two.fwd', SpanKind.CLIENT);
+        const s1 = by('two.fwd', SpanKind.SERVER);
+        const c2 = by('three.see', SpanKind.CLIENT);
+        const s2 = by('three.see', SpanKind.SERVER);
+        const rootSpan = by('root', SpanKind.INTERNAL);
+        const traceId = rootSpan.spanContext().traceId;
+        for (const s of [c1, s1, c2, s2]) assert.equal(s.spanContext().traceId, traceId);
+        const parent = (s: (typeof spans)[number]) => s.parentSpanContext?.spanId;
+        assert.equal(parent(c1), rootSpan.spanContext().spanId);
+        assert.equal(parent(s1), c1.spanContext().spanId);
+        assert.equal(parent(c2), s1.spanContext().spanId);
+        assert.equal(parent(s2), c2.spanContext().spanId);
+        assert.equal(s2.attributes['rpc.service'], 'three');
+      } finally {
+        await c.stop();
+      }
+    });
+  });
+});
