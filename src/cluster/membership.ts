@@ -107,6 +107,11 @@ const RANK: Record<MemberStatus, number> = { alive: 0, suspect: 1, down: 2, left
 
 interface Suspicion {
   startedAt: number;
+  /**
+   * Members whose own suspicion this node counted: the first suspecter and each independent
+   * confirmer (per authenticated sender). Empty for a suspicion that came from a push-pull view,
+   * which is never counted: it may be this node's own suspicion coming back.
+   */
   confirmations: Set<string>;
   timer: TimerHandle | undefined;
   rearmed: boolean;
@@ -166,6 +171,8 @@ export class Membership {
   /** Addresses being dialled for a node that is not (yet) a member: discovery joins and hearsay. */
   private readonly joining = new Set<string>();
   private readonly lastHint = new Map<string, number>();
+  /** When each down/left member that spoke to us was last told so (so it refutes at once). */
+  private readonly lastNudge = new Map<string, number>();
   private running = false;
   private left = false;
 
@@ -539,10 +546,17 @@ export class Membership {
     this.onChange(this.view(m), info);
   }
 
+  /**
+   * Lifeguard's dynamic suspicion timeout, with memberlist's k: `suspicionConfirmations`
+   * independent confirmations bring it from suspicionMaxMs down to suspicionMinMs (logarithmically).
+   * When fewer live members than k could confirm (the suspect and this node not counted), none is
+   * waited for: suspicionMinMs from the start.
+   */
   private suspicionTimeout(s: Suspicion): number {
     const { suspicionMinMs: min, suspicionMaxMs: max } = this.timing;
-    const k = Math.max(1, Math.min(this.timing.indirectChecks, this.live().length - 1));
-    const c = s.confirmations.size - 1;
+    const k = this.timing.suspicionConfirmations;
+    if (k <= 0 || this.live().length - 1 < k) return min;
+    const c = Math.max(0, s.confirmations.size - 1);
     const frac = Math.log(c + 1) / Math.log(k + 1);
     return Math.max(min, max - (max - min) * Math.min(1, frac));
   }
@@ -571,9 +585,13 @@ export class Membership {
     });
   }
 
-  private suspect(m: State, inc: number, by: string, reason: string): void {
+  /**
+   * `by` suspects `m` at `inc`: starts a suspicion, or confirms the running one. `counted` false
+   * (push-pull) starts one without counting anyone and never confirms one.
+   */
+  private suspect(m: State, inc: number, by: string, reason: string, counted = true): void {
     if (m.status === 'suspect' && inc === m.incarnation && m.suspicion) {
-      if (!m.suspicion.confirmations.has(by)) {
+      if (counted && !m.suspicion.confirmations.has(by)) {
         m.suspicion.confirmations.add(by);
         this.armSuspicion(m);
       }
@@ -586,7 +604,7 @@ export class Membership {
     m.since = this.clock.now();
     m.suspicion = {
       startedAt: this.clock.now(),
-      confirmations: new Set([by]),
+      confirmations: counted ? new Set([by]) : new Set(),
       timer: undefined,
       rearmed: false,
     };
@@ -595,6 +613,10 @@ export class Membership {
     // node's sync might not have reached it, and only it can refute.
     this.tell(m.name, { type: 'suspect', name: m.name, incarnation: inc, by });
     this.emit(m, prev, reason, by);
+    // Someone else's suspicion: check it ourselves now rather than at its turn in the rotation. A
+    // failed probe is this node's independent confirmation (so a real failure is confirmed within
+    // one probe); an answered one confirms nothing, and the suspect refutes meanwhile.
+    if (by !== this.self.name) this.hint(m.name);
   }
 
   private markAlive(m: State, inc: number, address: Address, reason: string, by?: string): void {
@@ -635,6 +657,23 @@ export class Membership {
     m.since = this.clock.now();
     this.io.remove(m.name);
     this.emit(m, prev, 'leave', by);
+  }
+
+  /**
+   * A member this node holds down or left at the incarnation it still announces is talking to us:
+   * tell it (at most once per probe interval), so it refutes now rather than when a SYNC of ours
+   * happens to reach it. Heals a partition as soon as one connection crosses it.
+   */
+  private nudge(m: State): void {
+    const now = this.clock.now();
+    if ((this.lastNudge.get(m.name) ?? -Infinity) > now - this.timing.probeIntervalMs) return;
+    this.lastNudge.set(m.name, now);
+    this.tell(m.name, {
+      type: 'down',
+      name: m.name,
+      incarnation: m.incarnation,
+      by: this.self.name,
+    });
   }
 
   /** Someone says we are suspect/down/left: outlive the rumour with a higher incarnation. */
@@ -716,6 +755,16 @@ export class Membership {
       // incarnation, so our SYNC_REPLY reaches it and it can refute) and clear its dial backoff.
       // A newer incarnation does the same through markAlive below.
       this.io.learn(name, m.address, inc);
+      if (m.status === 'down' || m.status === 'left') this.nudge(m);
+    }
+    if (reason === 'sync' && !firstHand && (status === 'down' || status === 'suspect')) {
+      // Push-pull (memberlist's mergeState): another node's verdict is only a reason to suspect,
+      // never a `down` here, and never a confirmation: it may be an old verdict from the other
+      // side of a healed partition, or this node's own suspicion coming back. The member is told
+      // (see `suspect`) and refutes; a real failure is confirmed by probes.
+      if (inc === m.incarnation && m.status === 'alive')
+        this.suspect(m, inc, teller, reason, false);
+      return false;
     }
     const newer = inc > m.incarnation;
     const stronger = inc === m.incarnation && RANK[status] > RANK[m.status];
@@ -798,10 +847,17 @@ export class Membership {
     if (m) this.tell(m.name, { type: 'sync', entries: this.snapshot() });
   }
 
+  /**
+   * Re-dials down members (each at most once per tick and while no dial to it is in flight; the
+   * dial limiter backs off addresses that keep failing), at most `learnPerMessage` per tick.
+   * Every down member is tried, not one: after a partition any crossing connection heals it.
+   */
   private reconnectDown(): void {
-    const down = [...this.members.values()].filter((m) => m.status === 'down');
-    const [m] = this.pickRandom(down, 1);
-    if (m) this.join(m.address).catch(() => {});
+    const down = [...this.members.values()].filter(
+      (m) => m.status === 'down' && !this.joining.has(formatAddress(m.address)),
+    );
+    for (const m of this.pickRandom(down, this.limits.learnPerMessage))
+      this.join(m.address).catch(() => {});
   }
 
   /**
@@ -830,6 +886,7 @@ export class Membership {
       if ((m.status === 'down' || m.status === 'left') && m.since < cutoff) {
         this.members.delete(m.name);
         this.lastHint.delete(m.name);
+        this.lastNudge.delete(m.name);
         this.io.remove(m.name);
       }
     }
