@@ -110,8 +110,10 @@ export class ClusterNode extends EventEmitter<FoundationNodeEvents> {
           burst: opts.dialLimits.burst,
           backoffBaseMs:
             opts.dialLimits.backoffBaseMs ?? Math.min(100, opts.timing.probeIntervalMs / 2),
+          // Half the reconnect interval: the once-per-tick re-dial of a down member is never
+          // refused by its own backoff, so after a partition every tick sends a fresh SYN.
           backoffMaxMs:
-            opts.dialLimits.backoffMaxMs ?? Math.max(1000, opts.timing.reconnectIntervalMs),
+            opts.dialLimits.backoffMaxMs ?? Math.max(500, opts.timing.reconnectIntervalMs / 2),
         },
         maxPendingConnections: opts.maxPendingConnections,
         maxPendingPerSource: opts.maxPendingPerSource,

@@ -117,9 +117,10 @@ export interface FoundationOptions {
   /** Handshake deadline in ms. Default 5000. */
   handshakeTimeoutMs?: number;
   /**
-   * TCP connect deadline in ms. Default from the preset: max(1000, probeIntervalMs), at most 3000
-   * (`local` and `lan` 1000, `wan` 3000). Short, so a dial whose SYNs a dead link swallows gives
-   * way to the next re-dial soon after the link is back.
+   * TCP connect deadline in ms. Default from the preset: max(500, probeIntervalMs / 2), at most
+   * 3000 (`local` and `lan` 500, `wan` 2500). Short, so a dial whose SYN a dead link swallowed
+   * gives way to the next re-dial soon after the link is back (a lost SYN is retransmitted only
+   * after 1 s anyway).
    */
   connectTimeoutMs?: number;
   /**
@@ -150,7 +151,7 @@ export interface FoundationOptions {
    * Outbound dial limits (docs/membership.md, "Dial limits"). Defaults: `ratePerSec` 50 dials/s,
    * `burst` 100, per-address backoff after a failed dial from `backoffBaseMs` (default
    * min(100, probeIntervalMs / 2) ms) doubling up to `backoffMaxMs` (default
-   * max(1000, reconnectIntervalMs) ms). Higher rates: faster formation of very large clusters;
+   * max(500, reconnectIntervalMs / 2) ms). Higher rates: faster formation of very large clusters;
    * lower: fewer connections anyone can make this node open.
    */
   dialLimits?: Partial<DialLimitOptions>;
@@ -652,7 +653,7 @@ function resolveParsed(
     handshakeTimeoutMs: o.handshakeTimeoutMs ?? DEFAULTS.handshakeTimeoutMs,
     connectTimeoutMs:
       o.connectTimeoutMs ??
-      Math.min(DEFAULTS.connectTimeoutMs, Math.max(1000, timing.probeIntervalMs)),
+      Math.min(DEFAULTS.connectTimeoutMs, Math.max(500, timing.probeIntervalMs / 2)),
     maxPendingConnections,
     maxPendingPerSource,
     firstByteTimeoutMs: o.firstByteTimeoutMs ?? DEFAULTS.firstByteTimeoutMs,

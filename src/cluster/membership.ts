@@ -135,8 +135,10 @@ interface Probe {
   /** Members asked to probe the target: only they (and the target) may answer for it. */
   helpers: Set<string>;
   timer: TimerHandle | undefined;
-  nacks: number;
-  expectedNacks: number;
+  /** Helpers that answered NACK (they reached us, not the target). */
+  nacked: Set<string>;
+  /** A round-robin probe (only those move local health on their outcome, as in memberlist). */
+  rotation: boolean;
   done: (acked: boolean) => void;
 }
 
@@ -173,6 +175,8 @@ export class Membership {
   private readonly lastHint = new Map<string, number>();
   /** When each down/left member that spoke to us was last told so (so it refutes at once). */
   private readonly lastNudge = new Map<string, number>();
+  /** Re-dials of down members waiting for their address's backoff to end (one per member). */
+  private readonly redials = new Map<string, TimerHandle>();
   private running = false;
   private left = false;
 
@@ -326,6 +330,8 @@ export class Membership {
     for (const r of this.relays.values()) r.timer.cancel();
     this.relays.clear();
     for (const m of this.members.values()) m.suspicion?.timer?.cancel();
+    for (const t of this.redials.values()) t.cancel();
+    this.redials.clear();
   }
 
   /** Largest incarnation of another node this node accepts now (see INCARNATION_LEAD_MS). */
@@ -398,7 +404,7 @@ export class Membership {
     if ((this.lastHint.get(name) ?? -Infinity) > now - this.timing.probeIntervalMs) return;
     this.lastHint.set(name, now);
     for (const p of this.probes.values()) if (p.target === name) return;
-    this.probe(name, () => {});
+    this.probe(name, () => {}, false);
   }
 
   // ---- probing ----
@@ -443,8 +449,10 @@ export class Membership {
       this.scheduleRound(interval);
       return;
     }
-    this.probe(target, () =>
-      this.scheduleRound(Math.max(0, started + interval - this.clock.now())),
+    this.probe(
+      target,
+      () => this.scheduleRound(Math.max(0, started + interval - this.clock.now())),
+      true,
     );
   }
 
@@ -454,7 +462,7 @@ export class Membership {
     return this.clock.setTimeout(() => fn(this.clock.now() - due > this.timing.lagToleranceMs), ms);
   }
 
-  private probe(target: string, finished: () => void): void {
+  private probe(target: string, finished: () => void, rotation: boolean): void {
     const seq = ++this.seq;
     const timeout = this.scale(this.timing.probeTimeoutMs);
     const indirectWindow = this.scale(
@@ -468,12 +476,12 @@ export class Membership {
       target,
       helpers: new Set(),
       timer: undefined,
-      nacks: 0,
-      expectedNacks: 0,
+      nacked: new Set(),
+      rotation,
       done: (acked) => {
         p.timer?.cancel();
         this.probes.delete(seq);
-        if (acked) this.adjustAwareness(-1);
+        if (acked && rotation) this.adjustAwareness(-1);
         finished();
       },
     };
@@ -502,14 +510,19 @@ export class Membership {
         p.helpers.add(h.name);
         this.tell(h.name, { type: 'ping-req', seq, target });
       }
-      p.expectedNacks = helpers.length;
+
       p.timer = this.after(indirectWindow, (late2) => {
         if (late2) {
           this.adjustAwareness(1);
           return p.done(false);
         }
-        // Lifeguard: helpers that did not even nack suggest the problem is on our side.
-        if (p.expectedNacks > 0 && p.nacks < p.expectedNacks) this.adjustAwareness(1);
+        // Lifeguard: helpers that did not even nack suggest the problem is on our side, unless
+        // another helper's nack arrived in time (then this node's loop and links work, and the
+        // silent ones are more likely cut off themselves). Silent helpers are probed now rather
+        // than at their turn, so a partition is found in about one probe, not a rotation pass.
+        const silent = [...p.helpers].filter((h) => !p.nacked.has(h));
+        if (silent.length > 0 && p.nacked.size === 0 && rotation) this.adjustAwareness(1);
+        for (const h of silent) this.hint(h);
         const m = this.members.get(target);
         // Suspect it, or confirm an existing suspicion independently (Lifeguard: each
         // independent confirmation shortens the suspicion timeout).
@@ -856,8 +869,28 @@ export class Membership {
     const down = [...this.members.values()].filter(
       (m) => m.status === 'down' && !this.joining.has(formatAddress(m.address)),
     );
-    for (const m of this.pickRandom(down, this.limits.learnPerMessage))
-      this.join(m.address).catch(() => {});
+    for (const m of this.pickRandom(down, this.limits.learnPerMessage)) this.redial(m);
+  }
+
+  /**
+   * One re-dial of a down member. When the dial limiter still backs its address off (its last
+   * dial failed less than the backoff ago, e.g. timed out just before this tick), it is tried
+   * again the moment the backoff ends, once, rather than a whole reconnect interval later.
+   */
+  private redial(m: State, retry = true): void {
+    this.join(m.address).catch((err: unknown) => {
+      if (!retry || !(err instanceof FoundationError) || err.code !== 'FND_ERR_DIAL_RATE_LIMITED')
+        return;
+      const wait = err.data?.retryInMs;
+      if (err.data?.reason !== 'backoff' || typeof wait !== 'number') return;
+      if (wait >= this.timing.reconnectIntervalMs || this.redials.has(m.name)) return;
+      const timer = this.clock.setTimeout(() => {
+        this.redials.delete(m.name);
+        if (this.running && m.status === 'down' && this.members.get(m.name) === m)
+          this.redial(m, false);
+      }, wait + 1);
+      this.redials.set(m.name, timer);
+    });
   }
 
   /**
@@ -938,6 +971,13 @@ export class Membership {
       }
     }
     const teller = from.name;
+    // A member this node holds down or left is cut off from us: what it says about others is
+    // stale at best (TCP even delivers, when a partition heals, verdicts it queued during the
+    // split), so only what it says about itself and about this node counts, and it is told it is
+    // down so it refutes at once. A suspect sender's DOWN counts as its suspicion only.
+    const senderStatus = this.members.get(teller)?.status;
+    const cutOff = senderStatus === 'down' || senderStatus === 'left';
+    if (cutOff) this.nudge(this.members.get(teller)!);
     switch (msg.type) {
       case 'ping':
         // An ack only if the ping is for us (not for a previous owner of this address).
@@ -959,7 +999,7 @@ export class Membership {
       }
       case 'nack': {
         const p = this.probes.get(msg.seq);
-        if (p?.helpers.has(teller)) p.nacks++;
+        if (p?.helpers.has(teller)) p.nacked.add(teller);
         return;
       }
       case 'ping-req': {
@@ -987,19 +1027,22 @@ export class Membership {
         );
         return;
       case 'suspect':
-      case 'down':
+      case 'down': {
+        if (cutOff && msg.name !== this.self.name && msg.name !== teller) return;
+        const weak = msg.type === 'down' && senderStatus === 'suspect';
         this.apply(
           {
             name: msg.name,
             inc: msg.incarnation,
-            status: msg.type,
+            status: weak ? 'suspect' : msg.type,
             address: undefined,
             teller,
-            reason: msg.type === 'suspect' ? 'suspected' : 'declared-down',
+            reason: msg.type === 'suspect' || weak ? 'suspected' : 'declared-down',
           },
           undefined,
         );
         return;
+      }
       case 'leave':
         this.apply(
           {
@@ -1014,12 +1057,15 @@ export class Membership {
         );
         return;
       case 'sync':
-        this.merge(msg.entries, teller);
-        this.tell(teller, { type: 'sync-reply', entries: this.snapshot() });
+      case 'sync-reply': {
+        const entries = cutOff
+          ? msg.entries.filter((e) => e.name === teller || e.name === this.self.name)
+          : msg.entries;
+        this.merge(entries, teller);
+        if (msg.type === 'sync')
+          this.tell(teller, { type: 'sync-reply', entries: this.snapshot() });
         return;
-      case 'sync-reply':
-        this.merge(msg.entries, teller);
-        return;
+      }
     }
   }
 }
