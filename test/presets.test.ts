@@ -90,7 +90,7 @@ describe('presets', () => {
   });
 
   it('suspicionConfirmations is memberlist-style k per preset and can be overridden within 0–16', () => {
-    assert.equal(PRESETS.local.suspicionConfirmations, 1);
+    assert.equal(PRESETS.local.suspicionConfirmations, 2);
     assert.equal(PRESETS.lan.suspicionConfirmations, 1);
     assert.equal(PRESETS.wan.suspicionConfirmations, 4);
     assert.equal(

@@ -41,7 +41,9 @@ export const PRESETS: Readonly<Record<PresetName, Readonly<MembershipTiming>>> =
     indirectChecks: 2,
     suspicionMinMs: 800,
     suspicionMaxMs: 1400,
-    suspicionConfirmations: 1,
+    // Two, as five nodes had before issue 14 (memberlist's local k is 1): off loopback, where
+    // `local` does not belong, one confirmation made it declare even more healthy members down.
+    suspicionConfirmations: 2,
     syncIntervalMs: 2_000,
     reconnectIntervalMs: 500,
     downRetentionMs: 60_000,
