@@ -510,7 +510,6 @@ export class Membership {
         p.helpers.add(h.name);
         this.tell(h.name, { type: 'ping-req', seq, target });
       }
-
       p.timer = this.after(indirectWindow, (late2) => {
         if (late2) {
           this.adjustAwareness(1);

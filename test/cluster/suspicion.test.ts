@@ -49,16 +49,20 @@ function hello(name: string, incarnation = BASE_INC): PeerHello {
 function setup(others: string[], over: Partial<typeof timing> = {}, silent: string[] = []) {
   const clock = new ManualClock();
   const events: Event[] = [];
-  const sent: Array<{ to: string; msg: unknown[] }> = [];
+  const sent: Array<{ to: string; msg: unknown[]; health: number }> = [];
   let m!: Membership;
   const io = {
     send(to: string, msg: unknown[]) {
-      sent.push({ to, msg });
+      sent.push({ to, msg, health: m?.health ?? 0 });
       // Answer pings (direct or relayed) at once unless the target is silent.
       if (msg[0] === MSG.PING && !silent.includes(to))
         queueMicrotask(() => m.handle(hello(to), [MSG.ACK, msg[1]]));
-      if (msg[0] === MSG.PING_REQ && !silent.includes(msg[2] as string))
-        queueMicrotask(() => m.handle(hello(to), [MSG.ACK, msg[1]]));
+      // A helper answers for the target (ACK), or says it could not reach it (NACK); a silent
+      // helper says nothing.
+      if (msg[0] === MSG.PING_REQ && !silent.includes(to)) {
+        const answer = silent.includes(msg[2] as string) ? MSG.NACK : MSG.ACK;
+        queueMicrotask(() => m.handle(hello(to), [answer, msg[1]]));
+      }
     },
     join: () => new Promise<never>(() => {}),
     learn() {},
@@ -282,5 +286,86 @@ describe('healing: a member held down that speaks to this node is told so', () =
     await t.tick(timing.probeIntervalMs + 10);
     t.m.acceptPeer('x', hello('x').address, BASE_INC);
     assert.equal(t.sent.filter((s) => s.to === 'x' && s.msg[0] === MSG.DOWN).length, 2);
+  });
+});
+
+describe('verdicts of members this node cannot reach', () => {
+  it('a member held down speaks only for itself: its SUSPECT, DOWN and SYNC entries about others are ignored, and it is told it is down', async () => {
+    const t = setup(['a', 'b', 'x']);
+    t.say('b', { type: 'down', name: 'a', incarnation: BASE_INC, by: 'b' });
+    assert.equal(t.m.status('a'), 'down');
+    t.events.length = 0;
+    t.sent.length = 0;
+    // Verdicts it queued during a partition, delivered when the link came back.
+    t.say('a', { type: 'suspect', name: 'x', incarnation: BASE_INC, by: 'a' });
+    t.say('a', { type: 'down', name: 'x', incarnation: BASE_INC, by: 'a' });
+    t.say('a', { type: 'sync', entries: [t.entry('a', 'alive'), t.entry('x', 'down')] });
+    assert.equal(t.m.status('x'), 'alive');
+    assert.deepEqual(t.events, [], 'no event about x from a member held down');
+    const told = t.sent.filter((s) => s.to === 'a' && s.msg[0] === MSG.DOWN && s.msg[1] === 'a');
+    assert.equal(told.length, 1, 'told once (per probe interval) that it is down, so it refutes');
+    // It refutes: alive again, and from then on its verdicts count.
+    t.say('a', {
+      type: 'alive',
+      name: 'a',
+      incarnation: BASE_INC + 1,
+      address: hello('a').address,
+    });
+    assert.equal(t.m.status('a'), 'alive');
+    t.say('a', { type: 'suspect', name: 'x', incarnation: BASE_INC, by: 'a' });
+    assert.equal(t.m.status('x'), 'suspect');
+  });
+
+  it('a member held down may still say this node is down: this node refutes', async () => {
+    const t = setup(['a', 'b']);
+    t.say('b', { type: 'down', name: 'a', incarnation: BASE_INC, by: 'b' });
+    const before = t.m.selfIncarnation;
+    t.say('a', { type: 'sync', entries: [t.entry('a', 'alive'), t.entry('me', 'down')] });
+    assert.ok(t.m.selfIncarnation > before, 'refuted with a higher incarnation');
+  });
+
+  it('a DOWN from a member held suspect counts only as its suspicion', async () => {
+    const t = setup(['a', 'b', 'c', 'x']);
+    t.say('b', { type: 'suspect', name: 'a', incarnation: BASE_INC, by: 'b' });
+    t.say('a', { type: 'down', name: 'x', incarnation: BASE_INC, by: 'a' });
+    assert.equal(t.m.status('x'), 'suspect');
+    const e = t.events.find((ev) => ev.member === 'x');
+    assert.deepEqual([e?.status, e?.reason, e?.by], ['suspect', 'suspected', 'a']);
+  });
+});
+
+describe('probing: silent helpers and local health', () => {
+  it('helpers that neither ACK nor NACK are probed at once; a NACK in time keeps health at 0', async () => {
+    // x is the silent target, c a silent helper; a and b answer NACK for x.
+    const t = setup(['a', 'b', 'c', 'x'], {}, ['x', 'c']);
+    for (let i = 0; i < 40 && t.m.status('x') !== 'suspect'; i++) await t.tick(100);
+    assert.equal(t.m.status('x'), 'suspect');
+    const reqs = t.sent.filter((s) => s.msg[0] === MSG.PING_REQ && s.msg[2] === 'x');
+    assert.ok(
+      reqs.some((s) => s.to === 'c'),
+      `c was asked to help: ${JSON.stringify(reqs)}`,
+    );
+    // In the same step that suspects x (before its SUSPECT goes out), c is pinged.
+    const i = t.sent.findIndex((s) => s.msg[0] === MSG.SUSPECT && s.msg[1] === 'x');
+    const lastReq = t.sent
+      .slice(0, i)
+      .map((s) => s.msg[0] === MSG.PING_REQ && s.msg[2] === 'x')
+      .lastIndexOf(true);
+    assert.ok(
+      t.sent.slice(lastReq, i).some((s) => s.to === 'c' && s.msg[0] === MSG.PING),
+      'the silent helper c is probed right after the failed probe',
+    );
+    // Health as it was at every message sent (a later ACK may lower it again at once).
+    assert.equal(
+      Math.max(...t.sent.map((s) => s.health)),
+      0,
+      'a and b nacked in time: this node is not the problem',
+    );
+  });
+
+  it('when every helper stays silent, health rises (the problem may be this node)', async () => {
+    const t = setup(['a', 'b', 'x'], {}, ['x', 'a', 'b']);
+    for (let i = 0; i < 40 && t.m.health === 0; i++) await t.tick(100);
+    assert.ok(t.m.health >= 1);
   });
 });
