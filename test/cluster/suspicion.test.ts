@@ -8,6 +8,7 @@ import { describe, it } from 'node:test';
 import { type ChangeInfo, type Member, Membership } from '../../src/cluster/membership.js';
 import { PRESETS } from '../../src/cluster/presets.js';
 import { encodeMembership, type MembershipMessage } from '../../src/cluster/wire.js';
+import { FoundationError } from '../../src/errors.js';
 import { ManualClock } from '../../src/testing.js';
 import type { PeerHello } from '../../src/transport/link.js';
 import { MSG } from '../../src/transport/protocol.js';
@@ -46,7 +47,13 @@ function hello(name: string, incarnation = BASE_INC): PeerHello {
 }
 
 /** `me` plus `others` met first-hand; `silent` members never answer a probe. */
-function setup(others: string[], over: Partial<typeof timing> = {}, silent: string[] = []) {
+function setup(
+  others: string[],
+  over: Partial<typeof timing> = {},
+  silent: string[] = [],
+  join: (address: { host: string; port: number }) => Promise<PeerHello> = () =>
+    new Promise<never>(() => {}),
+) {
   const clock = new ManualClock();
   const events: Event[] = [];
   const sent: Array<{ to: string; msg: unknown[]; health: number }> = [];
@@ -64,7 +71,7 @@ function setup(others: string[], over: Partial<typeof timing> = {}, silent: stri
         queueMicrotask(() => m.handle(hello(to), [answer, msg[1]]));
       }
     },
-    join: () => new Promise<never>(() => {}),
+    join,
     learn() {},
     keepAlive() {},
     disconnect() {},
@@ -367,5 +374,41 @@ describe('probing: silent helpers and local health', () => {
     const t = setup(['a', 'b', 'x'], {}, ['x', 'a', 'b']);
     for (let i = 0; i < 40 && t.m.health === 0; i++) await t.tick(100);
     assert.ok(t.m.health >= 1);
+  });
+});
+
+describe('re-dialling down members', () => {
+  it('every down member is re-dialled each reconnect interval; one refused by its backoff is retried when the backoff ends', async () => {
+    const dials: Array<{ host: string; at: number }> = [];
+    let clock!: ManualClock;
+    const t = setup(['a', 'b', 'c', 'x'], { reconnectIntervalMs: 1000 }, [], (address) => {
+      dials.push({ host: address.host, at: clock.now() });
+      // c's address is still backed off for 300 ms after a failed dial.
+      if (
+        address.host === hello('c').address.host &&
+        dials.filter((d) => d.host === address.host).length === 1
+      )
+        return Promise.reject(
+          new FoundationError('FND_ERR_DIAL_RATE_LIMITED', 'backed off', {
+            reason: 'backoff',
+            retryInMs: 300,
+          }),
+        );
+      return Promise.reject(new Error('connect ETIMEDOUT'));
+    });
+    clock = t.clock;
+    for (const n of ['a', 'b', 'c'])
+      t.say('x', { type: 'down', name: n, incarnation: BASE_INC, by: 'x' });
+    const start = t.clock.now();
+    await t.tick(1500);
+    const first = dials.filter((d) => d.at - start <= 1000).map((d) => d.host);
+    assert.deepEqual(
+      [...first].sort(),
+      ['a', 'b', 'c'].map((n) => hello(n).address.host).sort(),
+      'all three down members dialled in one reconnect tick',
+    );
+    const c = dials.filter((d) => d.host === hello('c').address.host);
+    assert.equal(c.length, 2, 'c dialled again once its backoff ended');
+    assert.ok(c[1]!.at - c[0]!.at >= 300 && c[1]!.at - c[0]!.at < 1000, JSON.stringify(c));
   });
 });
