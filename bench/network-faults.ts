@@ -100,6 +100,13 @@ async function blackhole(c: FaultCluster, line: Line): Promise<void> {
   );
   line.first_suspect_ms = seen.firstSuspectMs;
   line.all_down_ms = seen.allDownMs;
+  // n5's own view: nobody can confirm its suspicions, so it waits suspicionMaxMs.
+  line.isolated_node_all_down_ms = detection(
+    ev,
+    t0,
+    ['n5'],
+    others.map((i) => c.names[i]!),
+  ).allDownMs;
   const during = falseVerdicts(ev, t0, now(), (o, m) => o !== 'n5' && m !== 'n5');
   line.false_suspects = during.suspects;
   line.false_downs = during.downs;

@@ -33,6 +33,7 @@ describe('membership on real links: partition, blackhole, loss, latency (lan)', 
     const t1 = now();
     c.clear();
     await c.allAlive(HEAL_MS, `every node to see every node alive after the ${what} healed`);
+    console.log(`# ${what}: all alive ${Math.round(now() - t1)} ms after the heal (not asserted)`);
     await sleep(SETTLE_MS);
     const late = falseVerdicts(c.events(t1), t1, now(), () => true);
     assert.deepEqual(
@@ -44,7 +45,9 @@ describe('membership on real links: partition, blackhole, loss, latency (lan)', 
   };
 
   before(async () => {
+    const t = now();
     c = await FaultCluster.start({ n: 5, preset: 'lan', viaSwitch: true }, FORM_MS);
+    console.log(`# formed in ${Math.round(now() - t)} ms (not asserted)`);
   });
 
   after(async () => {
@@ -59,18 +62,22 @@ describe('membership on real links: partition, blackhole, loss, latency (lan)', 
     c.partition([0, 1], [2, 3, 4]);
     await c.allDown([0, 1], [2, 3, 4], DETECT_MS, 'the minority to declare the majority down');
     await c.allDown([2, 3, 4], [0, 1], DETECT_MS, 'the majority to declare the minority down');
+    console.log(`# partition: both sides down after ${Math.round(now() - t0)} ms (not asserted)`);
     const side = (n: string) => minority.includes(n);
     const during = falseVerdicts(c.events(t0), t0, now(), (o, m) => side(o) === side(m));
     assert.deepEqual(during.downList, [], 'no memberDown between nodes on the same side');
     await healAndCheck('partition');
   });
 
-  it('blackhole of n5 (no RST, no ICMP): n5 is declared down by all, declares all down, and rejoins', async () => {
+  it('blackhole of n5 (no RST, no ICMP): n5 is declared down by all and rejoins, though it still suspects everyone', async () => {
     const c = cluster();
     const t0 = now();
     c.blackhole(4);
     await c.allDown([0, 1, 2, 3], [4], DETECT_MS, 'n1–n4 to declare the blackholed n5 down');
-    await c.allDown([4], [0, 1, 2, 3], DETECT_MS, 'n5 to declare everyone it cannot reach down');
+    // n5 itself suspects everyone, but nobody can confirm its suspicions: it would wait
+    // suspicionMaxMs (24 s) to declare them down (Lifeguard: a lone suspecter may be the problem).
+    // Healed before that, its suspicions must end in refutations, not downs.
+    console.log(`# blackhole: detected after ${Math.round(now() - t0)} ms (not asserted)`);
     const during = falseVerdicts(c.events(t0), t0, now(), (o, m) => o !== 'n5' && m !== 'n5');
     assert.deepEqual(
       during.downList,
