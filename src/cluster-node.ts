@@ -8,7 +8,7 @@ import { chooseStrategy } from './discovery/auto.js';
 import { FallbackStrategy } from './discovery/fallback.js';
 import type { DiscoveryContext, DiscoveryStrategy } from './discovery/strategy.js';
 import { FoundationError } from './errors.js';
-import { isLoopback, type ResolvedOptions } from './options.js';
+import { isLoopback, presetWarning, type ResolvedOptions } from './options.js';
 import { encode } from './transport/codec.js';
 import type { Identity } from './transport/handshake.js';
 import { PeerManager } from './transport/peers.js';
@@ -121,8 +121,10 @@ export class ClusterNode extends EventEmitter<FoundationNodeEvents> {
           burst: opts.dialLimits.burst,
           backoffBaseMs:
             opts.dialLimits.backoffBaseMs ?? Math.min(100, opts.timing.probeIntervalMs / 2),
+          // Half the reconnect interval: the once-per-tick re-dial of a down member is never
+          // refused by its own backoff, so after a partition every tick sends a fresh SYN.
           backoffMaxMs:
-            opts.dialLimits.backoffMaxMs ?? Math.max(1000, opts.timing.reconnectIntervalMs),
+            opts.dialLimits.backoffMaxMs ?? Math.max(500, opts.timing.reconnectIntervalMs / 2),
         },
         maxPendingConnections: opts.maxPendingConnections,
         maxPendingPerSource: opts.maxPendingPerSource,
@@ -197,6 +199,9 @@ export class ClusterNode extends EventEmitter<FoundationNodeEvents> {
       // Gossip must never sign beats with the public `insecure` key.
       secret: this.opts.secretSource === 'insecure' ? undefined : this.opts.secret,
     });
+    const presetProblem = presetWarning(this.opts);
+    if (presetProblem)
+      this.log.warn({ preset: this.opts.preset, host: this.opts.host }, presetProblem);
     const bound = await this.peers.listen({ host: this.opts.host, port: this.opts.port });
     this.identity.address = { host: this.opts.advertiseHost, port: bound.port };
     this.address = formatAddress(this.identity.address);

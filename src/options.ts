@@ -85,8 +85,11 @@ export interface FoundationOptions {
   advertiseHost?: string | undefined;
   /** How to find other nodes. Default { strategy: 'auto' }. A DiscoveryStrategy object plugs in a custom one. */
   discovery?: DiscoveryOptions | DiscoveryStrategy;
-  /** Failure-detector timing. Default 'local' on loopback, else 'lan'. */
-  preset?: PresetName;
+  /**
+   * Failure-detector timing. Default 'auto': 'local' on loopback, else 'lan'. 'local' on a
+   * non-loopback host logs a warning at start: its 100 ms probe timeout flaps on real links.
+   */
+  preset?: PresetName | 'auto';
   /** Overrides of single timing fields of the preset. */
   membership?: Partial<MembershipTiming>;
   /** Allow a non-loopback listener without a secret. Default false: refuse to start. */
@@ -115,7 +118,12 @@ export interface FoundationOptions {
   requestTimeoutMs?: number;
   /** Handshake deadline in ms. Default 5000. */
   handshakeTimeoutMs?: number;
-  /** TCP connect deadline in ms. Default 3000. */
+  /**
+   * TCP connect deadline in ms. Default from the preset: max(500, probeIntervalMs / 2), at most
+   * 3000 (`local` and `lan` 500, `wan` 2500). Short, so a dial whose SYN a dead link swallowed
+   * gives way to the next re-dial soon after the link is back (a lost SYN is retransmitted only
+   * after 1 s anyway).
+   */
   connectTimeoutMs?: number;
   /**
    * Most inbound connections accepted but not yet authenticated, in total. Default 256. Higher:
@@ -145,7 +153,7 @@ export interface FoundationOptions {
    * Outbound dial limits (docs/membership.md, "Dial limits"). Defaults: `ratePerSec` 50 dials/s,
    * `burst` 100, per-address backoff after a failed dial from `backoffBaseMs` (default
    * min(100, probeIntervalMs / 2) ms) doubling up to `backoffMaxMs` (default
-   * max(1000, reconnectIntervalMs) ms). Higher rates: faster formation of very large clusters;
+   * max(500, reconnectIntervalMs / 2) ms). Higher rates: faster formation of very large clusters;
    * lower: fewer connections anyone can make this node open.
    */
   dialLimits?: Partial<DialLimitOptions>;
@@ -277,6 +285,7 @@ const timingSchema = z.strictObject({
   indirectChecks: z.number().int().min(0).max(16).optional(),
   suspicionMinMs: ms.optional(),
   suspicionMaxMs: ms.optional(),
+  suspicionConfirmations: z.number().int().min(0).max(16).optional(),
   syncIntervalMs: ms.optional(),
   reconnectIntervalMs: ms.optional(),
   downRetentionMs: ms.optional(),
@@ -302,7 +311,7 @@ const clusterSchema = z.strictObject({
   port: z.number().int().min(0).max(65535).optional(),
   advertiseHost: z.string().min(1).optional(),
   discovery: discoverySchema.optional(),
-  preset: z.enum(['local', 'lan', 'wan']).optional(),
+  preset: z.enum(['auto', 'local', 'lan', 'wan']).optional(),
   membership: timingSchema.optional(),
   insecure: z.boolean().optional(),
   tls: z
@@ -413,6 +422,16 @@ function parseWith<T>(zschema: z.ZodType<T>, input: unknown, prefix = ''): T {
     issue.code === 'unrecognized_keys' ? (issue as { keys: string[] }).keys : undefined;
   const path = unknownKeys ? [...issue.path, unknownKeys[0]] : issue.path;
   throw invalid(prefix + (path.length ? path.join('.') : '(options)'), issue.message);
+}
+
+/**
+ * Why the preset does not suit the host, or undefined. `local` (100 ms probe timeout, 0.8–1.4 s
+ * suspicions) is tuned for one host; on real links it flaps: measured at 20 % loss, 26–48 false
+ * downs a minute, and at 100 ms latency every probe fails (docs/membership.md, "Real networks").
+ */
+export function presetWarning(o: { preset: PresetName; host: string }): string | undefined {
+  if (o.preset !== 'local' || isLoopback(o.host)) return undefined;
+  return `preset "local" on the non-loopback host "${o.host}": its 100 ms probe timeout and ~1 s suspicions are for one machine; on a real network it reports healthy members down under a little loss or latency. Use preset "lan" (the default off loopback) or "wan".`;
 }
 
 export function isLoopback(host: string): boolean {
@@ -587,7 +606,8 @@ function resolveParsed(
       },
     );
   }
-  const preset = o.preset ?? (loopback ? 'local' : 'lan');
+  const preset =
+    o.preset === undefined || o.preset === 'auto' ? (loopback ? 'local' : 'lan') : o.preset;
   const timing: MembershipTiming = { ...PRESETS[preset] };
   for (const [k, v] of Object.entries(o.membership ?? {}))
     if (v !== undefined) (timing as unknown as Record<string, number>)[k] = v;
@@ -633,7 +653,9 @@ function resolveParsed(
     bulkThreshold: o.bulkThreshold ?? DEFAULTS.bulkThreshold,
     requestTimeoutMs: o.requestTimeoutMs ?? DEFAULTS.requestTimeoutMs,
     handshakeTimeoutMs: o.handshakeTimeoutMs ?? DEFAULTS.handshakeTimeoutMs,
-    connectTimeoutMs: o.connectTimeoutMs ?? DEFAULTS.connectTimeoutMs,
+    connectTimeoutMs:
+      o.connectTimeoutMs ??
+      Math.min(DEFAULTS.connectTimeoutMs, Math.max(500, timing.probeIntervalMs / 2)),
     maxPendingConnections,
     maxPendingPerSource,
     firstByteTimeoutMs: o.firstByteTimeoutMs ?? DEFAULTS.firstByteTimeoutMs,

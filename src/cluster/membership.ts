@@ -107,6 +107,11 @@ const RANK: Record<MemberStatus, number> = { alive: 0, suspect: 1, down: 2, left
 
 interface Suspicion {
   startedAt: number;
+  /**
+   * Members whose own suspicion this node counted: the first suspecter and each independent
+   * confirmer (per authenticated sender). Empty for a suspicion that came from a push-pull view,
+   * which is never counted: it may be this node's own suspicion coming back.
+   */
   confirmations: Set<string>;
   timer: TimerHandle | undefined;
   rearmed: boolean;
@@ -130,8 +135,10 @@ interface Probe {
   /** Members asked to probe the target: only they (and the target) may answer for it. */
   helpers: Set<string>;
   timer: TimerHandle | undefined;
-  nacks: number;
-  expectedNacks: number;
+  /** Helpers that answered NACK (they reached us, not the target). */
+  nacked: Set<string>;
+  /** A round-robin probe (only those move local health on their outcome, as in memberlist). */
+  rotation: boolean;
   done: (acked: boolean) => void;
 }
 
@@ -166,6 +173,10 @@ export class Membership {
   /** Addresses being dialled for a node that is not (yet) a member: discovery joins and hearsay. */
   private readonly joining = new Set<string>();
   private readonly lastHint = new Map<string, number>();
+  /** When each down/left member that spoke to us was last told so (so it refutes at once). */
+  private readonly lastNudge = new Map<string, number>();
+  /** Re-dials of down members waiting for their address's backoff to end (one per member). */
+  private readonly redials = new Map<string, TimerHandle>();
   private running = false;
   private left = false;
 
@@ -319,6 +330,8 @@ export class Membership {
     for (const r of this.relays.values()) r.timer.cancel();
     this.relays.clear();
     for (const m of this.members.values()) m.suspicion?.timer?.cancel();
+    for (const t of this.redials.values()) t.cancel();
+    this.redials.clear();
   }
 
   /** Largest incarnation of another node this node accepts now (see INCARNATION_LEAD_MS). */
@@ -391,7 +404,7 @@ export class Membership {
     if ((this.lastHint.get(name) ?? -Infinity) > now - this.timing.probeIntervalMs) return;
     this.lastHint.set(name, now);
     for (const p of this.probes.values()) if (p.target === name) return;
-    this.probe(name, () => {});
+    this.probe(name, () => {}, false);
   }
 
   // ---- probing ----
@@ -436,8 +449,10 @@ export class Membership {
       this.scheduleRound(interval);
       return;
     }
-    this.probe(target, () =>
-      this.scheduleRound(Math.max(0, started + interval - this.clock.now())),
+    this.probe(
+      target,
+      () => this.scheduleRound(Math.max(0, started + interval - this.clock.now())),
+      true,
     );
   }
 
@@ -447,7 +462,7 @@ export class Membership {
     return this.clock.setTimeout(() => fn(this.clock.now() - due > this.timing.lagToleranceMs), ms);
   }
 
-  private probe(target: string, finished: () => void): void {
+  private probe(target: string, finished: () => void, rotation: boolean): void {
     const seq = ++this.seq;
     const timeout = this.scale(this.timing.probeTimeoutMs);
     const indirectWindow = this.scale(
@@ -461,12 +476,12 @@ export class Membership {
       target,
       helpers: new Set(),
       timer: undefined,
-      nacks: 0,
-      expectedNacks: 0,
+      nacked: new Set(),
+      rotation,
       done: (acked) => {
         p.timer?.cancel();
         this.probes.delete(seq);
-        if (acked) this.adjustAwareness(-1);
+        if (acked && rotation) this.adjustAwareness(-1);
         finished();
       },
     };
@@ -495,14 +510,18 @@ export class Membership {
         p.helpers.add(h.name);
         this.tell(h.name, { type: 'ping-req', seq, target });
       }
-      p.expectedNacks = helpers.length;
       p.timer = this.after(indirectWindow, (late2) => {
         if (late2) {
           this.adjustAwareness(1);
           return p.done(false);
         }
-        // Lifeguard: helpers that did not even nack suggest the problem is on our side.
-        if (p.expectedNacks > 0 && p.nacks < p.expectedNacks) this.adjustAwareness(1);
+        // Lifeguard: helpers that did not even nack suggest the problem is on our side, unless
+        // another helper's nack arrived in time (then this node's loop and links work, and the
+        // silent ones are more likely cut off themselves). Silent helpers are probed now rather
+        // than at their turn, so a partition is found in about one probe, not a rotation pass.
+        const silent = [...p.helpers].filter((h) => !p.nacked.has(h));
+        if (silent.length > 0 && p.nacked.size === 0 && rotation) this.adjustAwareness(1);
+        for (const h of silent) this.hint(h);
         const m = this.members.get(target);
         // Suspect it, or confirm an existing suspicion independently (Lifeguard: each
         // independent confirmation shortens the suspicion timeout).
@@ -539,10 +558,17 @@ export class Membership {
     this.onChange(this.view(m), info);
   }
 
+  /**
+   * Lifeguard's dynamic suspicion timeout, with memberlist's k: `suspicionConfirmations`
+   * independent confirmations bring it from suspicionMaxMs down to suspicionMinMs (logarithmically).
+   * When fewer live members than k could confirm (the suspect and this node not counted), none is
+   * waited for: suspicionMinMs from the start.
+   */
   private suspicionTimeout(s: Suspicion): number {
     const { suspicionMinMs: min, suspicionMaxMs: max } = this.timing;
-    const k = Math.max(1, Math.min(this.timing.indirectChecks, this.live().length - 1));
-    const c = s.confirmations.size - 1;
+    const k = this.timing.suspicionConfirmations;
+    if (k <= 0 || this.live().length - 1 < k) return min;
+    const c = Math.max(0, s.confirmations.size - 1);
     const frac = Math.log(c + 1) / Math.log(k + 1);
     return Math.max(min, max - (max - min) * Math.min(1, frac));
   }
@@ -571,9 +597,13 @@ export class Membership {
     });
   }
 
-  private suspect(m: State, inc: number, by: string, reason: string): void {
+  /**
+   * `by` suspects `m` at `inc`: starts a suspicion, or confirms the running one. `counted` false
+   * (push-pull) starts one without counting anyone and never confirms one.
+   */
+  private suspect(m: State, inc: number, by: string, reason: string, counted = true): void {
     if (m.status === 'suspect' && inc === m.incarnation && m.suspicion) {
-      if (!m.suspicion.confirmations.has(by)) {
+      if (counted && !m.suspicion.confirmations.has(by)) {
         m.suspicion.confirmations.add(by);
         this.armSuspicion(m);
       }
@@ -586,7 +616,7 @@ export class Membership {
     m.since = this.clock.now();
     m.suspicion = {
       startedAt: this.clock.now(),
-      confirmations: new Set([by]),
+      confirmations: counted ? new Set([by]) : new Set(),
       timer: undefined,
       rearmed: false,
     };
@@ -595,6 +625,10 @@ export class Membership {
     // node's sync might not have reached it, and only it can refute.
     this.tell(m.name, { type: 'suspect', name: m.name, incarnation: inc, by });
     this.emit(m, prev, reason, by);
+    // Someone else's suspicion: check it ourselves now rather than at its turn in the rotation. A
+    // failed probe is this node's independent confirmation (so a real failure is confirmed within
+    // one probe); an answered one confirms nothing, and the suspect refutes meanwhile.
+    if (by !== this.self.name) this.hint(m.name);
   }
 
   private markAlive(m: State, inc: number, address: Address, reason: string, by?: string): void {
@@ -635,6 +669,23 @@ export class Membership {
     m.since = this.clock.now();
     this.io.remove(m.name);
     this.emit(m, prev, 'leave', by);
+  }
+
+  /**
+   * A member this node holds down or left at the incarnation it still announces is talking to us:
+   * tell it (at most once per probe interval), so it refutes now rather than when a SYNC of ours
+   * happens to reach it. Heals a partition as soon as one connection crosses it.
+   */
+  private nudge(m: State): void {
+    const now = this.clock.now();
+    if ((this.lastNudge.get(m.name) ?? -Infinity) > now - this.timing.probeIntervalMs) return;
+    this.lastNudge.set(m.name, now);
+    this.tell(m.name, {
+      type: 'down',
+      name: m.name,
+      incarnation: m.incarnation,
+      by: this.self.name,
+    });
   }
 
   /** Someone says we are suspect/down/left: outlive the rumour with a higher incarnation. */
@@ -716,6 +767,16 @@ export class Membership {
       // incarnation, so our SYNC_REPLY reaches it and it can refute) and clear its dial backoff.
       // A newer incarnation does the same through markAlive below.
       this.io.learn(name, m.address, inc);
+      if (m.status === 'down' || m.status === 'left') this.nudge(m);
+    }
+    if (reason === 'sync' && !firstHand && (status === 'down' || status === 'suspect')) {
+      // Push-pull (memberlist's mergeState): another node's verdict is only a reason to suspect,
+      // never a `down` here, and never a confirmation: it may be an old verdict from the other
+      // side of a healed partition, or this node's own suspicion coming back. The member is told
+      // (see `suspect`) and refutes; a real failure is confirmed by probes.
+      if (inc === m.incarnation && m.status === 'alive')
+        this.suspect(m, inc, teller, reason, false);
+      return false;
     }
     const newer = inc > m.incarnation;
     const stronger = inc === m.incarnation && RANK[status] > RANK[m.status];
@@ -798,10 +859,37 @@ export class Membership {
     if (m) this.tell(m.name, { type: 'sync', entries: this.snapshot() });
   }
 
+  /**
+   * Re-dials down members (each at most once per tick and while no dial to it is in flight; the
+   * dial limiter backs off addresses that keep failing), at most `learnPerMessage` per tick.
+   * Every down member is tried, not one: after a partition any crossing connection heals it.
+   */
   private reconnectDown(): void {
-    const down = [...this.members.values()].filter((m) => m.status === 'down');
-    const [m] = this.pickRandom(down, 1);
-    if (m) this.join(m.address).catch(() => {});
+    const down = [...this.members.values()].filter(
+      (m) => m.status === 'down' && !this.joining.has(formatAddress(m.address)),
+    );
+    for (const m of this.pickRandom(down, this.limits.learnPerMessage)) this.redial(m);
+  }
+
+  /**
+   * One re-dial of a down member. When the dial limiter still backs its address off (its last
+   * dial failed less than the backoff ago, e.g. timed out just before this tick), it is tried
+   * again the moment the backoff ends, once, rather than a whole reconnect interval later.
+   */
+  private redial(m: State, retry = true): void {
+    this.join(m.address).catch((err: unknown) => {
+      if (!retry || !(err instanceof FoundationError) || err.code !== 'FND_ERR_DIAL_RATE_LIMITED')
+        return;
+      const wait = err.data?.retryInMs;
+      if (err.data?.reason !== 'backoff' || typeof wait !== 'number') return;
+      if (wait >= this.timing.reconnectIntervalMs || this.redials.has(m.name)) return;
+      const timer = this.clock.setTimeout(() => {
+        this.redials.delete(m.name);
+        if (this.running && m.status === 'down' && this.members.get(m.name) === m)
+          this.redial(m, false);
+      }, wait + 1);
+      this.redials.set(m.name, timer);
+    });
   }
 
   /**
@@ -830,6 +918,7 @@ export class Membership {
       if ((m.status === 'down' || m.status === 'left') && m.since < cutoff) {
         this.members.delete(m.name);
         this.lastHint.delete(m.name);
+        this.lastNudge.delete(m.name);
         this.io.remove(m.name);
       }
     }
@@ -881,6 +970,13 @@ export class Membership {
       }
     }
     const teller = from.name;
+    // A member this node holds down or left is cut off from us: what it says about others is
+    // stale at best (TCP even delivers, when a partition heals, verdicts it queued during the
+    // split), so only what it says about itself and about this node counts, and it is told it is
+    // down so it refutes at once. A suspect sender's DOWN counts as its suspicion only.
+    const senderStatus = this.members.get(teller)?.status;
+    const cutOff = senderStatus === 'down' || senderStatus === 'left';
+    if (cutOff) this.nudge(this.members.get(teller)!);
     switch (msg.type) {
       case 'ping':
         // An ack only if the ping is for us (not for a previous owner of this address).
@@ -902,7 +998,7 @@ export class Membership {
       }
       case 'nack': {
         const p = this.probes.get(msg.seq);
-        if (p?.helpers.has(teller)) p.nacks++;
+        if (p?.helpers.has(teller)) p.nacked.add(teller);
         return;
       }
       case 'ping-req': {
@@ -930,19 +1026,22 @@ export class Membership {
         );
         return;
       case 'suspect':
-      case 'down':
+      case 'down': {
+        if (cutOff && msg.name !== this.self.name && msg.name !== teller) return;
+        const weak = msg.type === 'down' && senderStatus === 'suspect';
         this.apply(
           {
             name: msg.name,
             inc: msg.incarnation,
-            status: msg.type,
+            status: weak ? 'suspect' : msg.type,
             address: undefined,
             teller,
-            reason: msg.type === 'suspect' ? 'suspected' : 'declared-down',
+            reason: msg.type === 'suspect' || weak ? 'suspected' : 'declared-down',
           },
           undefined,
         );
         return;
+      }
       case 'leave':
         this.apply(
           {
@@ -957,12 +1056,15 @@ export class Membership {
         );
         return;
       case 'sync':
-        this.merge(msg.entries, teller);
-        this.tell(teller, { type: 'sync-reply', entries: this.snapshot() });
+      case 'sync-reply': {
+        const entries = cutOff
+          ? msg.entries.filter((e) => e.name === teller || e.name === this.self.name)
+          : msg.entries;
+        this.merge(entries, teller);
+        if (msg.type === 'sync')
+          this.tell(teller, { type: 'sync-reply', entries: this.snapshot() });
         return;
-      case 'sync-reply':
-        this.merge(msg.entries, teller);
-        return;
+      }
     }
   }
 }

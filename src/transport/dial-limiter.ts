@@ -23,7 +23,7 @@ export const DEFAULT_DIAL_RATE_PER_SEC = 50;
 export const DEFAULT_DIAL_BURST = 100;
 /**
  * Per-address backoff: 100 ms after the first failure, doubling up to 10 s. The cluster node sets
- * these from the timing preset (the re-dial backoff: ceiling max(1 s, reconnectIntervalMs)), so a
+ * these from the timing preset (ceiling max(500 ms, reconnectIntervalMs / 2)), so a
  * partition heals no slower than the preset's reconnect interval.
  */
 export const DEFAULT_DIAL_BACKOFF_BASE_MS = 100;
