@@ -96,6 +96,28 @@ export const ERRORS = {
     'A cluster-wide limit would be exceeded (names, group joins or subscriptions per node; see docs/distributed.md). Unregister or leave first, or raise the limit.',
   FND_ERR_UNKNOWN_KIND:
     'No behaviour is defined under that kind on the target node. Call node.define(kind, factory) on every node that may run it.',
+  FND_ERR_INVALID_ARGUMENT:
+    'An argument to a Foundation API is invalid (wrong type, empty, out of range); the message names it.',
+  FND_ERR_CONFIG_PATH:
+    'The config path is malformed or names nothing in the configuration. Paths are dot-separated keys (`app.db.host`); check the spelling against `node.config.get()`.',
+  FND_ERR_CONFIG_NOT_UPDATABLE:
+    'The config path is not declared updatable. Add it (or a `prefix.*` pattern covering it) to `config.updatable` at start.',
+  FND_ERR_CONFIG_INVALID:
+    'The configuration does not satisfy its schema; `data.path` names the offending path and `data.issue` says what is expected. Nothing was changed.',
+  FND_ERR_CONFIG_SOURCE:
+    'A configuration source could not be read: the config file is missing, unreadable or not JSON, or an environment variable mapped into the config is not valid; `data.source` says which.',
+  FND_ERR_NOT_AVAILABLE:
+    'This feature needs a layer that does not exist yet in this version (for example `config.setWithConsensus` needs the coordination layer). Use the documented alternative (`setClusterWide`).',
+  FND_ERR_CIRCUIT_OPEN:
+    'The circuit breaker of this protection key is open after repeated failures: the call was not made. It lets a trial call through after `halfOpenAfter` ms.',
+  FND_ERR_RATE_LIMITED:
+    'The rate limiter of this protection key has no points left in the current window: the call was not made. `data.retryAfterMs` says when to try again.',
+  FND_ERR_POOL_EXHAUSTED:
+    "No resource of this protection key's pool became free within `acquireTimeoutMs`: the call was not made. Raise `pool.max` or the timeout, or shed load.",
+  FND_ERR_UNKNOWN_PROTECTION:
+    'No protection is configured under that key. Call node.protection.configure(key, {...}) first.',
+  FND_ERR_EVENT_STORE:
+    'The event store could not be opened or used: the SQLite file is corrupted, not a database, or not writable, or better-sqlite3 is not installed; `data.reason` says which. The file is left untouched.',
 } as const;
 
 export type ErrorCode = keyof typeof ERRORS;

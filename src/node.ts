@@ -6,6 +6,9 @@ import { EventEmitter } from 'node:events';
 import type { Member } from './cluster/membership.js';
 import type { Messenger } from './cluster/messenger.js';
 import { ClusterNode, type FoundationNodeEvents } from './cluster-node.js';
+import type { Config } from './core/config.js';
+import { splitCoreOptions } from './core/options.js';
+import { CoreServices, type PreparedCore, prepareCore } from './core/services.js';
 import { contextFor, type DistContext } from './dist/context.js';
 import {
   checkSupName,
@@ -88,8 +91,10 @@ export class FoundationNode extends EventEmitter<FoundationNodeEvents> {
   readonly spawner: RemoteSpawn;
   /** Placement of distributed-supervisor children and singletons (docs/distributed.md). */
   private readonly placement: Placement;
+  /** Config, protection, telemetry, events and HTTP endpoints (docs/core-services.md). */
+  private readonly core: CoreServices;
 
-  private constructor(clusters: ClusterNode[]) {
+  private constructor(clusters: ClusterNode[], prepared: PreparedCore) {
     super();
     this.byName = new Map(clusters.map((c) => [c.clusterName, c]));
     const first = clusters[0]!;
@@ -117,6 +122,7 @@ export class FoundationNode extends EventEmitter<FoundationNodeEvents> {
     this.spawner = new RemoteSpawn(this.dist);
     this.placement = new Placement(this.dist, this.spawner, this.registry);
     this.monitor_ = new RuntimeMonitor(this.actors);
+    this.core = new CoreServices(prepared, this.dist);
     for (const c of clusters) {
       for (const event of FORWARDED) c.on(event, (m, info) => this.emit(event, m, info));
       c.on('memberUnreachable', (m, info) => this.emit('memberUnreachable', m, info));
@@ -341,6 +347,13 @@ export class FoundationNode extends EventEmitter<FoundationNodeEvents> {
     return this.actors.whereis(name);
   }
 
+  // ---- core services (docs/core-services.md) ----
+
+  /** The node's configuration: defaults → file → environment → runtime; cluster-wide values. */
+  get config(): Config {
+    return this.core.config;
+  }
+
   /**
    * `runtime.stats()`: actor count, total mailbox depth, event-loop delay and heap, with
    * plain-language warnings when thresholds are crossed.
@@ -352,8 +365,12 @@ export class FoundationNode extends EventEmitter<FoundationNodeEvents> {
    * to start, the ones already started are stopped and the error is thrown.
    */
   static async start(options: FoundationOptions = {}): Promise<FoundationNode> {
+    // Core-service options (config, http, events, telemetry) are checked and their sources read
+    // first: a bad config file or schema fails start before anything listens.
+    const { core, rest } = splitCoreOptions(options);
+    const prepared = await prepareCore(core);
     // Every cluster gets its secret here (loopback default: this user's), before anything listens.
-    const resolved = await withDefaultSecrets(resolveAll(options));
+    const resolved = await withDefaultSecrets(resolveAll(rest));
     const results = await Promise.allSettled(resolved.map((o) => ClusterNode.start(o)));
     const failed = results.find((r) => r.status === 'rejected');
     if (failed) {
@@ -364,6 +381,7 @@ export class FoundationNode extends EventEmitter<FoundationNodeEvents> {
     }
     const node = new FoundationNode(
       results.map((r) => (r as PromiseFulfilledResult<ClusterNode>).value),
+      prepared,
     );
     try {
       node.root = await Supervisor.start(node.actors, {
@@ -465,6 +483,7 @@ export class FoundationNode extends EventEmitter<FoundationNodeEvents> {
     this.registry.stop();
     this.groups.stop();
     this.pubsub.stop();
+    await this.core.stop();
     this.actors.shutdown();
     this.monitor_.stop();
     // Let the exit signals and DOWNs of those actors be written before the leave announcement.

@@ -1,0 +1,45 @@
+// The composition of the core services a node carries (config, protection, telemetry, events,
+// HTTP endpoints): prepared before the node listens (sources read, files opened, so a bad one
+// fails start cleanly), then attached to the cluster-wide layer once the node exists.
+import type { DistContext } from '../dist/context.js';
+import { Config, loadConfigSources, validateConfig } from './config.js';
+import { ConfigSync } from './config-sync.js';
+import type { CoreOptions } from './options.js';
+import { CORE_LIMITS } from './wire.js';
+
+/** What start() reads and opens before any socket: the base configuration. */
+export interface PreparedCore {
+  options: CoreOptions;
+  configBase: Record<string, unknown>;
+}
+
+export async function prepareCore(options: CoreOptions): Promise<PreparedCore> {
+  const configBase = await loadConfigSources(options.config ?? {});
+  validateConfig(options.config ?? {}, configBase);
+  return { options, configBase };
+}
+
+export class CoreServices {
+  readonly config: Config;
+  private readonly configSync: ConfigSync;
+
+  constructor(
+    prepared: PreparedCore,
+    dist: DistContext,
+  ) {
+    const opts = prepared.options;
+    this.config = new Config(
+      opts.config ?? {},
+      prepared.configBase,
+      dist.hlc,
+      dist.self,
+      dist.log.child({ layer: 'config' }),
+      () => loadConfigSources(opts.config ?? {}),
+    );
+    this.configSync = new ConfigSync(dist, this.config, CORE_LIMITS);
+  }
+
+  async stop(): Promise<void> {
+    this.configSync.stop();
+  }
+}
