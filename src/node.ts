@@ -8,6 +8,7 @@ import type { Messenger } from './cluster/messenger.js';
 import { ClusterNode, type FoundationNodeEvents } from './cluster-node.js';
 import type { Config } from './core/config.js';
 import { splitCoreOptions } from './core/options.js';
+import type { Protection } from './core/protection.js';
 import { CoreServices, type PreparedCore, prepareCore } from './core/services.js';
 import { contextFor, type DistContext } from './dist/context.js';
 import {
@@ -352,6 +353,11 @@ export class FoundationNode extends EventEmitter<FoundationNodeEvents> {
   /** The node's configuration: defaults → file → environment → runtime; cluster-wide values. */
   get config(): Config {
     return this.core.config;
+  }
+
+  /** Circuit breakers, rate limiters and pools per key around your calls: `execute(key, fn)`. */
+  get protection(): Protection {
+    return this.core.protection;
   }
 
   /**

@@ -5,6 +5,7 @@ import type { DistContext } from '../dist/context.js';
 import { Config, loadConfigSources, validateConfig } from './config.js';
 import { ConfigSync } from './config-sync.js';
 import type { CoreOptions } from './options.js';
+import { Protection } from './protection.js';
 import { CORE_LIMITS } from './wire.js';
 
 /** What start() reads and opens before any socket: the base configuration. */
@@ -22,11 +23,9 @@ export async function prepareCore(options: CoreOptions): Promise<PreparedCore> {
 export class CoreServices {
   readonly config: Config;
   private readonly configSync: ConfigSync;
+  readonly protection: Protection;
 
-  constructor(
-    prepared: PreparedCore,
-    dist: DistContext,
-  ) {
+  constructor(prepared: PreparedCore, dist: DistContext) {
     const opts = prepared.options;
     this.config = new Config(
       opts.config ?? {},
@@ -37,9 +36,16 @@ export class CoreServices {
       () => loadConfigSources(opts.config ?? {}),
     );
     this.configSync = new ConfigSync(dist, this.config, CORE_LIMITS);
+    this.protection = new Protection(
+      dist.log.child({ layer: 'protection' }),
+      () => dist.members.alive().length + 1,
+    );
+    dist.members.onUp(() => this.protection.membersChanged());
+    dist.members.onDown(() => this.protection.membersChanged());
   }
 
   async stop(): Promise<void> {
     this.configSync.stop();
+    await this.protection.stop();
   }
 }
