@@ -10,6 +10,7 @@ import type { Config } from './core/config.js';
 import { splitCoreOptions } from './core/options.js';
 import type { Protection } from './core/protection.js';
 import { CoreServices, type PreparedCore, prepareCore } from './core/services.js';
+import type { Telemetry } from './core/telemetry.js';
 import { contextFor, type DistContext } from './dist/context.js';
 import {
   checkSupName,
@@ -123,7 +124,18 @@ export class FoundationNode extends EventEmitter<FoundationNodeEvents> {
     this.spawner = new RemoteSpawn(this.dist);
     this.placement = new Placement(this.dist, this.spawner, this.registry);
     this.monitor_ = new RuntimeMonitor(this.actors);
-    this.core = new CoreServices(prepared, this.dist);
+    this.core = new CoreServices(prepared, this.dist, {
+      members: () => first.members(),
+      actors: () => ({
+        count: this.actors.size,
+        mailboxDepth: this.actors.mailboxDepth(),
+        dropped: this.actors.dropped,
+        crashes: this.actors.crashes,
+        runQueue: this.actors.scheduler.length,
+      }),
+      health: () => first.health,
+      registrySize: () => this.registry.size,
+    });
     for (const c of clusters) {
       for (const event of FORWARDED) c.on(event, (m, info) => this.emit(event, m, info));
       c.on('memberUnreachable', (m, info) => this.emit('memberUnreachable', m, info));
@@ -358,6 +370,11 @@ export class FoundationNode extends EventEmitter<FoundationNodeEvents> {
   /** Circuit breakers, rate limiters and pools per key around your calls: `execute(key, fn)`. */
   get protection(): Protection {
     return this.core.protection;
+  }
+
+  /** Metrics (prom-client): your own, every layer's, runtime figures; cluster-wide gathering. */
+  get telemetry(): Telemetry {
+    return this.core.telemetry;
   }
 
   /**

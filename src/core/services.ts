@@ -6,6 +6,7 @@ import { Config, loadConfigSources, validateConfig } from './config.js';
 import { ConfigSync } from './config-sync.js';
 import type { CoreOptions } from './options.js';
 import { Protection } from './protection.js';
+import { Telemetry, type TelemetrySource } from './telemetry.js';
 import { CORE_LIMITS } from './wire.js';
 
 /** What start() reads and opens before any socket: the base configuration. */
@@ -24,8 +25,9 @@ export class CoreServices {
   readonly config: Config;
   private readonly configSync: ConfigSync;
   readonly protection: Protection;
+  readonly telemetry: Telemetry;
 
-  constructor(prepared: PreparedCore, dist: DistContext) {
+  constructor(prepared: PreparedCore, dist: DistContext, source: TelemetrySource) {
     const opts = prepared.options;
     this.config = new Config(
       opts.config ?? {},
@@ -40,6 +42,12 @@ export class CoreServices {
       dist.log.child({ layer: 'protection' }),
       () => dist.members.alive().length + 1,
     );
+    this.telemetry = new Telemetry(
+      dist,
+      source,
+      CORE_LIMITS,
+      opts.telemetry?.runtimeMetrics ?? true,
+    );
     dist.members.onUp(() => this.protection.membersChanged());
     dist.members.onDown(() => this.protection.membersChanged());
   }
@@ -47,5 +55,6 @@ export class CoreServices {
   async stop(): Promise<void> {
     this.configSync.stop();
     await this.protection.stop();
+    this.telemetry.stop();
   }
 }

@@ -18,6 +18,8 @@ export const CHANNELS = {
   protectionState: 'foundation:protection:state',
   /** node.protection refused a call: `{ key, reason: 'rate-limited' | 'pool-exhausted' | 'circuit-open' }`. */
   protectionRejected: 'foundation:protection:rejected',
+  /** A watched metric's sample was flagged by its EWMA + z-score detector: `{ node, metric, value, mean, stddev, z }`. */
+  telemetryAnomaly: 'foundation:telemetry:anomaly',
 } as const;
 
 const channels = Object.fromEntries(
