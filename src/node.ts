@@ -7,6 +7,7 @@ import type { Member } from './cluster/membership.js';
 import type { Messenger } from './cluster/messenger.js';
 import { ClusterNode, type FoundationNodeEvents } from './cluster-node.js';
 import type { Config } from './core/config.js';
+import { HttpEndpoints } from './core/http.js';
 import { splitCoreOptions } from './core/options.js';
 import type { Protection } from './core/protection.js';
 import { CoreServices, type PreparedCore, prepareCore } from './core/services.js';
@@ -95,6 +96,8 @@ export class FoundationNode extends EventEmitter<FoundationNodeEvents> {
   private readonly placement: Placement;
   /** Config, protection, telemetry, events and HTTP endpoints (docs/core-services.md). */
   private readonly core: CoreServices;
+  private http_: HttpEndpoints | undefined;
+  private stopping = false;
 
   private constructor(clusters: ClusterNode[], prepared: PreparedCore) {
     super();
@@ -367,6 +370,11 @@ export class FoundationNode extends EventEmitter<FoundationNodeEvents> {
     return this.core.config;
   }
 
+  /** The HTTP endpoints (`http` option), or undefined: `node.http?.port` is the port listened on. */
+  get http(): { readonly port: number } | undefined {
+    return this.http_;
+  }
+
   /** Circuit breakers, rate limiters and pools per key around your calls: `execute(key, fn)`. */
   get protection(): Protection {
     return this.core.protection;
@@ -414,6 +422,44 @@ export class FoundationNode extends EventEmitter<FoundationNodeEvents> {
         withinMs: 10_000,
         children: [{ id: 'node-info', start: () => nodeInfoService(node) }],
       });
+      if (core.http) {
+        const src = resolved[0]!.secretSource;
+        node.http_ = await HttpEndpoints.start(
+          {
+            name: node.name,
+            clock: node.dist.clock,
+            clusters: () =>
+              node.clusters().map((c) => ({
+                name: c,
+                members: node
+                  .cluster(c)
+                  .members()
+                  .map((m) => ({
+                    name: m.name,
+                    address: m.address,
+                    status: m.status,
+                    incarnation: m.incarnation,
+                  })),
+              })),
+            running: () => !node.stopping && node.root.alive,
+            metrics: () => node.telemetry.getMetrics(),
+            metricsContentType: node.telemetry.contentType,
+            services: () => {
+              const out: Record<string, Array<{ name: string; healthy: boolean }>> = {};
+              for (const ns of node.serviceRegistry.namespaces()) {
+                out[ns] = node.serviceRegistry
+                  .listServices(ns)
+                  .map((x) => ({ name: x.name, healthy: x.healthy }));
+              }
+              return out;
+            },
+            registrySize: () => node.registry.size,
+          },
+          core.http,
+          // The node's own bind rule: off loopback only with a secret or `insecure: true`.
+          src === 'option' || src === 'env' || src === 'insecure',
+        );
+      }
     } catch (err) {
       await node.stop(); // nothing may be left listening when start() rejects
       throw err;
@@ -500,6 +546,9 @@ export class FoundationNode extends EventEmitter<FoundationNodeEvents> {
    * actor ('shutdown'), then leaves every cluster gracefully. Idempotent.
    */
   async stop(): Promise<void> {
+    this.stopping = true;
+    await this.http_?.stop();
+    this.http_ = undefined;
     // Distributed children first: they move to other members with their handed-over state.
     await this.placement.leave();
     if (this.root?.alive) await this.root.stop();

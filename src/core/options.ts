@@ -13,6 +13,12 @@ export interface HttpOptions {
    * needs the node to have a secret or `insecure: true` (the endpoints answer without one).
    */
   host?: string | undefined;
+  /**
+   * /ready answers 503 while a cluster of the node has fewer alive members than this, this node
+   * included. Default 1 (a node alone is ready); set the cluster's expected size to hold traffic
+   * until it has formed.
+   */
+  readyMinMembers?: number;
 }
 
 /** Where `node.events` keeps events. */
@@ -70,6 +76,7 @@ const schema = z.strictObject({
     .strictObject({
       port: z.number().int().min(0).max(65535),
       host: z.string().min(1).optional(),
+      readyMinMembers: z.number().int().min(1).max(100_000).optional(),
     })
     .optional(),
   events: z

@@ -21,7 +21,10 @@ async function solo(runtimeMetrics = true) {
 function canonical(series: string): string {
   const m = /^([^{]+)(?:\{(.*)\})?$/.exec(series);
   if (!m) return series;
-  const labels = (m[2] ?? '').split(/,(?=[a-zA-Z_]+=)/).filter(Boolean).sort();
+  const labels = (m[2] ?? '')
+    .split(/,(?=[a-zA-Z_]+=)/)
+    .filter(Boolean)
+    .sort();
   return `${m[1]}{${labels.join(',')}}`;
 }
 
