@@ -330,16 +330,20 @@ export class Telemetry extends EventEmitter<TelemetryEvents> {
     );
     const perNode: Array<[string, MetricFamily[]]> = [[this.ctx.self, await this.snapshot()]];
     const missing: string[] = [];
-    replies.forEach((r, i) => {
+    for (const [i, r] of replies.entries()) {
       const node = peers[i]!;
-      if (r.status === 'rejected') return missing.push(node);
+      if (r.status === 'rejected') {
+        missing.push(node);
+        continue;
+      }
       const d = decodeMetrics(r.value, this.limits);
       if (!d.ok) {
         this.ctx.log.warn({ from: node, reason: d.reason }, 'metrics reply refused');
-        return missing.push(node);
+        missing.push(node);
+        continue;
       }
       perNode.push([node, d.value]);
-    });
+    }
     const series = new Map<string, { name: string; labels: Labels; values: number[] }>();
     for (const [, families] of perNode) {
       for (const f of families) {
@@ -348,7 +352,10 @@ export class Telemetry extends EventEmitter<TelemetryEvents> {
           const name = v.metricName ?? f.name;
           const key = `${name}${JSON.stringify(Object.entries(labels).sort())}`;
           let s = series.get(key);
-          if (!s) series.set(key, (s = { name, labels, values: [] }));
+          if (!s) {
+            s = { name, labels, values: [] };
+            series.set(key, s);
+          }
           s.values.push(v.value);
         }
       }

@@ -29,7 +29,7 @@ function canonical(series: string): string {
 }
 
 /** The value of one series in Prometheus text, or undefined. */
-function valueOf(text: string, series: string): number | undefined {
+function seriesValue(text: string, series: string): number | undefined {
   const want = canonical(series);
   for (const line of text.split('\n')) {
     if (line.startsWith('#')) continue;
@@ -51,16 +51,16 @@ describe('telemetry', () => {
       t.gauge('queue_depth').dec(2);
       t.histogram('latency_seconds', {}, { buckets: [0.1, 1] }).observe(0.5);
       const text = await t.getMetrics();
-      assert.equal(valueOf(text, 'orders_total{shop="a",node="solo"}'), 3);
-      assert.equal(valueOf(text, 'orders_total{shop="b",node="solo"}'), 1);
-      assert.equal(valueOf(text, 'queue_depth{node="solo"}'), 5);
-      assert.equal(valueOf(text, 'latency_seconds_bucket{le="0.1",node="solo"}'), 0);
-      assert.equal(valueOf(text, 'latency_seconds_bucket{le="1",node="solo"}'), 1);
+      assert.equal(seriesValue(text, 'orders_total{shop="a",node="solo"}'), 3);
+      assert.equal(seriesValue(text, 'orders_total{shop="b",node="solo"}'), 1);
+      assert.equal(seriesValue(text, 'queue_depth{node="solo"}'), 5);
+      assert.equal(seriesValue(text, 'latency_seconds_bucket{le="0.1",node="solo"}'), 0);
+      assert.equal(seriesValue(text, 'latency_seconds_bucket{le="1",node="solo"}'), 1);
       assert.match(t.contentType, /text\/plain/);
       // Node figures and runtime metrics.
-      assert.equal(valueOf(text, 'foundation_members{status="alive",node="solo"}'), 1);
-      assert.ok(valueOf(text, 'foundation_actors{node="solo"}')! >= 1, 'the node service runs');
-      assert.ok(valueOf(text, 'nodejs_heap_size_used_bytes{node="solo"}')! > 0);
+      assert.equal(seriesValue(text, 'foundation_members{status="alive",node="solo"}'), 1);
+      assert.ok(seriesValue(text, 'foundation_actors{node="solo"}')! >= 1, 'the node service runs');
+      assert.ok(seriesValue(text, 'nodejs_heap_size_used_bytes{node="solo"}')! > 0);
       assert.match(text, /nodejs_eventloop_lag_p99_seconds\{node="solo"\}/);
       assert.match(text, /nodejs_gc_duration_seconds/);
     } finally {
@@ -113,8 +113,8 @@ describe('telemetry', () => {
         /failed/,
       );
       const text = await t.getMetrics();
-      assert.equal(valueOf(text, 'job_seconds_count{job="x",outcome="ok",node="solo"}'), 1);
-      assert.equal(valueOf(text, 'job_seconds_count{job="x",outcome="error",node="solo"}'), 1);
+      assert.equal(seriesValue(text, 'job_seconds_count{job="x",outcome="ok",node="solo"}'), 1);
+      assert.equal(seriesValue(text, 'job_seconds_count{job="x",outcome="error",node="solo"}'), 1);
     } finally {
       await node.stop();
     }
@@ -136,18 +136,18 @@ describe('telemetry', () => {
       );
       const text = await a.telemetry.getMetrics();
       assert.ok(
-        valueOf(text, 'foundation_membership_changes_total{status="alive",node="a"}')! >= 2,
+        seriesValue(text, 'foundation_membership_changes_total{status="alive",node="a"}')! >= 2,
         text,
       );
-      assert.equal(valueOf(text, 'foundation_protection_circuit_open{key="dep",node="a"}'), 1);
+      assert.equal(seriesValue(text, 'foundation_protection_circuit_open{key="dep",node="a"}'), 1);
       assert.equal(
-        valueOf(
+        seriesValue(
           text,
           'foundation_protection_rejected_total{key="dep",reason="circuit-open",node="a"}',
         ),
         1,
       );
-      assert.equal(valueOf(text, 'foundation_members{status="alive",node="a"}'), 3);
+      assert.equal(seriesValue(text, 'foundation_members{status="alive",node="a"}'), 3);
     } finally {
       await c.stop();
     }
