@@ -7,10 +7,11 @@ import type { Member } from './cluster/membership.js';
 import type { Messenger } from './cluster/messenger.js';
 import { ClusterNode, type FoundationNodeEvents } from './cluster-node.js';
 import type { Config } from './core/config.js';
+import type { Events } from './core/events.js';
 import { HttpEndpoints } from './core/http.js';
 import { splitCoreOptions } from './core/options.js';
 import type { Protection } from './core/protection.js';
-import { CoreServices, type PreparedCore, prepareCore } from './core/services.js';
+import { CoreServices, type PreparedCore, prepareCore, releasePrepared } from './core/services.js';
 import type { Telemetry } from './core/telemetry.js';
 import { contextFor, type DistContext } from './dist/context.js';
 import {
@@ -375,6 +376,11 @@ export class FoundationNode extends EventEmitter<FoundationNodeEvents> {
     return this.http_;
   }
 
+  /** The event log: in memory or SQLite; emitDistributed, subscribeClusterWide, queryCluster. */
+  get events(): Events {
+    return this.core.events;
+  }
+
   /** Circuit breakers, rate limiters and pools per key around your calls: `execute(key, fn)`. */
   get protection(): Protection {
     return this.core.protection;
@@ -401,10 +407,17 @@ export class FoundationNode extends EventEmitter<FoundationNodeEvents> {
     const { core, rest } = splitCoreOptions(options);
     const prepared = await prepareCore(core);
     // Every cluster gets its secret here (loopback default: this user's), before anything listens.
-    const resolved = await withDefaultSecrets(resolveAll(rest));
+    let resolved: Awaited<ReturnType<typeof withDefaultSecrets>>;
+    try {
+      resolved = await withDefaultSecrets(resolveAll(rest));
+    } catch (err) {
+      releasePrepared(prepared);
+      throw err;
+    }
     const results = await Promise.allSettled(resolved.map((o) => ClusterNode.start(o)));
     const failed = results.find((r) => r.status === 'rejected');
     if (failed) {
+      releasePrepared(prepared);
       await Promise.all(
         results.map((r) => (r.status === 'fulfilled' ? r.value.stop() : undefined)),
       );

@@ -4,21 +4,37 @@
 import type { DistContext } from '../dist/context.js';
 import { Config, loadConfigSources, validateConfig } from './config.js';
 import { ConfigSync } from './config-sync.js';
+import { type EventStore, MemoryEventStore, SqliteEventStore } from './event-store.js';
+import { Events } from './events.js';
 import type { CoreOptions } from './options.js';
 import { Protection } from './protection.js';
 import { Telemetry, type TelemetrySource } from './telemetry.js';
 import { CORE_LIMITS } from './wire.js';
 
-/** What start() reads and opens before any socket: the base configuration. */
+/** What start() reads and opens before any socket: the base configuration, the event store. */
 export interface PreparedCore {
   options: CoreOptions;
   configBase: Record<string, unknown>;
+  eventStore: EventStore;
 }
+
+/** Default bound of the in-memory event store. */
+const DEFAULT_MAX_EVENTS = 100_000;
 
 export async function prepareCore(options: CoreOptions): Promise<PreparedCore> {
   const configBase = await loadConfigSources(options.config ?? {});
   validateConfig(options.config ?? {}, configBase);
-  return { options, configBase };
+  const ev = options.events ?? {};
+  const eventStore =
+    ev.storage === 'sqlite'
+      ? SqliteEventStore.open(ev.path!)
+      : new MemoryEventStore(ev.maxEvents ?? DEFAULT_MAX_EVENTS);
+  return { options, configBase, eventStore };
+}
+
+/** Releases what prepareCore opened, when the node does not start after all. */
+export function releasePrepared(p: PreparedCore): void {
+  p.eventStore.close();
 }
 
 export class CoreServices {
@@ -26,6 +42,7 @@ export class CoreServices {
   private readonly configSync: ConfigSync;
   readonly protection: Protection;
   readonly telemetry: Telemetry;
+  readonly events: Events;
 
   constructor(prepared: PreparedCore, dist: DistContext, source: TelemetrySource) {
     const opts = prepared.options;
@@ -48,6 +65,7 @@ export class CoreServices {
       CORE_LIMITS,
       opts.telemetry?.runtimeMetrics ?? true,
     );
+    this.events = new Events(dist, prepared.eventStore, CORE_LIMITS);
     dist.members.onUp(() => this.protection.membersChanged());
     dist.members.onDown(() => this.protection.membersChanged());
   }
@@ -56,5 +74,6 @@ export class CoreServices {
     this.configSync.stop();
     await this.protection.stop();
     this.telemetry.stop();
+    this.events.stop();
   }
 }

@@ -93,11 +93,17 @@ export interface StoredEvent {
   parentId?: string;
 }
 
-/** A distributed event: `store` asks the receiver to store it, `deliver` to hand it to its cluster-wide subscribers. */
+/**
+ * A distributed event, sent to every member once (encoded once): each delivers it to its
+ * cluster-wide subscribers, and the members named in `storeOn` also store it.
+ */
 export interface EventMsg {
   event: StoredEvent;
-  store: boolean;
+  storeOn: string[];
 }
+
+/** Most node names in one event's `storeOn`. */
+const MAX_STORE_ON = 1024;
 
 const MAX_ID = 128;
 
@@ -137,10 +143,15 @@ export function decodeEventMsg(
   maxNameLength: number,
 ): Decoded<EventMsg> {
   if (!isObject(p)) return fail('not an object');
-  if (typeof p.store !== 'boolean') return fail('bad store flag');
+  if (!Array.isArray(p.storeOn) || p.storeOn.length > MAX_STORE_ON) return fail('bad storeOn');
+  const storeOn: string[] = [];
+  for (const n of p.storeOn) {
+    if (!isName(n, maxNameLength)) return fail('bad storeOn name');
+    storeOn.push(n);
+  }
   const e = decodeStoredEvent(p.event, limits, maxNameLength);
   if (!e.ok) return e;
-  return ok({ event: e.value, store: p.store });
+  return ok({ event: e.value, storeOn });
 }
 
 /** A remote query: the same filter as `events.query`, bounded. */
