@@ -37,8 +37,11 @@ export interface PruneOptions {
 
 export interface EventStore {
   readonly kind: 'memory' | 'sqlite';
-  /** Stores events; an event whose id is already stored is skipped. Returns how many were new. */
-  insert(events: readonly StoredEvent[]): number;
+  /**
+   * Stores events; an event whose id is already stored is skipped. Returns how many were new.
+   * `json`, when given, holds each event's `data` already serialised (the caller checked it).
+   */
+  insert(events: readonly StoredEvent[], json?: readonly (string | undefined)[]): number;
   query(q: EventQuery & { limit: number }): StoredEvent[];
   stats(): EventStats;
   prune(opts: PruneOptions): number;
@@ -182,27 +185,35 @@ function loadDriver(path: string): DatabaseCtor {
 export class SqliteEventStore implements EventStore {
   readonly kind = 'sqlite' as const;
   private readonly insertStmt: BetterSqlite3.Statement;
-  private readonly insertMany: (events: readonly StoredEvent[]) => number;
+  private readonly insertMany: (
+    events: readonly StoredEvent[],
+    json: readonly (string | undefined)[] | undefined,
+  ) => number;
+  /** Prepared queries by SQL text (a handful of shapes: which filters are set, and the order). */
+  private readonly queries = new Map<string, BetterSqlite3.Statement>();
 
   private constructor(private readonly db: BetterSqlite3.Database) {
     this.insertStmt = db.prepare(
       'INSERT OR IGNORE INTO foundation_events (id, type, ts, node, correlation_id, parent_id, data) VALUES (?, ?, ?, ?, ?, ?, ?)',
     );
-    this.insertMany = db.transaction((events: readonly StoredEvent[]) => {
-      let n = 0;
-      for (const e of events) {
-        n += this.insertStmt.run(
-          e.id,
-          e.type,
-          e.timestamp,
-          e.node,
-          e.correlationId ?? null,
-          e.parentId ?? null,
-          e.data === undefined ? null : JSON.stringify(e.data),
-        ).changes;
-      }
-      return n;
-    });
+    this.insertMany = db.transaction(
+      (events: readonly StoredEvent[], json: readonly (string | undefined)[] | undefined) => {
+        let n = 0;
+        for (const [i, e] of events.entries()) {
+          const data = json ? json[i] : e.data === undefined ? undefined : JSON.stringify(e.data);
+          n += this.insertStmt.run(
+            e.id,
+            e.type,
+            e.timestamp,
+            e.node,
+            e.correlationId ?? null,
+            e.parentId ?? null,
+            data ?? null,
+          ).changes;
+        }
+        return n;
+      },
+    );
   }
 
   /**
@@ -256,8 +267,8 @@ export class SqliteEventStore implements EventStore {
     }
   }
 
-  insert(events: readonly StoredEvent[]): number {
-    return this.insertMany(events);
+  insert(events: readonly StoredEvent[], json?: readonly (string | undefined)[]): number {
+    return this.insertMany(events, json);
   }
 
   query(q: EventQuery & { limit: number }): StoredEvent[] {
@@ -283,7 +294,12 @@ export class SqliteEventStore implements EventStore {
     const sql = `SELECT id, type, ts, node, correlation_id, parent_id, data FROM foundation_events${
       where.length ? ` WHERE ${where.join(' AND ')}` : ''
     } ORDER BY ts ${dir}, seq ${dir} LIMIT ?`;
-    const rows = this.db.prepare(sql).all(...args, q.limit) as Row[];
+    let stmt = this.queries.get(sql);
+    if (!stmt) {
+      stmt = this.db.prepare(sql);
+      this.queries.set(sql, stmt);
+    }
+    const rows = stmt.all(...args, q.limit) as Row[];
     return rows.map((r) => {
       const e: StoredEvent = {
         id: r.id,

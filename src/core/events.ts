@@ -72,7 +72,13 @@ export class Events {
         ctx.log.warn({ from, reason: d.reason }, 'distributed event refused');
         return;
       }
-      if (d.value.storeOn.includes(ctx.self)) this.store_.insert([d.value.event]);
+      if (d.value.storeOn.includes(ctx.self)) {
+        try {
+          this.store_.insert([d.value.event]);
+        } catch (err) {
+          ctx.log.error({ from, err: (err as Error).message }, 'distributed event not stored');
+        }
+      }
       this.deliver(d.value.event);
     });
     ctx.net.handle(CORE_KINDS.eventQuery, (payload) => {
@@ -126,13 +132,18 @@ export class Events {
 
   /** Stores one event on this node. */
   async store(event: StoredEvent): Promise<void> {
-    this.store_.insert([this.check(event)]);
+    const c = this.check(event);
+    this.store_.insert([c.event], [c.json]);
   }
 
   /** Stores many events in one transaction (SQLite) — much faster than one store() each. */
   async storeBatch(events: readonly StoredEvent[]): Promise<number> {
     if (!Array.isArray(events)) throw bad('events', 'an array');
-    return this.store_.insert(events.map((e) => this.check(e)));
+    const checked = events.map((e) => this.check(e));
+    return this.store_.insert(
+      checked.map((c) => c.event),
+      checked.map((c) => c.json),
+    );
   }
 
   /** Events of this node matching `q`, by timestamp (`order`, default 'asc'), at most `limit` (default 1000). */
@@ -172,8 +183,7 @@ export class Events {
     data?: unknown,
     opts: EmitOptions = {},
   ): Promise<{ event: StoredEvent; storedOn: string[]; unreachable: string[] }> {
-    const event = this.newEvent(type, data, opts);
-    this.check(event);
+    const event = this.check(this.newEvent(type, data, opts)).event;
     const peers = this.ctx.members.peers();
     const replicas = opts.replicas ?? 'all';
     if (replicas !== 'all' && !(Number.isSafeInteger(replicas) && replicas >= 1))
@@ -278,17 +288,25 @@ export class Events {
     }
   }
 
-  /** The same checks a received event goes through, so what this node stores is what others accept. */
-  private check(e: StoredEvent): StoredEvent {
-    let data: unknown;
+  /**
+   * The checks a received event goes through, so what this node stores is what others accept;
+   * `data` must be JSON (what SQLite keeps) and is copied, so later changes by the caller do not
+   * reach the store. Returns the event and its serialised data.
+   */
+  private check(e: StoredEvent): { event: StoredEvent; json: string | undefined } {
+    if (typeof e !== 'object' || e === null) throw bad('event', 'an object');
+    let json: string | undefined;
     try {
-      data = e?.data === undefined ? undefined : JSON.parse(JSON.stringify(e.data));
+      json = e.data === undefined ? undefined : JSON.stringify(e.data);
     } catch (err) {
       throw bad('event.data', `not JSON-serialisable (${(err as Error).message})`);
     }
+    if (json !== undefined && json.length > this.limits.maxEventDataBytes)
+      throw bad('event.data', `larger than ${this.limits.maxEventDataBytes} bytes as JSON`);
+    const data = json === undefined ? undefined : JSON.parse(json);
     const d = decodeStoredEvent({ ...e, data }, this.limits, this.ctx.limits.maxNameLength);
     if (!d.ok) throw bad('event', d.reason);
-    return d.value;
+    return { event: d.value, json };
   }
 
   private checkQuery(q: EventQuery): EventQuery & { limit: number } {

@@ -5,7 +5,9 @@ import { randomFillSync } from 'node:crypto';
 
 let lastMs = -1;
 let seq = 0;
-const rand = new Uint8Array(10);
+/** Random bytes drawn 4 KiB at a time: one getrandom call per ~400 ids, not one per id. */
+const pool = new Uint8Array(4096);
+let poolAt = pool.length;
 
 /**
  * A UUIDv7: 48-bit Unix milliseconds, then a 12-bit counter that keeps ids from one process
@@ -23,13 +25,18 @@ export function uuidv7(nowMs: number = Date.now()): string {
     }
   } else seq = 0;
   lastMs = ms;
-  randomFillSync(rand);
+  if (poolAt + 8 > pool.length) {
+    randomFillSync(pool);
+    poolAt = 0;
+  }
+  const rand = pool.subarray(poolAt, poolAt + 8);
+  poolAt += 8;
   const b = new Uint8Array(16);
   for (let i = 0; i < 6; i++) b[i] = Math.floor(ms / 2 ** (8 * (5 - i))) & 0xff;
   b[6] = 0x70 | ((seq >> 8) & 0x0f);
   b[7] = seq & 0xff;
   b[8] = 0x80 | (rand[0]! & 0x3f);
-  for (let i = 9; i < 16; i++) b[i] = rand[i - 7]!;
+  for (let i = 9; i < 16; i++) b[i] = rand[i - 8]!;
   const h = Buffer.from(b).toString('hex');
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
 }
