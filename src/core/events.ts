@@ -303,9 +303,16 @@ export class Events {
     }
     if (json !== undefined && json.length > this.limits.maxEventDataBytes)
       throw bad('event.data', `larger than ${this.limits.maxEventDataBytes} bytes as JSON`);
-    const data = json === undefined ? undefined : JSON.parse(json);
-    const d = decodeStoredEvent({ ...e, data }, this.limits, this.ctx.limits.maxNameLength);
+    // Fields are checked by the wire decoder (data aside: its size was checked as JSON above).
+    const d = decodeStoredEvent(
+      { ...e, data: undefined },
+      this.limits,
+      this.ctx.limits.maxNameLength,
+    );
     if (!d.ok) throw bad('event', d.reason);
+    // SQLite keeps the JSON text; the memory store keeps a copy, out of the caller's reach.
+    d.value.data =
+      json === undefined ? undefined : this.store_.kind === 'memory' ? JSON.parse(json) : e.data;
     return { event: d.value, json };
   }
 
