@@ -2,14 +2,14 @@
 // Inserts N events (default 1 000 000; BENCH_EVENTS overrides) in batches of 1000 through
 // `node.events.storeBatch` (validation, JSON, the store's prepared statement in a transaction) and
 // the same rows through a bare prepared INSERT in a transaction on a second file with the same
-// schema; then query latency on the Foundation store: getByCorrelation of one of N/10 correlation
+// schema and the same kind of ids (UUIDv7, generated in the loop); then query latency on the Foundation store: getByCorrelation of one of N/10 correlation
 // ids (10 events each) and the newest 100 of one type. JSON lines; files in a temporary directory.
 // Usage: node dist/bench/events.js
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { Foundation } from '../src/index.js';
+import { Foundation, uuidv7 } from '../src/index.js';
 import { deadline, emit, emitSetup, latencySummary, round, runMain } from './common.js';
 
 const BENCH = 'events';

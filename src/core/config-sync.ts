@@ -7,7 +7,7 @@
 import type { DistContext } from '../dist/context.js';
 import { Replica } from '../dist/replica.js';
 import type { Hlc } from '../util/hlc.js';
-import { type Config, compareWinner, matchesUpdatable, splitPath } from './config.js';
+import { type Config, compareWinner, splitPath } from './config.js';
 import { CORE_KINDS, type ConfigEntry, type CoreLimits, decodeConfigEntry } from './wire.js';
 
 export class ConfigSync {
@@ -54,10 +54,14 @@ export class ConfigSync {
       this.ctx.log.warn({ path }, 'cluster config path refused');
       return;
     }
-    // A path this node does not allow is not adopted: it would spread values nobody here applies.
-    if (!matchesUpdatable(this.config.updatablePaths(), path)) return;
     const mine = this.replica.ownEntries().get(path);
     if (mine && compareWinner(mine.ts, mine.o, e.ts, e.o) >= 0) return;
+    // A value this node does not allow (path not updatable here, or refused by this node's schema)
+    // is neither applied nor adopted: it would spread values nobody here applies.
+    if (!this.config.accepts(path, e.v)) {
+      this.ctx.log.warn({ path, origin: e.o }, 'cluster config value refused here');
+      return;
+    }
     this.config.applyRemote(path, e.v, e.ts, e.o);
     try {
       this.replica.set(path, { v: e.v, ts: e.ts, o: e.o }); // adopt: it now outlives its writer

@@ -343,6 +343,22 @@ export class Config {
     return true;
   }
 
+  /**
+   * Whether a value received for `path` may be applied here: the path is updatable and the
+   * configuration with it satisfies the schema.
+   */
+  accepts(path: string, value: unknown): boolean {
+    if (!matchesUpdatable(this.patterns, path)) return false;
+    if (!this.opts.schema) return true;
+    const candidate = structuredClone(this.current);
+    try {
+      assign(candidate, splitPath(path), structuredClone(value));
+    } catch {
+      return false;
+    }
+    return this.opts.schema.safeParse(candidate).success;
+  }
+
   /** The cluster-wide value this node holds for `path` (for the replication's own partition). */
   clusterEntry(path: string): { value: unknown; ts: Hlc; origin: string } | undefined {
     return this.cluster.get(path);
