@@ -105,7 +105,7 @@ export const ERRORS = {
   FND_ERR_CONFIG_INVALID:
     'The configuration does not satisfy its schema; `data.path` names the offending path and `data.issue` says what is expected. Nothing was changed.',
   FND_ERR_CONFIG_SOURCE:
-    'A configuration source could not be read: the config file is missing, unreadable or not JSON, or an environment variable mapped into the config is not valid; `data.source` says which.',
+    'A configuration source could not be read: the config file is missing, unreadable, not JSON or not a JSON object; `data.source` names the file.',
   FND_ERR_NOT_AVAILABLE:
     'This feature needs a layer that does not exist yet in this version (for example `config.setWithConsensus` needs the coordination layer). Use the documented alternative (`setClusterWide`).',
   FND_ERR_CIRCUIT_OPEN:
