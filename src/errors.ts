@@ -109,11 +109,31 @@ export const ERRORS = {
   FND_ERR_BULKHEAD_FULL:
     "The service's bulkhead is full (maxConcurrent calls running and maxQueue waiting) on the serving node; the action did not run. Another endpoint may take it; else slow down.",
   FND_ERR_RATE_LIMITED:
-    "The service's rate limit on the serving node is used up for now; the action did not run. data.retryInMs says when points come back.",
+    "A rate limit is used up for now and the work did not run: a service's rate limit on its serving node (data.retryInMs says when points come back), or a protection key's limiter in node.protection.execute (data.retryAfterMs, data.key).",
   FND_ERR_SERVICE_MESSAGE:
     'A message of the service layer (catalogue entry, call, event or stream message) failed validation or exceeded a limit (docs/services.md) and was refused before any state changed.',
   FND_ERR_STREAM_CANCELLED:
     'The other side of a stream cancelled it (the consumer stopped reading, or the producer failed or stopped), or its node went down; data.reason says which.',
+  FND_ERR_INVALID_ARGUMENT:
+    'An argument to a Foundation API is invalid (wrong type, empty, out of range); the message names it.',
+  FND_ERR_CONFIG_PATH:
+    'The config path is malformed or names nothing in the configuration. Paths are dot-separated keys (`app.db.host`); check the spelling against `node.config.get()`.',
+  FND_ERR_CONFIG_NOT_UPDATABLE:
+    'The config path is not declared updatable. Add it (or a `prefix.*` pattern covering it) to `config.updatable` at start.',
+  FND_ERR_CONFIG_INVALID:
+    'The configuration does not satisfy its schema; `data.path` names the offending path and `data.issue` says what is expected. Nothing was changed.',
+  FND_ERR_CONFIG_SOURCE:
+    'A configuration source could not be read: the config file is missing, unreadable, not JSON or not a JSON object; `data.source` names the file.',
+  FND_ERR_NOT_AVAILABLE:
+    'This feature needs a layer that does not exist yet in this version (for example `config.setWithConsensus` needs the coordination layer). Use the documented alternative (`setClusterWide`).',
+  FND_ERR_CIRCUIT_OPEN:
+    'The circuit breaker of this protection key is open after repeated failures: the call was not made. It lets a trial call through after `halfOpenAfter` ms.',
+  FND_ERR_POOL_EXHAUSTED:
+    "No resource of this protection key's pool became free within `acquireTimeoutMs`: the call was not made. Raise `pool.max` or the timeout, or shed load.",
+  FND_ERR_UNKNOWN_PROTECTION:
+    'No protection is configured under that key. Call node.protection.configure(key, {...}) first.',
+  FND_ERR_EVENT_STORE:
+    'The event store could not be opened or used: the SQLite file is corrupted, not a database, or not writable, or better-sqlite3 is not installed; `data.reason` says which. The file is left untouched.',
 } as const;
 
 export type ErrorCode = keyof typeof ERRORS;

@@ -19,6 +19,45 @@ export type {
 } from './cluster/messenger.js';
 export { type MembershipTiming, PRESETS, type PresetName } from './cluster/presets.js';
 export { ClusterNode } from './cluster-node.js';
+export type { Config, ConfigChange, ConfigOptions } from './core/config.js';
+export type {
+  EventQuery,
+  EventStats,
+  PruneOptions,
+} from './core/event-store.js';
+export type {
+  ClusterQueryResult,
+  EmitOptions,
+  EventFilter,
+  Events,
+  NewEventOptions,
+  StoredEvent,
+} from './core/events.js';
+export { uuidv7 } from './core/ids.js';
+export type { CoreOptions, EventsOptions, HttpOptions, TelemetryOptions } from './core/options.js';
+export type {
+  CircuitBreakerOptions,
+  PoolOptions,
+  Protection,
+  ProtectionOptions,
+  ProtectionState,
+  RateLimiterOptions,
+} from './core/protection.js';
+export { isTransient, type RetryOptions, retry } from './core/retry.js';
+export {
+  type Aggregation,
+  type Anomaly,
+  type AnomalyOptions,
+  type ClusterMetrics,
+  type CounterLike,
+  EwmaDetector,
+  type GaugeLike,
+  type HistogramLike,
+  type Labels,
+  type Telemetry,
+  type TelemetryEvents,
+} from './core/telemetry.js';
+export { CORE_LIMITS, type CoreLimits } from './core/wire.js';
 export { LIBCLUSTER_STRATEGIES } from './discovery/libcluster.js';
 export {
   defaultLocalDirectory,
@@ -153,7 +192,7 @@ export type {
   BreakerOptions,
   BulkheadOptions,
   RateLimitOptions,
-  RetryOptions,
+  RetryOptions as ServiceRetryOptions,
 } from './services/resilience.js';
 export {
   type ActionSpec,

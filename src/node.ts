@@ -6,6 +6,13 @@ import { EventEmitter } from 'node:events';
 import type { Member } from './cluster/membership.js';
 import type { Messenger } from './cluster/messenger.js';
 import { ClusterNode, type FoundationNodeEvents } from './cluster-node.js';
+import type { Config } from './core/config.js';
+import type { Events } from './core/events.js';
+import { HttpEndpoints } from './core/http.js';
+import { splitCoreOptions } from './core/options.js';
+import type { Protection } from './core/protection.js';
+import { CoreServices, type PreparedCore, prepareCore, releasePrepared } from './core/services.js';
+import type { Telemetry } from './core/telemetry.js';
 import { contextFor, type DistContext } from './dist/context.js';
 import {
   checkSupName,
@@ -99,8 +106,12 @@ export class FoundationNode extends EventEmitter<FoundationNodeEvents> {
   private readonly placement: Placement;
   /** Services: catalogue, typed calls, events, streams (docs/services.md). */
   readonly services: Services;
+  /** Config, protection, telemetry, events and HTTP endpoints (docs/core-services.md). */
+  private readonly core: CoreServices;
+  private http_: HttpEndpoints | undefined;
+  private stopping = false;
 
-  private constructor(clusters: ClusterNode[]) {
+  private constructor(clusters: ClusterNode[], prepared: PreparedCore) {
     super();
     this.byName = new Map(clusters.map((c) => [c.clusterName, c]));
     const first = clusters[0]!;
@@ -146,6 +157,18 @@ export class FoundationNode extends EventEmitter<FoundationNodeEvents> {
       status: (n) => first.memberStatus(n),
     });
     this.monitor_ = new RuntimeMonitor(this.actors);
+    this.core = new CoreServices(prepared, this.dist, {
+      members: () => first.members(),
+      actors: () => ({
+        count: this.actors.size,
+        mailboxDepth: this.actors.mailboxDepth(),
+        dropped: this.actors.dropped,
+        crashes: this.actors.crashes,
+        runQueue: this.actors.scheduler.length,
+      }),
+      health: () => first.health,
+      registrySize: () => this.registry.size,
+    });
     for (const c of clusters) {
       for (const event of FORWARDED) c.on(event, (m, info) => this.emit(event, m, info));
       c.on('memberUnreachable', (m, info) => this.emit('memberUnreachable', m, info));
@@ -388,6 +411,33 @@ export class FoundationNode extends EventEmitter<FoundationNodeEvents> {
     return this.actors.whereis(name);
   }
 
+  // ---- core services (docs/core-services.md) ----
+
+  /** The node's configuration: defaults → file → environment → runtime; cluster-wide values. */
+  get config(): Config {
+    return this.core.config;
+  }
+
+  /** The HTTP endpoints (`http` option), or undefined: `node.http?.port` is the port listened on. */
+  get http(): { readonly port: number } | undefined {
+    return this.http_;
+  }
+
+  /** The event log: in memory or SQLite; emitDistributed, subscribeClusterWide, queryCluster. */
+  get events(): Events {
+    return this.core.events;
+  }
+
+  /** Circuit breakers, rate limiters and pools per key around your calls: `execute(key, fn)`. */
+  get protection(): Protection {
+    return this.core.protection;
+  }
+
+  /** Metrics (prom-client): your own, every layer's, runtime figures; cluster-wide gathering. */
+  get telemetry(): Telemetry {
+    return this.core.telemetry;
+  }
+
   /**
    * `runtime.stats()`: actor count, total mailbox depth, event-loop delay and heap, with
    * plain-language warnings when thresholds are crossed.
@@ -399,11 +449,22 @@ export class FoundationNode extends EventEmitter<FoundationNodeEvents> {
    * to start, the ones already started are stopped and the error is thrown.
    */
   static async start(options: FoundationOptions = {}): Promise<FoundationNode> {
+    // Core-service options (config, http, events, telemetry) are checked and their sources read
+    // first: a bad config file or schema fails start before anything listens.
+    const { core, rest } = splitCoreOptions(options);
+    const prepared = await prepareCore(core);
     // Every cluster gets its secret here (loopback default: this user's), before anything listens.
-    const resolved = await withDefaultSecrets(resolveAll(options));
+    let resolved: Awaited<ReturnType<typeof withDefaultSecrets>>;
+    try {
+      resolved = await withDefaultSecrets(resolveAll(rest));
+    } catch (err) {
+      releasePrepared(prepared);
+      throw err;
+    }
     const results = await Promise.allSettled(resolved.map((o) => ClusterNode.start(o)));
     const failed = results.find((r) => r.status === 'rejected');
     if (failed) {
+      releasePrepared(prepared);
       await Promise.all(
         results.map((r) => (r.status === 'fulfilled' ? r.value.stop() : undefined)),
       );
@@ -411,6 +472,7 @@ export class FoundationNode extends EventEmitter<FoundationNodeEvents> {
     }
     const node = new FoundationNode(
       results.map((r) => (r as PromiseFulfilledResult<ClusterNode>).value),
+      prepared,
     );
     try {
       node.root = await Supervisor.start(node.actors, {
@@ -420,6 +482,44 @@ export class FoundationNode extends EventEmitter<FoundationNodeEvents> {
         withinMs: 10_000,
         children: [{ id: 'node-info', start: () => nodeInfoService(node) }],
       });
+      if (core.http) {
+        const src = resolved[0]!.secretSource;
+        node.http_ = await HttpEndpoints.start(
+          {
+            name: node.name,
+            clock: node.dist.clock,
+            clusters: () =>
+              node.clusters().map((c) => ({
+                name: c,
+                members: node
+                  .cluster(c)
+                  .members()
+                  .map((m) => ({
+                    name: m.name,
+                    address: m.address,
+                    status: m.status,
+                    incarnation: m.incarnation,
+                  })),
+              })),
+            running: () => !node.stopping && node.root.alive,
+            metrics: () => node.telemetry.getMetrics(),
+            metricsContentType: node.telemetry.contentType,
+            services: () => {
+              const out: Record<string, Array<{ name: string; healthy: boolean }>> = {};
+              for (const ns of node.serviceRegistry.namespaces()) {
+                out[ns] = node.serviceRegistry
+                  .listServices(ns)
+                  .map((x) => ({ name: x.name, healthy: x.healthy }));
+              }
+              return out;
+            },
+            registrySize: () => node.registry.size,
+          },
+          core.http,
+          // The node's own bind rule: off loopback only with a secret or `insecure: true`.
+          src === 'option' || src === 'env' || src === 'insecure',
+        );
+      }
     } catch (err) {
       await node.stop(); // nothing may be left listening when start() rejects
       throw err;
@@ -506,6 +606,9 @@ export class FoundationNode extends EventEmitter<FoundationNodeEvents> {
    * actor ('shutdown'), then leaves every cluster gracefully. Idempotent.
    */
   async stop(): Promise<void> {
+    this.stopping = true;
+    await this.http_?.stop();
+    this.http_ = undefined;
     // Distributed children first: they move to other members with their handed-over state.
     await this.placement.leave();
     this.services.stop();
@@ -513,6 +616,7 @@ export class FoundationNode extends EventEmitter<FoundationNodeEvents> {
     this.registry.stop();
     this.groups.stop();
     this.pubsub.stop();
+    await this.core.stop();
     this.actors.shutdown();
     this.monitor_.stop();
     // Let the exit signals and DOWNs of those actors be written before the leave announcement.

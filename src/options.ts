@@ -5,6 +5,7 @@ import { z } from 'zod';
 import { loadUserSecret } from './cluster/local-secret.js';
 import { DEFAULT_MEMBERSHIP_LIMITS, type MembershipLimits } from './cluster/membership.js';
 import { type MembershipTiming, PRESETS, type PresetName } from './cluster/presets.js';
+import type { CoreOptions } from './core/options.js';
 import { mapTopologies } from './discovery/libcluster.js';
 import { type DnsOptions, dnsSchema } from './discovery/strategies/dns.js';
 import { type DnsSrvOptions, dnsSrvSchema } from './discovery/strategies/dns-srv.js';
@@ -63,7 +64,7 @@ export const DISCOVERY_STRATEGIES = [
   'mdns',
 ] as const;
 
-export interface FoundationOptions {
+export interface FoundationOptions extends CoreOptions {
   // Fields that usually come from the environment (`process.env.X`) also take `undefined`, which
   // means "not given", so they type-check under exactOptionalPropertyTypes.
   /** Unique node name within the cluster. Default: `<hostname>-<pid>`. */
@@ -178,7 +179,10 @@ export interface FoundationOptions {
 }
 
 /** Options of one cluster inside `clusters`: everything but the cluster name (the key) and nesting. */
-export type ClusterOptions = Omit<FoundationOptions, 'cluster' | 'clusters' | 'topologies'>;
+export type ClusterOptions = Omit<
+  FoundationOptions,
+  'cluster' | 'clusters' | 'topologies' | keyof CoreOptions
+>;
 
 export interface DialLimitOptions {
   /** Sustained dials per second, all addresses together. Default 50. */

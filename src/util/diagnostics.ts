@@ -14,6 +14,12 @@ export const CHANNELS = {
   discoveryPollError: 'foundation:discovery:poll-error',
   /** The Reconciler dropped discovered addresses over its limits (per-call or pending cap). */
   discoveryDropped: 'foundation:discovery:dropped',
+  /** A protection key's circuit breaker changed state: `{ key, state }`. */
+  protectionState: 'foundation:protection:state',
+  /** node.protection refused a call: `{ key, reason: 'rate-limited' | 'pool-exhausted' | 'circuit-open' }`. */
+  protectionRejected: 'foundation:protection:rejected',
+  /** A watched metric's sample was flagged by its EWMA + z-score detector: `{ node, metric, value, mean, stddev, z }`. */
+  telemetryAnomaly: 'foundation:telemetry:anomaly',
 } as const;
 
 const channels = Object.fromEntries(

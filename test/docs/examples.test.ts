@@ -70,6 +70,8 @@ function compilerOptions(root: string): ts.CompilerOptions {
       [PACKAGE_NAME]: [path.join(dist, 'index.d.ts')],
       [`${PACKAGE_NAME}/testing`]: [path.join(dist, 'testing.d.ts')],
       [`${PACKAGE_NAME}/thread`]: [path.join(dist, 'runtime', 'thread-worker.d.ts')],
+      // A dependency of the package that its users import too (config schemas are zod schemas).
+      zod: [path.join(root, 'node_modules', 'zod', 'index.d.ts')],
     },
   };
 }
