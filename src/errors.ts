@@ -96,6 +96,10 @@ export const ERRORS = {
     'A cluster-wide limit would be exceeded (names, group joins or subscriptions per node; see docs/distributed.md). Unregister or leave first, or raise the limit.',
   FND_ERR_UNKNOWN_KIND:
     'No behaviour is defined under that kind on the target node. Call node.define(kind, factory) on every node that may run it.',
+  FND_ERR_STATE_TYPE:
+    'A replicated state object (node.state) is used as another CRDT kind than the one it was created as, or the operation does not fit its kind (an OR-map holds one value kind). Use a new name, or the handle of its kind.',
+  FND_ERR_STATE_LIMIT:
+    'A replicated state limit would be exceeded (objects per node, units per object, value size, name length or a counter past a safe integer; see docs/state.md). Remove entries or raise the limit.',
 } as const;
 
 export type ErrorCode = keyof typeof ERRORS;

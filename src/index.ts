@@ -124,6 +124,18 @@ export {
   type ThreadPoolStats,
   type ThreadRunOptions,
 } from './runtime/threads.js';
+export type { CrdtKind, InnerKind } from './state/crdt.js';
+export {
+  type GCounterHandle,
+  type OrMapHandle,
+  type OrSetHandle,
+  type PNCounterHandle,
+  type RegisterHandle,
+  STATE_LIMITS,
+  type StateLimits,
+  type StateListener,
+  StateStore,
+} from './state/store.js';
 export type { TlsOptions } from './transport/tcp.js';
 export type { Address, ConnectionHandlers, RawConnection, Transport } from './transport/types.js';
 export type { Clock, TimerHandle } from './util/clock.js';

@@ -50,6 +50,7 @@ import { ServiceRegistry } from './runtime/service-registry.js';
 import { RuntimeMonitor, type RuntimeStats } from './runtime/stats.js';
 import { Supervisor } from './runtime/supervisor.js';
 import { ACTOR_KINDS, ActorSystem, type RemoteRouter } from './runtime/system.js';
+import { StateStore } from './state/store.js';
 import { HybridClock } from './util/hlc.js';
 
 export type { FoundationNodeEvents, MemberEventName } from './cluster-node.js';
@@ -86,6 +87,8 @@ export class FoundationNode extends EventEmitter<FoundationNodeEvents> {
   readonly pubsub: PubSub;
   /** Remote spawn by kind (node.define / node.spawnOn; `spawner.childSpec` for supervisors). */
   readonly spawner: RemoteSpawn;
+  /** Named CRDTs shared cluster-wide: counters, sets, registers, maps (docs/state.md). */
+  readonly state: StateStore;
   /** Placement of distributed-supervisor children and singletons (docs/distributed.md). */
   private readonly placement: Placement;
 
@@ -114,6 +117,7 @@ export class FoundationNode extends EventEmitter<FoundationNodeEvents> {
     this.registry = new Registry(this.dist);
     this.groups = new Groups(this.dist);
     this.pubsub = new PubSub(this.dist);
+    this.state = new StateStore(this.dist);
     this.spawner = new RemoteSpawn(this.dist);
     this.placement = new Placement(this.dist, this.spawner, this.registry);
     this.monitor_ = new RuntimeMonitor(this.actors);
@@ -465,6 +469,7 @@ export class FoundationNode extends EventEmitter<FoundationNodeEvents> {
     this.registry.stop();
     this.groups.stop();
     this.pubsub.stop();
+    this.state.stop();
     this.actors.shutdown();
     this.monitor_.stop();
     // Let the exit signals and DOWNs of those actors be written before the leave announcement.
