@@ -19,6 +19,16 @@ export type {
 } from './cluster/messenger.js';
 export { type MembershipTiming, PRESETS, type PresetName } from './cluster/presets.js';
 export { ClusterNode } from './cluster-node.js';
+export {
+  Consensus,
+  type ConsensusOptions,
+  type ConsensusStatus,
+  type LeaderHandle,
+  type LockHandle,
+  type Revisioned,
+} from './coord/consensus.js';
+export type { KvEvent } from './coord/machine.js';
+export { COORD_LIMITS, type CoordLimits } from './coord/wire.js';
 export { LIBCLUSTER_STRATEGIES } from './discovery/libcluster.js';
 export {
   defaultLocalDirectory,

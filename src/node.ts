@@ -6,6 +6,7 @@ import { EventEmitter } from 'node:events';
 import type { Member } from './cluster/membership.js';
 import type { Messenger } from './cluster/messenger.js';
 import { ClusterNode, type FoundationNodeEvents } from './cluster-node.js';
+import { Consensus } from './coord/consensus.js';
 import { contextFor, type DistContext } from './dist/context.js';
 import {
   checkSupName,
@@ -89,6 +90,8 @@ export class FoundationNode extends EventEmitter<FoundationNodeEvents> {
   readonly spawner: RemoteSpawn;
   /** Named CRDTs shared cluster-wide: counters, sets, registers, maps (docs/state.md). */
   readonly state: StateStore;
+  /** Raft-backed KV, locks with fencing tokens, leader election, barriers (docs/coordination.md). */
+  readonly consensus: Consensus;
   /** Placement of distributed-supervisor children and singletons (docs/distributed.md). */
   private readonly placement: Placement;
 
@@ -118,6 +121,7 @@ export class FoundationNode extends EventEmitter<FoundationNodeEvents> {
     this.groups = new Groups(this.dist);
     this.pubsub = new PubSub(this.dist);
     this.state = new StateStore(this.dist);
+    this.consensus = new Consensus(this.dist);
     this.spawner = new RemoteSpawn(this.dist);
     this.placement = new Placement(this.dist, this.spawner, this.registry);
     this.monitor_ = new RuntimeMonitor(this.actors);
@@ -470,6 +474,7 @@ export class FoundationNode extends EventEmitter<FoundationNodeEvents> {
     this.groups.stop();
     this.pubsub.stop();
     this.state.stop();
+    this.consensus.stop();
     this.actors.shutdown();
     this.monitor_.stop();
     // Let the exit signals and DOWNs of those actors be written before the leave announcement.
