@@ -428,7 +428,7 @@ export class Consensus {
           fail: () => resolve({ ok: false, redirect: null }),
         });
       }
-      this.process();
+      this.schedule();
     });
   }
 
@@ -440,8 +440,22 @@ export class Consensus {
       return;
     }
     this.raft.step(d.value);
-    this.process();
+    this.schedule();
   }
+
+  /**
+   * Drains Ready once the current batch of messages and requests has been stepped: everything
+   * that arrived together shares one fsync and one send per peer (group commit).
+   */
+  private schedule(): void {
+    if (this.scheduled) return;
+    this.scheduled = true;
+    queueMicrotask(() => {
+      this.scheduled = false;
+      this.process();
+    });
+  }
+  private scheduled = false;
 
   private process(): void {
     const raft = this.raft;
