@@ -99,7 +99,7 @@ export const ERRORS = {
   FND_ERR_STATE_TYPE:
     'A replicated state object (node.state) is used as another CRDT kind than the one it was created as, or the operation does not fit its kind (an OR-map holds one value kind). Use a new name, or the handle of its kind.',
   FND_ERR_CONSENSUS_NOT_STARTED:
-    'A node.consensus operation was called before node.consensus.start(). Start it (with the same members on every member node) first.',
+    'A node.consensus operation was called before node.consensus.start(), or after the node stopped. Start it (with the same members on every member node) first.',
   FND_ERR_CONSENSUS_NOT_MEMBER:
     'The operation needs a member of the consensus group (it reads the replicated state locally, like kv.watch). Call it on a member, or poll kv.get elsewhere.',
   FND_ERR_CONSENSUS_UNAVAILABLE:

@@ -87,6 +87,8 @@ export class Consensus {
   };
   private members: string[] = [];
   private started = false;
+  /** Set by stop(): the node is going away; campaign loops end and operations fail. */
+  private closed = false;
   private raft: Raft | undefined;
   private storage: RaftStorage | undefined;
   private readonly machine = new Machine();
@@ -178,7 +180,9 @@ export class Consensus {
     };
   }
 
+  /** Leaves the group on this node (the node is stopping): pending and later operations fail. */
   stop(): void {
+    this.closed = true;
     this.timer?.cancel();
     this.timer = undefined;
     this.storage?.close();
@@ -292,7 +296,7 @@ export class Consensus {
       for (const f of deposed) f();
     };
     const run = async () => {
-      while (!stopped) {
+      while (!stopped && !this.closed) {
         try {
           if (token === undefined) {
             const r = (await this.command({ op: 'lock', name, owner, ttlMs: ttl })) as {
@@ -363,10 +367,10 @@ export class Consensus {
 
   /** Sends a request to the leader (following redirects, retrying the same id) until the deadline. */
   private async submit(req: Request): Promise<unknown> {
-    if (!this.started)
+    if (!this.started || this.closed)
       throw new FoundationError(
         'FND_ERR_CONSENSUS_NOT_STARTED',
-        'call node.consensus.start() first',
+        this.closed ? 'this node has stopped' : 'call node.consensus.start() first',
       );
     const deadline = this.ctx.clock.now() + this.opts.timeoutMs;
     let rotate = 0;
