@@ -1,9 +1,11 @@
 // Jepsen-style runs of the Raft core on the simulated network: per seed, random partitions,
 // crashes with restarts from persisted state, message loss and delay, membership changes and log
 // compaction, under a client load of puts, deletes, compare-and-sets and read-index reads.
+// Locks run on the real consensus state machine (src/coord/machine.ts).
 // Oracles: at most one leader per term, one term per applied index (state machine safety), every
 // acknowledged write still in the log after the faults, replicas identical at the end, and each
-// key's history linearizable (Wing–Gong/Porcupine checker). RAFT_SEEDS=5000 for a long run.
+// key's history linearizable (Wing–Gong/Porcupine checker), fencing tokens increasing in log order
+// on every node and in real-time order of acknowledgment. RAFT_SEEDS=5000 for a long run.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { isLinearizable, kvModel } from './linearizability.js';
@@ -13,6 +15,7 @@ const SEEDS = Number(process.env.RAFT_SEEDS ?? 200);
 const FIRST = Number(process.env.RAFT_SEED_FROM ?? 1);
 
 interface Stats {
+  grants: number;
   ops: number;
   acked: number;
   leaders: number;
@@ -36,6 +39,8 @@ function runSeed(seed: number): Stats {
   let ops = 0;
   let confChanges = 0;
   const keys = ['a', 'b', 'c'];
+  const grants: Array<{ call: number; ret: number; token: number }> = [];
+  const tokens: number[] = [];
   const members = () => sim.leader()?.raft.voters ?? [];
   for (let t = 0; t < 600; t++) {
     const x = r();
@@ -79,9 +84,34 @@ function runSeed(seed: number): Stats {
         let cmd: Cmd | undefined;
         if (y < 0.45) cmd = { op: 'put', key, value: `v${++value}` };
         else if (y < 0.55) cmd = { op: 'del', key };
-        else if (y < 0.7)
+        else if (y < 0.6)
           cmd = { op: 'cas', key, expected: r() < 0.5 ? null : `v${value}`, value: `v${++value}` };
-        if (cmd ? sim.write(l, cmd) : sim.read(l, key)) ops++;
+        if (y >= 0.6 && y < 0.75) {
+          // Locks on the real state machine: record each acknowledged grant's token.
+          const grant = { call: sim.now(), ret: Number.POSITIVE_INFINITY, token: 0 };
+          const owner = `c${Math.floor(r() * 3)}`;
+          const sent =
+            y < 0.7 || tokens.length === 0
+              ? sim.lease(
+                  l,
+                  { op: 'lock', name: 'L', owner, ttlMs: 100 + Math.floor(r() * 900) },
+                  (res) => {
+                    const g = res as { ok?: boolean; token?: number } | undefined;
+                    if (g?.ok && g.token !== undefined) {
+                      grant.ret = sim.now();
+                      grant.token = g.token;
+                      grants.push(grant);
+                      tokens.push(g.token);
+                    }
+                  },
+                )
+              : sim.lease(
+                  l,
+                  { op: 'unlock', name: 'L', token: tokens[Math.floor(r() * tokens.length)]! },
+                  () => {},
+                );
+          if (sent) ops++;
+        } else if (cmd ? sim.write(l, cmd) : sim.read(l, key)) ops++;
       }
     }
     sim.step();
@@ -116,9 +146,18 @@ function runSeed(seed: number): Stats {
       `seed ${seed}: acknowledged write ${w.value} kept`,
     );
   }
+  // Fencing: a grant acknowledged before another was asked for has the smaller token.
+  for (const a of grants)
+    for (const b of grants)
+      if (a.ret < b.call)
+        assert.ok(
+          a.token < b.token,
+          `seed ${seed}: token ${a.token} acked before ${b.token} was asked for`,
+        );
   for (const [key, h] of sim.history)
     assert.ok(isLinearizable(kvModel, h), `seed ${seed}: history of key ${key} is linearizable`);
   return {
+    grants: grants.length,
     ops,
     acked: sim.acked.length,
     leaders: sim.leaderOfTerm.size,
@@ -128,14 +167,16 @@ function runSeed(seed: number): Stats {
 }
 
 describe('raft under faults (seeded, Jepsen-style)', () => {
-  it(`${SEEDS} seeded runs: one leader per term, no acknowledged write lost, linearizable KV`, () => {
+  it(`${SEEDS} seeded runs: one leader per term, no acknowledged write lost, linearizable KV, fencing tokens increase`, () => {
     let acked = 0;
     let leaders = 0;
     let conf = 0;
     let snaps = 0;
+    let grants = 0;
     for (let s = FIRST; s < FIRST + SEEDS; s++) {
       const st = runSeed(s);
       acked += st.acked;
+      grants += st.grants;
       leaders += st.leaders;
       conf += st.confChanges;
       if (st.snapshotsInstalled) snaps++;
@@ -144,6 +185,7 @@ describe('raft under faults (seeded, Jepsen-style)', () => {
     assert.ok(acked > SEEDS * 10, `acknowledged writes: ${acked}`);
     assert.ok(leaders > SEEDS * 2, `leaders elected: ${leaders}`);
     assert.ok(conf > 0, 'membership changes proposed');
+    assert.ok(grants > SEEDS, `lock grants: ${grants}`);
     assert.ok(snaps > SEEDS / 2, 'snapshots taken');
   });
 });

@@ -2,6 +2,8 @@
 // queue with per-message delays, drops and partitions, crashes that lose everything not persisted
 // and restarts from the persisted state, a KV state machine, clients whose history is recorded for
 // the linearizability checker, and the safety oracles (one leader per term, one entry per index).
+
+import { Machine } from '../../src/coord/machine.js';
 import {
   type Entry,
   type HardState,
@@ -56,11 +58,23 @@ type Kv = Record<string, string>;
 interface Pending {
   term: number;
   done: (result: KvOutput | undefined, definite: boolean) => void;
+  /** For lock commands: the machine's result, or undefined when the entry was overwritten. */
+  lease?: (result: unknown) => void;
+}
+
+/** A lock command as the sim proposes it: the leader's time stamp and the machine command. */
+export interface LeaseCmd {
+  at: number;
+  lease:
+    | { op: 'lock'; name: string; owner: string; ttlMs: number }
+    | { op: 'unlock'; name: string; token: number };
 }
 
 export class SimNode {
   raft: Raft;
   kv: Kv = {};
+  /** The real consensus state machine, for lock commands (leases, fencing tokens). */
+  m = new Machine();
   readonly proposals = new Map<number, Pending>();
   readonly reads = new Map<
     number,
@@ -84,7 +98,18 @@ export class SimNode {
         ? { hardState: storage.hardState, snapshot: storage.snapshot, entries: storage.entries }
         : undefined,
     });
-    if (restore && storage.snapshot) this.kv = structuredClone(storage.snapshot.data as Kv);
+    if (restore && storage.snapshot) this.restore(storage.snapshot.data);
+  }
+
+  restore(data: unknown): void {
+    const d = structuredClone(data) as { kv: Kv; m: unknown };
+    this.kv = d.kv;
+    this.m = new Machine();
+    this.m.restore(d.m);
+  }
+
+  snapshot(): unknown {
+    return { kv: structuredClone(this.kv), m: this.m.snapshot() };
   }
 }
 
@@ -122,6 +147,8 @@ export class Sim {
   private events = 0;
   readonly history = new Map<string, Operation<KvInput, KvOutput>[]>();
   readonly acked: Array<{ index: number; term: number; key: string; value: string }> = [];
+  /** Largest fencing token each node has seen granted, in its apply order. */
+  private readonly lastToken = new Map<string, number>();
   private readId = 0;
 
   constructor(opts: SimOptions) {
@@ -160,6 +187,8 @@ export class Sim {
     const n = this.nodes.get(id);
     if (!n) return;
     this.nodes.set(id, undefined);
+    // A restarted node re-applies from its snapshot: its token sequence starts over there.
+    this.lastToken.delete(id);
     // Outcomes of its clients' requests are now unknown; nothing resolves them.
     n.proposals.clear();
     for (const r of n.reads.values()) r.done(undefined);
@@ -235,7 +264,7 @@ export class Sim {
       }
       if (rd.snapshot) {
         st.saveSnapshot(rd.snapshot);
-        n.kv = structuredClone(rd.snapshot.data as Kv);
+        n.restore(rd.snapshot.data);
       }
       for (const m of rd.messages) {
         if (this.blocked.has(`${m.from}|${m.to}`) || this.random() < this.drop) continue;
@@ -259,7 +288,7 @@ export class Sim {
         this.leaderOfTerm.set(n.raft.term, n.id);
       }
       if (n.raft.applied - n.raft.snapshotIndex >= this.compactEvery) {
-        st.saveSnapshot(n.raft.compact(n.raft.applied, structuredClone(n.kv)));
+        st.saveSnapshot(n.raft.compact(n.raft.applied, n.snapshot()));
       }
     }
   }
@@ -270,6 +299,23 @@ export class Sim {
       this.violations.push(`index ${e.index} applied with term ${t} and ${e.term} (${n.id})`);
     this.termAtIndex.set(e.index, e.term);
     let result: KvOutput = {};
+    if (e.type === 'normal' && 'lease' in (e.data as object)) {
+      // Lock commands go to the real state machine; the leader stamped `at` when proposing.
+      const l = e.data as LeaseCmd;
+      const r = n.m.apply({ id: `${e.index}`, at: l.at, cmd: l.lease });
+      const prev = this.lastToken.get(n.id) ?? 0;
+      if ('token' in r && r.ok) {
+        if (r.token <= prev) this.violations.push(`token ${r.token} after ${prev} on ${n.id}`);
+        this.lastToken.set(n.id, r.token);
+      }
+      const p = n.proposals.get(e.index);
+      if (p) {
+        n.proposals.delete(e.index);
+        if (p.term === e.term) p.lease?.(r);
+        else p.lease?.(undefined);
+      }
+      return;
+    }
     if (e.type === 'normal') {
       const c = e.data as Cmd;
       if (c.op === 'put') n.kv[c.key] = c.value;
@@ -341,6 +387,20 @@ export class Sim {
           this.acked.push({ index: r.index, term: r.term, key: cmd.key, value: cmd.value });
       },
     });
+    this.process(n);
+    return true;
+  }
+
+  /**
+   * Proposes a lock command through `n`, stamped with the simulated time (ms = ticks × 30);
+   * `done` gets the machine's result once applied, or undefined if the entry was overwritten.
+   */
+  lease(n: SimNode, cmd: LeaseCmd['lease'], done: (result: unknown) => void): boolean {
+    // The leader's stamp, monotonic per leader like Consensus.serve's.
+    const at = Math.max(this.time * 30, n.m.now);
+    const r = n.raft.propose({ at, lease: cmd } satisfies LeaseCmd);
+    if (!r) return false;
+    n.proposals.set(r.index, { term: r.term, done: () => {}, lease: done });
     this.process(n);
     return true;
   }
