@@ -28,6 +28,12 @@ export interface ConsensusOptions {
    * they see each other); otherwise name them. Default 3.
    */
   size?: 3 | 5;
+  /**
+   * This node is being added to a running group (see `addMember`): it starts with no voters and
+   * learns the configuration from the leader. `members` lists the current voters (where to send
+   * requests). Default false.
+   */
+  join?: boolean;
   /** Directory for this member's Raft log (`raft-<node>.log`, fsynced). Default: memory only. */
   dir?: string;
   /** Raft tick, ms. Default 30 (heartbeats every tick; election timeout 10–20 ticks). */
@@ -79,7 +85,7 @@ const sleep = (ctx: DistContext, ms: number) =>
   new Promise<void>((r) => ctx.clock.setTimeout(r, ms));
 
 export class Consensus {
-  private opts: Required<Omit<ConsensusOptions, 'members' | 'dir' | 'size'>> = {
+  private opts: Required<Omit<ConsensusOptions, 'members' | 'dir' | 'size' | 'join'>> = {
     tickMs: 30,
     electionTicks: 10,
     timeoutMs: 5000,
@@ -147,10 +153,10 @@ export class Consensus {
       );
     this.members = [...members].sort();
     this.started = true;
-    if (!this.members.includes(this.ctx.self)) return;
+    if (!this.members.includes(this.ctx.self) && !opts.join) return;
     this.storage = opts.dir
-      ? new FileStorage(join(opts.dir, `raft-${this.ctx.self}.log`), this.members)
-      : new MemoryStorage(this.members);
+      ? new FileStorage(join(opts.dir, `raft-${this.ctx.self}.log`), opts.join ? [] : this.members)
+      : new MemoryStorage(opts.join ? [] : this.members);
     const p = this.storage.load();
     this.raft = new Raft({
       id: this.ctx.self,
@@ -334,6 +340,24 @@ export class Consensus {
     };
   }
 
+  /**
+   * Adds `node` to the group's voters (one change at a time; resolves with the new voters once
+   * committed). Start the node first with `start({ members: <current voters>, join: true })`: it
+   * then learns the log from the leader instead of bootstrapping a group of its own.
+   */
+  async addMember(node: string): Promise<string[]> {
+    const v = (await this.submit({ id: this.nextId(), t: 'conf', op: 'add', node })) as string[];
+    if (!this.members.includes(node)) this.members = [...this.members, node].sort();
+    return v;
+  }
+
+  /** Removes `node` from the group's voters (a removed leader steps down once it commits). */
+  async removeMember(node: string): Promise<string[]> {
+    const v = (await this.submit({ id: this.nextId(), t: 'conf', op: 'remove', node })) as string[];
+    this.members = this.members.filter((m) => m !== node);
+    return v;
+  }
+
   /** Resolves once `n` distinct nodes have arrived at barrier `name` (one-shot per name). */
   async barrier(name: string, n: number, opts: { timeout?: number } = {}): Promise<void> {
     const deadline = this.ctx.clock.now() + (opts.timeout ?? this.opts.timeoutMs);
@@ -412,8 +436,30 @@ export class Consensus {
     const raft = this.raft;
     if (!raft || raft.role !== 'leader')
       return Promise.resolve({ ok: false, redirect: raft?.leader ?? null });
-    return new Promise((resolve) => {
-      if (req.t === 'cmd') {
+    return new Promise((resolve, reject) => {
+      if (req.t === 'conf') {
+        const next =
+          req.op === 'add'
+            ? [...new Set([...raft.voters, req.node])]
+            : raft.voters.filter((v) => v !== req.node);
+        if (next.length === raft.voters.length) return resolve({ ok: true, result: raft.voters });
+        if (next.length > COORD_LIMITS.maxVoters) {
+          reject(
+            new FoundationError(
+              'FND_ERR_INVALID_OPTION',
+              `at most ${COORD_LIMITS.maxVoters} members`,
+              {
+                field: 'members',
+              },
+            ),
+          );
+          return;
+        }
+        const r = raft.proposeConf(next);
+        // Refused while another change is still uncommitted: the client retries.
+        if (!r) return resolve({ ok: false, redirect: null });
+        this.proposals.set(r.index, { term: r.term, done: resolve });
+      } else if (req.t === 'cmd') {
         const at = Math.max(Math.floor(this.ctx.clock.wallNow()), this.machine.now);
         const r = raft.propose({ id: req.id, at, cmd: req.cmd });
         if (!r) return resolve({ ok: false, redirect: raft.leader });
@@ -474,7 +520,12 @@ export class Consensus {
     for (const m of rd.messages) this.send(m);
     if (rd.snapshot) this.machine.restore(rd.snapshot.data);
     for (const e of rd.committed) {
-      const result = e.type === 'normal' ? this.machine.apply(e.data) : undefined;
+      const result =
+        e.type === 'normal'
+          ? this.machine.apply(e.data)
+          : e.type === 'conf'
+            ? (e.data as { voters: string[] }).voters
+            : undefined;
       const p = this.proposals.get(e.index);
       if (!p) continue;
       this.proposals.delete(e.index);

@@ -30,7 +30,9 @@ export const COORD_LIMITS: Readonly<CoordLimits> = Object.freeze({
 export type Request =
   | { id: string; t: 'get'; key: string }
   | { id: string; t: 'barrier'; name: string }
-  | { id: string; t: 'cmd'; cmd: unknown };
+  | { id: string; t: 'cmd'; cmd: unknown }
+  /** Single-server membership change of the group. */
+  | { id: string; t: 'conf'; op: 'add' | 'remove'; node: string };
 
 export type Response = { ok: true; result: unknown } | { ok: false; redirect: string | null };
 
@@ -129,6 +131,10 @@ export function decodeRequest(v: unknown, lim: CoordLimits): Decoded<Request> {
   if (!isStr(r.id, 128)) return fail('bad id');
   if (r.t === 'get')
     return isStr(r.key, lim.maxKeyLength) ? { ok: true, value: r as Request } : fail('bad key');
+  if (r.t === 'conf')
+    return (r.op === 'add' || r.op === 'remove') && isStr(r.node, 256)
+      ? { ok: true, value: r as Request }
+      : fail('bad conf');
   if (r.t === 'barrier')
     return isStr(r.name, lim.maxKeyLength) ? { ok: true, value: r as Request } : fail('bad name');
   if (r.t !== 'cmd' || typeof r.cmd !== 'object' || r.cmd === null) return fail('bad request');

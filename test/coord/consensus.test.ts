@@ -215,3 +215,42 @@ describe('node.consensus', () => {
     }
   });
 });
+
+describe('node.consensus membership', () => {
+  it('adds a joining node, then removes the leader, one change at a time; data and service survive', async () => {
+    const c = await startMeshedCluster(['a', 'b', 'c', 'd']);
+    try {
+      const [a, b, cc, d] = c.nodes as [
+        FoundationNode,
+        FoundationNode,
+        FoundationNode,
+        FoundationNode,
+      ];
+      for (const n of [a, b, cc]) await n.consensus.start({ members: ['a', 'b', 'c'] });
+      await d.consensus.start({ members: ['a', 'b', 'c'], join: true });
+      await tickUntil(
+        c.clock,
+        c.net,
+        () => c.nodes.some((n) => n.consensus.status().role === 'leader'),
+        'leader',
+      );
+      const rev = await settle(c, b.consensus.kv.put('before', 1));
+      assert.deepEqual(await settle(c, b.consensus.addMember('d')), ['a', 'b', 'c', 'd']);
+      await tickUntil(c.clock, c.net, () => d.consensus.status().commit! >= rev, 'd caught up');
+      const old = leaderNode(c);
+      const voters = await settle(c, d.consensus.removeMember(old.name));
+      assert.equal(voters.length, 3);
+      assert.ok(!voters.includes(old.name));
+      await tickUntil(
+        c.clock,
+        c.net,
+        () => c.nodes.some((n) => n !== old && n.consensus.status().role === 'leader'),
+        'a remaining member leads',
+      );
+      assert.equal((await settle(c, d.consensus.kv.get('before')))?.revision, rev);
+      await settle(c, d.consensus.kv.put('after', 2));
+    } finally {
+      await c.stop();
+    }
+  });
+});
