@@ -17,7 +17,7 @@ import { emit, emitSetup, percentile, round, runMain } from './common.js';
 const BENCH = 'raft';
 const TICK_MS = 30;
 const SIM_TRIALS = 100;
-const REAL_TRIALS = Number(process.env.RAFT_REAL_TRIALS ?? 3);
+const REAL_TRIALS = Number(process.env.RAFT_REAL_TRIALS ?? 10);
 const WRITES = 2000;
 
 function simulated(): void {
