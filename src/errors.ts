@@ -134,6 +134,20 @@ export const ERRORS = {
     'No protection is configured under that key. Call node.protection.configure(key, {...}) first.',
   FND_ERR_EVENT_STORE:
     'The event store could not be opened or used: the SQLite file is corrupted, not a database, or not writable, or better-sqlite3 is not installed; `data.reason` says which. The file is left untouched.',
+  FND_ERR_STATE_TYPE:
+    'A replicated state object (node.state) is used as another CRDT kind than the one it was created as, or the operation does not fit its kind (an OR-map holds one value kind). Use a new name, or the handle of its kind.',
+  FND_ERR_CONSENSUS_NOT_STARTED:
+    'A node.consensus operation was called before node.consensus.start(), or after the node stopped. Start it (with the same members on every member node) first.',
+  FND_ERR_CONSENSUS_NOT_MEMBER:
+    'The operation needs a member of the consensus group (it reads the replicated state locally, like kv.watch). Call it on a member, or poll kv.get elsewhere.',
+  FND_ERR_CONSENSUS_UNAVAILABLE:
+    'No leader of the consensus group answered before the timeout: fewer than a majority of its members are up and connected, or an election is under way. Retry; check that a majority of the members run.',
+  FND_ERR_CONSENSUS_TIMEOUT:
+    'A lock stayed held by another node, or a barrier did not fill, before the timeout. Retry later or raise `timeout`.',
+  FND_ERR_CONSENSUS_MESSAGE:
+    'A consensus message or request from another node failed validation (shape, bounds, or it claimed another sender) and was dropped; a request gets this error back.',
+  FND_ERR_STATE_LIMIT:
+    'A replicated state limit would be exceeded (objects per node, units per object, value size, name length or a counter past a safe integer; see docs/state.md). Remove entries or raise the limit.',
 } as const;
 
 export type ErrorCode = keyof typeof ERRORS;

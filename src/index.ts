@@ -19,6 +19,16 @@ export type {
 } from './cluster/messenger.js';
 export { type MembershipTiming, PRESETS, type PresetName } from './cluster/presets.js';
 export { ClusterNode } from './cluster-node.js';
+export {
+  Consensus,
+  type ConsensusOptions,
+  type ConsensusStatus,
+  type LeaderHandle,
+  type LockHandle,
+  type Revisioned,
+} from './coord/consensus.js';
+export type { KvEvent } from './coord/machine.js';
+export { COORD_LIMITS, type CoordLimits } from './coord/wire.js';
 export type { Config, ConfigChange, ConfigOptions } from './core/config.js';
 export type {
   EventQuery,
@@ -209,6 +219,18 @@ export {
   type Services,
 } from './services/services.js';
 export { type Health, SERVICE_LIMITS, type ServiceLimits } from './services/wire.js';
+export type { CrdtKind, InnerKind } from './state/crdt.js';
+export {
+  type GCounterHandle,
+  type OrMapHandle,
+  type OrSetHandle,
+  type PNCounterHandle,
+  type RegisterHandle,
+  STATE_LIMITS,
+  type StateLimits,
+  type StateListener,
+  StateStore,
+} from './state/store.js';
 export type { TlsOptions } from './transport/tcp.js';
 export type { Address, ConnectionHandlers, RawConnection, Transport } from './transport/types.js';
 export type { Clock, TimerHandle } from './util/clock.js';

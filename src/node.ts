@@ -6,6 +6,7 @@ import { EventEmitter } from 'node:events';
 import type { Member } from './cluster/membership.js';
 import type { Messenger } from './cluster/messenger.js';
 import { ClusterNode, type FoundationNodeEvents } from './cluster-node.js';
+import { Consensus } from './coord/consensus.js';
 import type { Config } from './core/config.js';
 import type { Events } from './core/events.js';
 import { HttpEndpoints } from './core/http.js';
@@ -66,6 +67,7 @@ import type {
   ServiceOptions,
 } from './services/services.js';
 import { Services } from './services/services.js';
+import { StateStore } from './state/store.js';
 import { HybridClock } from './util/hlc.js';
 
 export type { FoundationNodeEvents, MemberEventName } from './cluster-node.js';
@@ -102,6 +104,10 @@ export class FoundationNode extends EventEmitter<FoundationNodeEvents> {
   readonly pubsub: PubSub;
   /** Remote spawn by kind (node.define / node.spawnOn; `spawner.childSpec` for supervisors). */
   readonly spawner: RemoteSpawn;
+  /** Named CRDTs shared cluster-wide: counters, sets, registers, maps (docs/state.md). */
+  readonly state: StateStore;
+  /** Raft-backed KV, locks with fencing tokens, leader election, barriers (docs/coordination.md). */
+  readonly consensus: Consensus;
   /** Placement of distributed-supervisor children and singletons (docs/distributed.md). */
   private readonly placement: Placement;
   /** Services: catalogue, typed calls, events, streams (docs/services.md). */
@@ -143,6 +149,8 @@ export class FoundationNode extends EventEmitter<FoundationNodeEvents> {
     this.registry = new Registry(this.dist);
     this.groups = new Groups(this.dist);
     this.pubsub = new PubSub(this.dist);
+    this.state = new StateStore(this.dist);
+    this.consensus = new Consensus(this.dist);
     this.spawner = new RemoteSpawn(this.dist);
     this.placement = new Placement(this.dist, this.spawner, this.registry);
     this.services = new Services({
@@ -617,6 +625,8 @@ export class FoundationNode extends EventEmitter<FoundationNodeEvents> {
     this.groups.stop();
     this.pubsub.stop();
     await this.core.stop();
+    this.state.stop();
+    this.consensus.stop();
     this.actors.shutdown();
     this.monitor_.stop();
     // Let the exit signals and DOWNs of those actors be written before the leave announcement.
