@@ -86,6 +86,11 @@ describe('membership wire decoder', () => {
     );
   });
 
+  it('a type field that cannot be turned into a string is refused, not thrown (found by fuzzing)', () => {
+    const r = decodeMembership([[{ toString: 0 }]] as unknown as unknown[]);
+    assert.equal(r.ok, false);
+  });
+
   it('enforces the bounds: names, incarnations, ports, statuses, entry counts', () => {
     const long = 'x'.repeat(MAX_NAME_LENGTH + 1);
     const refused: unknown[][] = [
