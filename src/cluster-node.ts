@@ -257,6 +257,11 @@ export class ClusterNode extends EventEmitter<FoundationNodeEvents> {
   }
 
   /** Lifeguard local-health score: 0 when this node trusts its own timing. */
+  /** Messages sent and received per channel since start (telemetry). */
+  get transportCounts(): PeerManager['counts'] {
+    return this.peers.counts;
+  }
+
   get health(): number {
     return this.membership.health;
   }

@@ -176,6 +176,14 @@ export class FoundationNode extends EventEmitter<FoundationNodeEvents> {
       }),
       health: () => first.health,
       registrySize: () => this.registry.size,
+      transport: () => {
+        const sum = { sent: {} as Record<string, number>, received: {} as Record<string, number> };
+        for (const c of clusters)
+          for (const d of ['sent', 'received'] as const)
+            for (const [ch, n] of Object.entries(c.transportCounts[d]))
+              sum[d][ch] = (sum[d][ch] ?? 0) + n;
+        return sum;
+      },
     });
     for (const c of clusters) {
       for (const event of FORWARDED) c.on(event, (m, info) => this.emit(event, m, info));

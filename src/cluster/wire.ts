@@ -123,7 +123,7 @@ export function decodeMembership(msg: unknown[]): Decoded {
     default:
       return {
         ok: false,
-        reason: `unknown membership message type ${typeof type === "number" ? type : typeof type}`,
+        reason: `unknown membership message type ${typeof type === 'number' ? type : typeof type}`,
         unknown: true,
       };
   }

@@ -38,6 +38,8 @@ export interface TelemetrySource {
   /** Lifeguard local-health score (0 healthy; higher: this node is slow to answer probes). */
   health(): number;
   registrySize(): number;
+  /** Messages sent and received per channel since start, summed over the node's clusters. */
+  transport(): { sent: Record<string, number>; received: Record<string, number> };
 }
 
 export type Aggregation = 'sum' | 'avg' | 'min' | 'max';
@@ -490,6 +492,19 @@ export class Telemetry extends EventEmitter<TelemetryEvents> {
       registers: r,
       collect() {
         this.set(s.health());
+      },
+    });
+    new client.Counter({
+      name: 'foundation_transport_messages_total',
+      help: 'Messages queued to peers (direction="sent") and received from them, per channel; rate() gives messages/s',
+      labelNames: ['direction', 'channel'],
+      registers: r,
+      collect() {
+        this.reset();
+        const t = s.transport();
+        for (const direction of ['sent', 'received'] as const)
+          for (const [channel, n] of Object.entries(t[direction]))
+            if (n > 0) this.inc({ direction, channel }, n);
       },
     });
     new client.Gauge({

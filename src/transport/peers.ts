@@ -325,6 +325,11 @@ export class PeerManager {
   private readonly linkOptions: LinkOptions;
   /** Every dial asks it first (dialLink). */
   readonly limiter: DialLimiter;
+  /** Messages queued to peers and received from them, per channel, since start (telemetry). */
+  readonly counts = {
+    sent: { control: 0, default: 0, bulk: 0 } as Record<ChannelName, number>,
+    received: { control: 0, default: 0, bulk: 0 } as Record<ChannelName, number>,
+  };
   /** Open connections per peer, and which members lost them all (fast failure, reachability.ts). */
   readonly reach: Reachability;
   /** A control link join() offers to membership; learn() adopts it for that peer. */
@@ -402,7 +407,10 @@ export class PeerManager {
         this.inbound.add(link);
         this.reach.up(from.name);
         link.setHandlers({
-          message: (msg) => this.events.message(from, from.channel, msg),
+          message: (msg) => {
+            this.counts.received[from.channel]++;
+            this.events.message(from, from.channel, msg);
+          },
           drain: () => {},
           close: (err) => {
             this.inbound.delete(link);
@@ -619,7 +627,9 @@ export class PeerManager {
         { length: body.byteLength, max, channel },
       );
     }
-    this.outbound(peer, channel).enqueue(body);
+    const out = this.outbound(peer, channel);
+    out.enqueue(body);
+    this.counts.sent[out.channel]++;
   }
 
   /** Closes a peer's connections and stops re-dialling, but remembers its address (it may come back). */

@@ -153,6 +153,31 @@ describe('telemetry', () => {
     }
   });
 
+  it('messages per channel and direction are counters (rate() gives messages/s)', async () => {
+    const c = await startMeshedCluster(['a', 'b'], { telemetry: { runtimeMetrics: false } });
+    try {
+      const [a, b] = c.nodes as [(typeof c.nodes)[0], (typeof c.nodes)[0]];
+      const series = async (node: typeof a, direction: string, channel: string) =>
+        seriesValue(
+          await node.telemetry.getMetrics(),
+          `foundation_transport_messages_total{direction="${direction}",channel="${channel}",node="${node.name}"}`,
+        ) ?? 0;
+      const before = await series(a, 'sent', 'default');
+      b.messenger.on('n', () => {});
+      for (let i = 0; i < 25; i++) a.messenger.send('b', 'n', i);
+      a.messenger.send('b', 'n', Buffer.alloc(100_000));
+      assert.equal((await series(a, 'sent', 'default')) - before, 25);
+      assert.ok((await series(a, 'sent', 'bulk')) >= 1);
+      assert.ok((await series(a, 'sent', 'control')) > 0, 'membership traffic');
+      await c.net.settle();
+      c.clock.tick(10);
+      await c.net.settle();
+      assert.ok((await series(b, 'received', 'default')) >= 25, 'b counted what it received');
+    } finally {
+      await c.stop();
+    }
+  });
+
   it('getClusterMetrics combines every node by aggregation and lists members that did not answer', async () => {
     const c = await startMeshedCluster(['a', 'b', 'c', 'd'], {
       telemetry: { runtimeMetrics: false },
