@@ -125,7 +125,7 @@ export const ERRORS = {
   FND_ERR_CONFIG_SOURCE:
     'A configuration source could not be read: the config file is missing, unreadable, not JSON or not a JSON object; `data.source` names the file.',
   FND_ERR_NOT_AVAILABLE:
-    'This feature needs a layer that does not exist yet in this version (for example `config.setWithConsensus` needs the coordination layer). Use the documented alternative (`setClusterWide`).',
+    'This feature needs a layer the object was not connected to (a Config built outside a node: `setClusterWide` without the cluster-wide layer, `setWithConsensus` without the consensus group). Use node.config.',
   FND_ERR_CIRCUIT_OPEN:
     'The circuit breaker of this protection key is open after repeated failures: the call was not made. It lets a trial call through after `halfOpenAfter` ms.',
   FND_ERR_POOL_EXHAUSTED:

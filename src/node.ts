@@ -165,26 +165,34 @@ export class FoundationNode extends EventEmitter<FoundationNodeEvents> {
       status: (n) => first.memberStatus(n),
     });
     this.monitor_ = new RuntimeMonitor(this.actors);
-    this.core = new CoreServices(prepared, this.dist, {
-      members: () => first.members(),
-      actors: () => ({
-        count: this.actors.size,
-        mailboxDepth: this.actors.mailboxDepth(),
-        dropped: this.actors.dropped,
-        crashes: this.actors.crashes,
-        runQueue: this.actors.scheduler.length,
-      }),
-      health: () => first.health,
-      registrySize: () => this.registry.size,
-      transport: () => {
-        const sum = { sent: {} as Record<string, number>, received: {} as Record<string, number> };
-        for (const c of clusters)
-          for (const d of ['sent', 'received'] as const)
-            for (const [ch, n] of Object.entries(c.transportCounts[d]))
-              sum[d][ch] = (sum[d][ch] ?? 0) + n;
-        return sum;
+    this.core = new CoreServices(
+      prepared,
+      this.dist,
+      {
+        members: () => first.members(),
+        actors: () => ({
+          count: this.actors.size,
+          mailboxDepth: this.actors.mailboxDepth(),
+          dropped: this.actors.dropped,
+          crashes: this.actors.crashes,
+          runQueue: this.actors.scheduler.length,
+        }),
+        health: () => first.health,
+        registrySize: () => this.registry.size,
+        transport: () => {
+          const sum = {
+            sent: {} as Record<string, number>,
+            received: {} as Record<string, number>,
+          };
+          for (const c of clusters)
+            for (const d of ['sent', 'received'] as const)
+              for (const [ch, n] of Object.entries(c.transportCounts[d]))
+                sum[d][ch] = (sum[d][ch] ?? 0) + n;
+          return sum;
+        },
       },
-    });
+      this.consensus,
+    );
     for (const c of clusters) {
       for (const event of FORWARDED) c.on(event, (m, info) => this.emit(event, m, info));
       c.on('memberUnreachable', (m, info) => this.emit('memberUnreachable', m, info));

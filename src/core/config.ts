@@ -1,7 +1,9 @@
 // `node.config`: the node's configuration, layered defaults → file → environment → runtime, with
 // a zod schema checked on every change and subscribers told of every change. Runtime changes are
 // local (`update`) or cluster-wide (`setClusterWide`, replicated by ./config-sync.ts, last writer
-// wins on hybrid logical clocks). Only paths declared updatable at start can change at runtime.
+// wins on hybrid logical clocks) or agreed through `node.consensus` (`setWithConsensus`, applied
+// on every node by ./config-consensus.ts). Only paths declared updatable at start can change at
+// runtime.
 import { readFile } from 'node:fs/promises';
 import { isDeepStrictEqual } from 'node:util';
 import type { z } from 'zod';
@@ -38,8 +40,11 @@ export interface ConfigChange {
   path: string;
   oldValue: unknown;
   newValue: unknown;
-  /** `local` (update, reset) or `cluster` (setClusterWide here or on another node). */
-  source: 'local' | 'cluster';
+  /**
+   * `local` (update, reset), `cluster` (setClusterWide here or on another node) or `consensus`
+   * (setWithConsensus here or on another node).
+   */
+  source: 'local' | 'cluster' | 'consensus';
 }
 
 /** A runtime value: where it came from and when it was written, for last-writer-wins ordering. */
@@ -49,6 +54,17 @@ interface Override {
   origin: string;
   source: 'local' | 'cluster';
 }
+
+/**
+ * What Config needs from the consensus group (./config-consensus.ts): writes `path` through the
+ * group and resolves once committed (rejecting with the consensus layer's coded errors).
+ */
+export interface ConfigConsensus {
+  write(path: string, value: unknown): Promise<void>;
+}
+
+/** The values agreed through consensus, in the order they were written (later ones win). */
+export type ConsensusEntries = ReadonlyArray<readonly [path: string, value: unknown]>;
 
 /** What Config needs from the cluster-wide replication (./config-sync.ts). */
 export interface ConfigReplication {
@@ -210,6 +226,10 @@ export class Config {
   private current: Record<string, unknown>;
   private readonly listeners = new Set<Listener>();
   private replication: ConfigReplication | undefined;
+  private consensus: ConfigConsensus | undefined;
+  /** The group's committed values (whole set, at `consensusRevision`): applied over the rest. */
+  private consensusEntries: ConsensusEntries = [];
+  private consensusRevision = 0;
   private readonly patterns: readonly string[];
 
   /** `base` comes from loadConfigSources; it is validated here (FND_ERR_CONFIG_INVALID). */
@@ -233,6 +253,11 @@ export class Config {
   /** Connects cluster-wide replication (done by the node once the cluster layer exists). */
   attach(replication: ConfigReplication): void {
     this.replication = replication;
+  }
+
+  /** Connects the consensus group (done by the node; setWithConsensus needs it). */
+  attachConsensus(consensus: ConfigConsensus): void {
+    this.consensus = consensus;
   }
 
   /**
@@ -282,18 +307,31 @@ export class Config {
   }
 
   /**
-   * Changes `path` once a majority of the cluster agreed. Needs the coordination layer, which this
-   * version does not have: always rejects with FND_ERR_NOT_AVAILABLE (`data.feature: 'consensus'`).
+   * Changes `path` on every node through the consensus group: checked here like `update` (same
+   * coded errors, before anything is proposed), then written with compare-and-set on the group's
+   * KV (key `foundation/config`), so no concurrent consensus write is lost. Resolves once committed
+   * and applied here; every node applies committed values in the group's order. A consensus value
+   * takes precedence over local and cluster-wide values of the same path. Rejects with
+   * FND_ERR_CONSENSUS_NOT_STARTED before `node.consensus.start()`, FND_ERR_CONSENSUS_UNAVAILABLE
+   * when no majority answers in time (the write may still commit later, once; nothing is applied
+   * until it does).
    */
-  async setWithConsensus(path: string, _value: unknown): Promise<never> {
-    throw new FoundationError(
-      'FND_ERR_NOT_AVAILABLE',
-      `setWithConsensus("${path}") needs the coordination layer`,
-      { feature: 'consensus', path },
-    );
+  async setWithConsensus(path: string, value: unknown): Promise<void> {
+    this.check(path, value, true);
+    if (!this.consensus) {
+      throw new FoundationError('FND_ERR_NOT_AVAILABLE', 'consensus is not attached', {
+        feature: 'consensus',
+        path,
+      });
+    }
+    await this.consensus.write(path, structuredClone(value));
   }
 
-  private write(path: string, value: unknown, source: 'local' | 'cluster'): void {
+  /**
+   * Validates a runtime write and returns its deep copy. With `overConsensus`, the candidate is the
+   * configuration with the value on top of everything (where a consensus value lands).
+   */
+  private check(path: string, value: unknown, overConsensus = false): unknown {
     const parts = splitPath(path);
     if (!matchesUpdatable(this.patterns, path)) {
       throw new FoundationError('FND_ERR_CONFIG_NOT_UPDATABLE', `"${path}" is not updatable`, {
@@ -318,7 +356,28 @@ export class Config {
     }
     const candidate = structuredClone(this.current);
     assign(candidate, parts, copy);
-    validate(this.opts.schema, candidate, 'update');
+    validate(this.opts.schema, candidate, overConsensus ? 'setWithConsensus' : 'update');
+    return copy;
+  }
+
+  /**
+   * Replaces the consensus values with the group's committed set at `revision` (ignored unless
+   * newer than the one held). Returns whether it was applied. Values the local schema or
+   * updatable list refuse are skipped when the configuration is rebuilt (logged).
+   */
+  applyConsensus(entries: ConsensusEntries, revision: number): boolean {
+    if (revision <= this.consensusRevision) return false;
+    const before = new Map(this.consensusEntries.map(([p, v]) => [p, v]));
+    this.consensusRevision = revision;
+    this.consensusEntries = entries.map(([p, v]) => [p, structuredClone(v)] as const);
+    const touched = new Set<string>(before.keys());
+    for (const [p, v] of entries) if (!isDeepStrictEqual(before.get(p), v)) touched.add(p);
+    this.recompute([...touched], 'consensus');
+    return true;
+  }
+
+  private write(path: string, value: unknown, source: 'local' | 'cluster'): void {
+    const copy = this.check(path, value);
     const ts = this.hlc.now();
     const o: Override = { value: copy, ts, origin: this.self, source };
     if (source === 'local') this.local.set(path, o);
@@ -450,12 +509,16 @@ export class Config {
    * (so the latest write to overlapping paths wins). A cluster value that the schema or the
    * updatable list refuses here is skipped. Tells subscribers about each of `paths` that changed.
    */
-  private recompute(paths: string[], source: 'local' | 'cluster', all = false): void {
+  private recompute(paths: string[], source: 'local' | 'cluster' | 'consensus', all = false): void {
     const before = this.current;
     const next = structuredClone(this.base);
-    const ordered = [...this.local.entries(), ...this.cluster.entries()].sort((a, b) =>
-      compareWinner(a[1].ts, a[1].origin, b[1].ts, b[1].origin),
-    );
+    const ordered: Array<[string, { value: unknown; origin: string }]> = [
+      ...this.local.entries(),
+      ...this.cluster.entries(),
+    ].sort((a, b) => compareWinner(a[1].ts, a[1].origin, b[1].ts, b[1].origin));
+    // Consensus values go last, in the group's write order: they win over local and LWW values.
+    for (const [p, v] of this.consensusEntries)
+      ordered.push([p, { value: v, origin: 'consensus' }]);
     for (const [path, o] of ordered) {
       if (!matchesUpdatable(this.patterns, path)) continue;
       const parts = splitPath(path);

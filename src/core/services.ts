@@ -1,8 +1,10 @@
 // The composition of the core services a node carries (config, protection, telemetry, events,
 // HTTP endpoints): prepared before the node listens (sources read, files opened, so a bad one
 // fails start cleanly), then attached to the cluster-wide layer once the node exists.
+import type { Consensus } from '../coord/consensus.js';
 import type { DistContext } from '../dist/context.js';
 import { Config, loadConfigSources, validateConfig } from './config.js';
+import { ConfigConsensusSync } from './config-consensus.js';
 import { ConfigSync } from './config-sync.js';
 import { type EventStore, MemoryEventStore, SqliteEventStore } from './event-store.js';
 import { Events } from './events.js';
@@ -40,11 +42,17 @@ export function releasePrepared(p: PreparedCore): void {
 export class CoreServices {
   readonly config: Config;
   private readonly configSync: ConfigSync;
+  private readonly configConsensus: ConfigConsensusSync;
   readonly protection: Protection;
   readonly telemetry: Telemetry;
   readonly events: Events;
 
-  constructor(prepared: PreparedCore, dist: DistContext, source: TelemetrySource) {
+  constructor(
+    prepared: PreparedCore,
+    dist: DistContext,
+    source: TelemetrySource,
+    consensus: Consensus,
+  ) {
     const opts = prepared.options;
     this.config = new Config(
       opts.config ?? {},
@@ -55,6 +63,7 @@ export class CoreServices {
       () => loadConfigSources(opts.config ?? {}),
     );
     this.configSync = new ConfigSync(dist, this.config, CORE_LIMITS);
+    this.configConsensus = new ConfigConsensusSync(dist, consensus, this.config);
     this.protection = new Protection(
       dist.log.child({ layer: 'protection' }),
       () => dist.members.alive().length + 1,
@@ -72,6 +81,7 @@ export class CoreServices {
 
   async stop(): Promise<void> {
     this.configSync.stop();
+    this.configConsensus.stop();
     await this.protection.stop();
     this.telemetry.stop();
     this.events.stop();

@@ -189,7 +189,11 @@ describe('config: sources and local updates', () => {
       await it.return?.();
       assert.equal((await it.next()).done, true);
 
-      await rejectsWithCode(node.config.setWithConsensus('app.port', 1), 'FND_ERR_NOT_AVAILABLE');
+      // Consensus was not started on this node (test/core/config-consensus.test.ts covers the rest).
+      await rejectsWithCode(
+        node.config.setWithConsensus('app.port', 1),
+        'FND_ERR_CONSENSUS_NOT_STARTED',
+      );
     } finally {
       await node.stop();
     }
