@@ -672,16 +672,17 @@ export class Membership {
   }
 
   /**
-   * A member this node holds down or left at the incarnation it still announces is talking to us:
-   * tell it (at most once per probe interval), so it refutes now rather than when a SYNC of ours
-   * happens to reach it. Heals a partition as soon as one connection crosses it.
+   * A member this node holds down, left or suspect at the incarnation it still announces is
+   * talking to us: tell it (at most once per probe interval), so it refutes now rather than when a
+   * probe or a SYNC of ours happens to reach it. Heals a partition as soon as one connection
+   * crosses it.
    */
   private nudge(m: State): void {
     const now = this.clock.now();
     if ((this.lastNudge.get(m.name) ?? -Infinity) > now - this.timing.probeIntervalMs) return;
     this.lastNudge.set(m.name, now);
     this.tell(m.name, {
-      type: 'down',
+      type: m.status === 'suspect' ? 'suspect' : 'down',
       name: m.name,
       incarnation: m.incarnation,
       by: this.self.name,
@@ -976,7 +977,10 @@ export class Membership {
     // down so it refutes at once. A suspect sender's DOWN counts as its suspicion only.
     const senderStatus = this.members.get(teller)?.status;
     const cutOff = senderStatus === 'down' || senderStatus === 'left';
-    if (cutOff) this.nudge(this.members.get(teller)!);
+    // Likewise a member this node suspects is told so whenever it speaks: after a partition or a
+    // blackhole heals, this node may not probe it before the suspicion times out (its own probes
+    // were scaled down by Lifeguard while it was cut off), but the suspect probes this node.
+    if (cutOff || senderStatus === 'suspect') this.nudge(this.members.get(teller)!);
     switch (msg.type) {
       case 'ping':
         // An ack only if the ping is for us (not for a previous owner of this address).

@@ -265,8 +265,13 @@ describe('actors across real processes', () => {
       'pending call',
     );
     assert.equal(pending.ok, false);
-    // The kill resets b's sockets: a learns at once that b is unreachable, before the verdict.
-    assert.equal(pending.code, 'FND_ERR_NODE_UNREACHABLE', pending.message);
+    // The kill resets b's sockets: a usually learns at once that b is unreachable, before the
+    // verdict; with the fast `local` preset the verdict can come first. Which one is first is
+    // timing (test/integration/unreachable.test.ts shows the order with `lan`); either is coded.
+    assert.ok(
+      ['FND_ERR_NODE_UNREACHABLE', 'FND_ERR_NODE_DOWN'].includes(pending.code),
+      `${pending.code}: ${pending.message}`,
+    );
     // A monitor set up after the node is down fires 'noconnection' at once.
     const late = await ok(a, { cmd: 'monitor', to: target });
     const lateDown = await a.waitFor((e) => e.event === 'down' && e.ref === late, STEP_MS, 'DOWN');
