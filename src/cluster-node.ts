@@ -73,6 +73,9 @@ export class ClusterNode extends EventEmitter<FoundationNodeEvents> {
 
   private constructor(private readonly opts: ResolvedOptions) {
     super();
+    // Every cluster-wide subsystem (registry, groups, pub/sub, placement, state, consensus, core
+    // services, services) listens for member events: more than Node's default warning level of 10.
+    this.setMaxListeners(64);
     this.name = opts.name;
     this.clusterName = opts.cluster;
     this.clock = opts.clock ?? systemClock;
