@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { Foundation, uuidv7 } from '../src/index.js';
+import { Foundation } from '../src/index.js';
 import { deadline, emit, emitSetup, latencySummary, round, runMain } from './common.js';
 
 const BENCH = 'events';

@@ -414,7 +414,7 @@ export class Consensus {
         this.leaderHint = to;
         return res.result;
       }
-      if (res && res.redirect && res.redirect !== to) {
+      if (res?.redirect && res.redirect !== to) {
         this.leaderHint = res.redirect;
         continue;
       }
@@ -434,7 +434,7 @@ export class Consensus {
 
   private serve(req: Request): Promise<Response> {
     const raft = this.raft;
-    if (!raft || raft.role !== 'leader')
+    if (raft?.role !== 'leader')
       return Promise.resolve({ ok: false, redirect: raft?.leader ?? null });
     return new Promise((resolve, reject) => {
       if (req.t === 'conf') {
