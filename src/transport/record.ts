@@ -74,7 +74,8 @@ export class RecordSealer {
       ? data
       : Buffer.from(data.buffer, data.byteOffset, data.length);
     let glue: Buffer | undefined; // the previous record's tag followed by this record's header
-    for (let off = 0; off < buf.length || off === 0; off += RECORD_MAX) {
+    // One record per RECORD_MAX bytes (an empty write is one empty record).
+    for (let off = 0; ; off += RECORD_MAX) {
       const payload = buf.subarray(off, Math.min(off + RECORD_MAX, buf.length));
       const head = glue ?? Buffer.allocUnsafe(RECORD_HEADER);
       const hoff = glue ? RECORD_TAG : 0;
