@@ -642,7 +642,7 @@ export class FoundationNode extends EventEmitter<FoundationNodeEvents> {
     this.pubsub.stop();
     await this.core.stop();
     this.state.stop();
-    this.consensus.stop();
+    await this.consensus.stop();
     this.actors.shutdown();
     this.monitor_.stop();
     // Let the exit signals and DOWNs of those actors be written before the leave announcement.
