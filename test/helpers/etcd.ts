@@ -11,7 +11,7 @@ import { join } from 'node:path';
 export interface EtcdCluster {
   /** Client URLs (http://127.0.0.1:port). */
   endpoints: string[];
-  /** etcd --version's first line. */
+  /** etcd --version, e.g. "3.4.23". */
   version: string;
   stop(): Promise<void>;
 }
@@ -69,7 +69,9 @@ async function healthy(url: string): Promise<boolean> {
 /** Starts an etcd cluster of `members` (1 or 3) on loopback; resolves once every member is healthy. */
 export async function startEtcd(members = 1, timeoutMs = 30_000): Promise<EtcdCluster> {
   const bin = etcdBinary();
-  const version = execFileSync(bin, ['--version'], { encoding: 'utf8' }).split('\n')[0]!;
+  const version = execFileSync(bin, ['--version'], { encoding: 'utf8' })
+    .split('\n')[0]!
+    .replace(/^etcd Version: /, '');
   const ports = await freePorts(members * 2);
   const dir = mkdtempSync(join(tmpdir(), 'fnd-etcd-'));
   const names = Array.from({ length: members }, (_, i) => `e${i}`);
