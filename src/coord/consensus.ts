@@ -74,7 +74,8 @@ export class Consensus {
 
   /** The node is stopping: a Raft leader hands its leadership over first; leader handles are deposed. */
   async stop(): Promise<void> {
-    await Promise.all([this.raft.stop(), this.backend?.stop()]);
+    const other = this.backend !== this.raft ? this.backend : undefined;
+    await Promise.all([this.raft.stop(), other?.stop()]);
   }
 
   private get b(): ConsensusBackend {

@@ -178,8 +178,13 @@ export class RaftBackend implements ConsensusBackend {
    * the group no election timeout; leader handles report onDeposed; pending and later operations
    * fail.
    */
-  async stop(): Promise<void> {
-    if (this.closed) return;
+  stop(): Promise<void> {
+    this.stopping ??= this.leave();
+    return this.stopping;
+  }
+  private stopping: Promise<void> | undefined;
+
+  private async leave(): Promise<void> {
     for (const lose of this.campaigns) lose();
     if (this.raft?.role === 'leader' && this.raft.voters.length > 1) {
       try {
