@@ -2,15 +2,18 @@
 // built-in Raft group (3 real nodes in this process, real TCP on loopback) and against etcd
 // (Debian's etcd-server started here on loopback, 3 real nodes as its clients). KV semantics
 // (revisions, cas, delete, watch order), lock exclusivity, fencing tokens, ttl expiry when the
-// holder dies, leader election with onDeposed when the leader's node stops, and barriers.
+// holder dies, leader election with onDeposed when the leader's node stops, barriers, and
+// config.setWithConsensus on top.
 // Deadlines are liveness limits, never performance assertions.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { z } from 'zod';
 import type { KvEvent } from '../../src/coord/machine.js';
 import {
   type ConsensusOptions,
   Foundation,
   type FoundationNode,
+  type FoundationOptions,
   isFoundationError,
 } from '../../src/index.js';
 import { type EtcdCluster, startEtcd } from '../helpers/etcd.js';
@@ -46,7 +49,7 @@ const backends: Backend[] = [
   },
 ];
 
-async function harness(b: Backend): Promise<Harness> {
+async function harness(b: Backend, extra: FoundationOptions = {}): Promise<Harness> {
   run++;
   const cluster = `conf-${b.name}-${process.pid}-${run}`;
   const names = ['na', 'nb', 'nc'];
@@ -58,7 +61,9 @@ async function harness(b: Backend): Promise<Harness> {
   };
   try {
     for (const name of names)
-      nodes.push(await Foundation.start({ name, cluster, logLevel: 'silent', discovery: nowhere }));
+      nodes.push(
+        await Foundation.start({ name, cluster, logLevel: 'silent', discovery: nowhere, ...extra }),
+      );
     for (const n of nodes.slice(1)) await n.join(nodes[0]!.address);
     await until(
       () => nodes.every((n) => n.members().filter((m) => m.status === 'alive').length === 3),
@@ -254,6 +259,33 @@ for (const b of backends) {
         assert.equal(handles.filter((hd) => hd.isLeader()).length, 1);
         const [, nextToken] = elected[elected.length - 1]!;
         assert.ok(nextToken > firstToken, 'the next leader has a larger token');
+      } finally {
+        await h.stop();
+      }
+    });
+
+    it('config.setWithConsensus: every node converges on the agreed value', async () => {
+      const h = await harness(b, {
+        config: {
+          defaults: { app: { port: 80 } },
+          schema: z.object({ app: z.object({ port: z.number().int().min(1) }) }),
+          updatable: ['app.*'],
+        },
+      });
+      try {
+        const [x] = h.nodes as [FoundationNode];
+        await x.config.setWithConsensus('app.port', 443);
+        await until(
+          () => h.nodes.every((n) => n.config.get('app.port') === 443),
+          LIVE_MS,
+          'every node has the agreed port',
+        );
+        await h.nodes[2]!.config.setWithConsensus('app.port', 8443);
+        await until(
+          () => h.nodes.every((n) => n.config.get('app.port') === 8443),
+          LIVE_MS,
+          'every node has the second value',
+        );
       } finally {
         await h.stop();
       }
