@@ -78,6 +78,15 @@ export class Consensus {
     await Promise.all([this.raft.stop(), other?.stop()]);
   }
 
+  /**
+   * The node is about to stop: when it leads the Raft group it hands the leadership over now
+   * (waiting at most an election timeout) and goes on serving as a follower until `stop()`.
+   * Called first by `node.stop()`; nothing to do on etcd.
+   */
+  async handOver(): Promise<void> {
+    if (this.backend === this.raft) await this.raft.handOver();
+  }
+
   private get b(): ConsensusBackend {
     return this.backend ?? this.raft;
   }

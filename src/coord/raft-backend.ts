@@ -184,15 +184,19 @@ export class RaftBackend implements ConsensusBackend {
   }
   private stopping: Promise<void> | undefined;
 
+  /** When this member leads: transfers the leadership (at most an election timeout); else nothing. */
+  async handOver(): Promise<void> {
+    if (this.closed || this.raft?.role !== 'leader' || this.raft.voters.length < 2) return;
+    try {
+      await this.transferLeadership();
+    } catch {
+      // No follower took over in time: the others elect one after their election timeout.
+    }
+  }
+
   private async leave(): Promise<void> {
     for (const lose of this.campaigns) lose();
-    if (this.raft?.role === 'leader' && this.raft.voters.length > 1) {
-      try {
-        await this.transferLeadership();
-      } catch {
-        // No follower took over in time: the others elect one after their election timeout.
-      }
-    }
+    await this.handOver();
     this.closed = true;
     this.timer?.cancel();
     this.timer = undefined;
