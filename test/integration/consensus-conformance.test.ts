@@ -321,7 +321,7 @@ for (const b of backends) {
 }
 
 describe('consensus options', () => {
-  it('invalid options name the field; Raft-only operations fail clearly on etcd', async () => {
+  it('invalid options name the field; an unreachable etcd fails start; Raft-only operations fail clearly on etcd', async () => {
     const h = await harness(backends[1]!);
     const nowhere = { name: 'none', start() {}, stop() {} };
     const n = await Foundation.start({
@@ -352,6 +352,13 @@ describe('consensus options', () => {
       await field({ tickMs: -1 }, 'consensus.tickMs');
       await field({ members: ['a', 'a'] }, 'consensus.members');
       await field({ size: 4 }, 'consensus.size');
+      // Nothing listens on port 1: start fails clearly, and a later start can still succeed.
+      await assert.rejects(
+        n.consensus.start({ backend: 'etcd', endpoints: ['http://127.0.0.1:1'], timeoutMs: 1000 }),
+        (e) => isFoundationError(e, 'FND_ERR_CONSENSUS_UNAVAILABLE'),
+      );
+      await n.consensus.start({ backend: 'etcd', endpoints: etcd!.endpoints, prefix: 'opts/' });
+      assert.ok((await n.consensus.kv.put('k', 1)) > 0);
       const x = h.nodes[0]!;
       for (const op of [
         () => x.consensus.addMember('z'),
