@@ -4,13 +4,19 @@
 //   count ticks until a member of a later term leads.
 // - real: 5 node processes on loopback with file-backed Raft logs (fsync on): SIGKILL the leader,
 //   time until a survivor reports itself leader (polled every 20 ms: that is the resolution).
+// - planned stop: the leader of 5 real processes stops gracefully (it hands its leadership over,
+//   src/coord/raft-backend.ts): time from the stop command until a survivor reports itself leader.
 // - throughput: 3 and 5 processes, 2000 puts with 32 in flight from a non-leader member (so each
 //   put is forwarded to the leader), fsync on every Ready.
-// Usage: node dist/bench/raft.js   (JSON lines; about a minute)
+// - next to etcd, in the same run when etcd-server is installed: the same 2000 puts, 32 in flight,
+//   from one node process on the etcd backend (src/coord/etcd.ts) against a 1-member and a
+//   3-member etcd on loopback (test/helpers/etcd.ts; etcd fsyncs too), and the Raft/etcd ratios.
+// Usage: node dist/bench/raft.js   (JSON lines; about two minutes)
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Sim } from '../test/coord/sim.js';
+import { etcdInstalled, startEtcd } from '../test/helpers/etcd.js';
 import { type Event, NodeProc, until } from '../test/helpers/proc.js';
 import { emit, emitSetup, percentile, round, runMain } from './common.js';
 
@@ -19,6 +25,7 @@ const TICK_MS = 30;
 const SIM_TRIALS = 100;
 const REAL_TRIALS = Number(process.env.RAFT_REAL_TRIALS ?? 10);
 const WRITES = 2000;
+const PLANNED_TRIALS = Number(process.env.RAFT_PLANNED_TRIALS ?? 5);
 
 function simulated(): void {
   const ms: number[] = [];
@@ -131,7 +138,38 @@ async function realElections(): Promise<void> {
   });
 }
 
-async function throughput(n: number): Promise<void> {
+async function plannedStops(): Promise<void> {
+  const ms: number[] = [];
+  for (let i = 0; i < PLANNED_TRIALS; i++) {
+    const g = await group(5, `p${i}`);
+    try {
+      const l = await leaderOf(g.procs, 0);
+      await ok(g.procs.find((p) => p !== l.p)!, { cmd: 'cput', key: 'warm', value: 1 });
+      const t0 = performance.now();
+      l.p.command({ cmd: 'stop' });
+      await leaderOf(
+        g.procs.filter((p) => p !== l.p),
+        l.term,
+      );
+      ms.push(performance.now() - t0);
+    } finally {
+      await g.stop();
+    }
+  }
+  ms.sort((a, b) => a - b);
+  emit({
+    bench: BENCH,
+    case: 'new-leader-after-planned-stop',
+    mode: 'real',
+    transfer: true,
+    trials: ms.length,
+    p50_ms: round(percentile(ms, 50), 1),
+    p99_ms: round(percentile(ms, 99), 1),
+    samples_ms: ms.map((x) => round(x, 1)),
+  });
+}
+
+async function throughput(n: number): Promise<number> {
   const g = await group(n, `w${n}`);
   try {
     const l = await leaderOf(g.procs, 0);
@@ -145,6 +183,7 @@ async function throughput(n: number): Promise<void> {
     emit({
       bench: BENCH,
       case: 'committed-writes',
+      backend: 'raft',
       members: n,
       writes: WRITES,
       in_flight: 32,
@@ -152,8 +191,47 @@ async function throughput(n: number): Promise<void> {
       elapsed_ms: round(elapsed, 1),
       writes_per_s: round((WRITES / elapsed) * 1000, 0),
     });
+    return (WRITES / elapsed) * 1000;
   } finally {
     await g.stop();
+  }
+}
+
+/** The same load from one node process on the etcd backend against `members` etcd members. */
+async function etcdThroughput(members: number): Promise<number> {
+  const etcd = await startEtcd(members);
+  const client = new NodeProc('ec', [
+    '--cluster',
+    `bench-etcd-${members}-${process.pid}`,
+    '--preset',
+    'local',
+  ]);
+  try {
+    await client.waitFor((e) => e.event === 'started', 20_000, 'start');
+    await ok(client, { cmd: 'cstart', backend: 'etcd', endpoints: etcd.endpoints });
+    await ok(client, { cmd: 'cwrites', count: 200, concurrency: 32 }); // warm-up
+    const elapsed = (await ok(
+      client,
+      { cmd: 'cwrites', count: WRITES, concurrency: 32 },
+      120_000,
+    )) as number;
+    const perS = (WRITES / elapsed) * 1000;
+    emit({
+      bench: BENCH,
+      case: 'committed-writes',
+      backend: 'etcd',
+      etcd: etcd.version,
+      members,
+      writes: WRITES,
+      in_flight: 32,
+      fsync: true,
+      elapsed_ms: round(elapsed, 1),
+      writes_per_s: round(perS, 0),
+    });
+    return perS;
+  } finally {
+    await client.kill('SIGKILL');
+    await etcd.stop();
   }
 }
 
@@ -161,6 +239,20 @@ runMain(BENCH, async () => {
   emitSetup(BENCH, { tick_ms: TICK_MS, election_ticks: 10 });
   simulated();
   await realElections();
-  await throughput(3);
-  await throughput(5);
+  await plannedStops();
+  const raft3 = await throughput(3);
+  const raft5 = await throughput(5);
+  if (!etcdInstalled()) {
+    emit({ bench: BENCH, case: 'etcd', skipped: 'etcd-server is not installed' });
+    return;
+  }
+  const etcd1 = await etcdThroughput(1);
+  const etcd3 = await etcdThroughput(3);
+  emit({
+    bench: BENCH,
+    case: 'committed-writes-ratio',
+    raft3_vs_etcd1: round(raft3 / etcd1, 3),
+    raft3_vs_etcd3: round(raft3 / etcd3, 3),
+    raft5_vs_etcd3: round(raft5 / etcd3, 3),
+  });
 });

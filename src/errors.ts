@@ -146,6 +146,10 @@ export const ERRORS = {
     'A lock stayed held by another node, or a barrier did not fill, before the timeout. Retry later or raise `timeout`.',
   FND_ERR_CONSENSUS_MESSAGE:
     'A consensus message or request from another node failed validation (shape, bounds, or it claimed another sender) and was dropped; a request gets this error back.',
+  FND_ERR_CONSENSUS_NOT_LEADER:
+    'The operation runs on the consensus group\'s leader (transferLeadership): this member does not lead now. Call it where `status().role` is "leader".',
+  FND_ERR_CONSENSUS_UNSUPPORTED:
+    'The configured consensus backend does not offer this operation (membership changes and leadership transfer are Raft-only: an etcd cluster is managed with etcdctl).',
   FND_ERR_STATE_LIMIT:
     'A replicated state limit would be exceeded (objects per node, units per object, value size, name length or a counter past a safe integer; see docs/state.md). Remove entries or raise the limit.',
 } as const;

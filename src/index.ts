@@ -23,8 +23,10 @@ export {
   Consensus,
   type ConsensusOptions,
   type ConsensusStatus,
+  type EtcdConsensusOptions,
   type LeaderHandle,
   type LockHandle,
+  type RaftConsensusOptions,
   type Revisioned,
 } from './coord/consensus.js';
 export type { KvEvent } from './coord/machine.js';

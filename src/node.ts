@@ -626,11 +626,15 @@ export class FoundationNode extends EventEmitter<FoundationNodeEvents> {
   }
 
   /**
-   * Stops the root supervisor's tree (reverse order, with shutdown timeouts), then every other
-   * actor ('shutdown'), then leaves every cluster gracefully. Idempotent.
+   * Hands over consensus leadership (when this node leads the Raft group), stops the root
+   * supervisor's tree (reverse order, with shutdown timeouts), then every other actor
+   * ('shutdown'), then leaves every cluster gracefully. Idempotent.
    */
   async stop(): Promise<void> {
     this.stopping = true;
+    // First: a consensus leader hands its leadership over while everything still runs, so the
+    // group does not wait for the rest of the shutdown (or an election timeout).
+    await this.consensus.handOver();
     await this.http_?.stop();
     this.http_ = undefined;
     // Distributed children first: they move to other members with their handed-over state.
@@ -642,7 +646,7 @@ export class FoundationNode extends EventEmitter<FoundationNodeEvents> {
     this.pubsub.stop();
     await this.core.stop();
     this.state.stop();
-    this.consensus.stop();
+    await this.consensus.stop();
     this.actors.shutdown();
     this.monitor_.stop();
     // Let the exit signals and DOWNs of those actors be written before the leave announcement.

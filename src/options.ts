@@ -5,6 +5,7 @@ import { z } from 'zod';
 import { loadUserSecret } from './cluster/local-secret.js';
 import { DEFAULT_MEMBERSHIP_LIMITS, type MembershipLimits } from './cluster/membership.js';
 import { type MembershipTiming, PRESETS, type PresetName } from './cluster/presets.js';
+import type { ConsensusOptions } from './coord/consensus.js';
 import type { CoreOptions } from './core/options.js';
 import { mapTopologies } from './discovery/libcluster.js';
 import { type DnsOptions, dnsSchema } from './discovery/strategies/dns.js';
@@ -426,6 +427,53 @@ function parseWith<T>(zschema: z.ZodType<T>, input: unknown, prefix = ''): T {
     issue.code === 'unrecognized_keys' ? (issue as { keys: string[] }).keys : undefined;
   const path = unknownKeys ? [...issue.path, unknownKeys[0]] : issue.path;
   throw invalid(prefix + (path.length ? path.join('.') : '(options)'), issue.message);
+}
+
+// `node.consensus.start(options)`: the built-in Raft group (default) or an etcd v3 cluster.
+const consensusName = z.string().min(1).max(256);
+const raftConsensusSchema = z.strictObject({
+  backend: z.literal('raft').optional(),
+  members: z
+    .array(consensusName)
+    .min(1)
+    .max(7)
+    .refine((m) => new Set(m).size === m.length, 'names must be distinct')
+    .optional(),
+  size: z.union([z.literal(3), z.literal(5)]).optional(),
+  join: z.boolean().optional(),
+  dir: z.string().min(1).optional(),
+  tickMs: ms.optional(),
+  electionTicks: z.number().int().min(2).max(1000).optional(),
+  timeoutMs: ms.optional(),
+  snapshotEvery: z.number().int().min(1).optional(),
+});
+const etcdConsensusSchema = z.strictObject({
+  backend: z.literal('etcd'),
+  endpoints: z
+    .array(
+      z
+        .string()
+        .regex(
+          /^https?:\/\/(\[[0-9a-fA-F:.]+\]|[^\s/:[\]]+):\d{1,5}\/?$/,
+          'must be http://host:port or https://host:port',
+        ),
+    )
+    .min(1),
+  prefix: z.string().min(1).max(256).regex(/\/$/, 'must end with "/"').optional(),
+  timeoutMs: ms.optional(),
+  auth: z.strictObject({ username: z.string().min(1), password: z.string() }).optional(),
+  ca: pem.optional(),
+});
+/**
+ * Validates `node.consensus.start()` options; throws FND_ERR_INVALID_OPTION naming the field
+ * (`consensus.endpoints.0`, `consensus.tickMs`, ...).
+ */
+export function parseConsensusOptions(input: unknown): ConsensusOptions {
+  const backend = isObj(input) ? input.backend : undefined;
+  if (backend === 'etcd') return parseWith(etcdConsensusSchema, input, 'consensus.');
+  if (backend !== undefined && backend !== 'raft')
+    throw invalid('consensus.backend', 'must be "raft" or "etcd"');
+  return parseWith(raftConsensusSchema, input, 'consensus.');
 }
 
 /**

@@ -80,9 +80,16 @@ export function decodeRaft(
   if (!isNat(m.term)) return fail('bad term');
   switch (m.t) {
     case 'vote':
-      if (typeof m.pre !== 'boolean' || !isNat(m.lastIndex) || !isNat(m.lastTerm))
+      if (
+        typeof m.pre !== 'boolean' ||
+        !isNat(m.lastIndex) ||
+        !isNat(m.lastTerm) ||
+        (m.transfer !== undefined && typeof m.transfer !== 'boolean')
+      )
         return fail('bad vote');
       break;
+    case 'timeoutNow':
+      return { ok: true, value: { t: 'timeoutNow', term: m.term, from, to: self } };
     case 'voteResp':
       if (typeof m.pre !== 'boolean' || typeof m.granted !== 'boolean') return fail('bad voteResp');
       break;

@@ -67,13 +67,15 @@ export class ConfigConsensusSync {
     if (this.stopped || this.reading) return;
     const st = this.consensus.status();
     if (!st.started) return;
-    if (st.member && !this.unwatch) {
+    // Raft: members hold the state and watch it; etcd: every node can watch.
+    const watches = st.member || st.backend === 'etcd';
+    if (watches && !this.unwatch) {
       this.unwatch = this.consensus.kv.watch(CONFIG_KEY, (e) => {
         if (e.key !== CONFIG_KEY) return;
         this.config.applyConsensus(e.value === undefined ? [] : parseEntries(e.value), e.revision);
       });
     }
-    if (st.member && this.caughtUp) return;
+    if (watches && this.caughtUp) return;
     this.reading = true;
     this.consensus.kv.get<unknown>(CONFIG_KEY).then(
       (cur) => {

@@ -1,6 +1,6 @@
 // node.consensus on the in-memory network under the manual clock: a 3-member Raft group serving
 // a node outside it too; KV with revisions, CAS and watch; locks whose fencing tokens only grow;
-// leader election; barriers; a leader crash; and messages from a member that lies about itself.
+// leader election; barriers; a leader crash; leadership transfer; and messages from a member that lies about itself.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { COORD_KINDS } from '../../src/coord/wire.js';
@@ -165,6 +165,35 @@ describe('node.consensus', () => {
         const v = await settle(c, client.consensus.kv.get(k));
         assert.equal(v?.revision, rev, `${k} kept`);
       }
+    } finally {
+      await c.stop();
+    }
+  });
+
+  it('transferLeadership hands the group over; a leader whose node stops does it by itself', async () => {
+    const c = await group(['a', 'b', 'c'], ['a', 'b', 'c']);
+    try {
+      const l = leaderNode(c);
+      const term = l.consensus.status().term!;
+      const target = c.nodes.find((n) => n !== l)!;
+      const rev = await settle(c, target.consensus.kv.put('before', 1));
+      assert.equal(await settle(c, l.consensus.transferLeadership(target.name)), target.name);
+      assert.equal(target.consensus.status().role, 'leader');
+      assert.equal(target.consensus.status().term, term + 1, 'one campaign, no pre-vote round');
+      await assert.rejects(settle(c, l.consensus.transferLeadership()), (e) =>
+        isFoundationError(e, 'FND_ERR_CONSENSUS_NOT_LEADER'),
+      );
+      await assert.rejects(settle(c, target.consensus.transferLeadership('nobody')), (e) =>
+        isFoundationError(e, 'FND_ERR_INVALID_OPTION'),
+      );
+      assert.equal((await settle(c, l.consensus.kv.get('before')))?.revision, rev);
+      // The leader's node stops: by the time stop() resolves another member leads, one term on
+      // (without the transfer the others would still be waiting out their election timeouts).
+      await settle(c, target.stop());
+      const next = c.nodes.find((n) => n !== target && n.consensus.status().role === 'leader');
+      assert.ok(next, 'a new leader as soon as the old one has stopped');
+      assert.equal(next.consensus.status().term, term + 2);
+      await settle(c, next.consensus.kv.put('after', 2));
     } finally {
       await c.stop();
     }

@@ -1,6 +1,6 @@
 // Jepsen-style runs of the Raft core on the simulated network: per seed, random partitions,
 // crashes with restarts from persisted state, message loss and delay, membership changes and log
-// compaction, under a client load of puts, deletes, compare-and-sets and read-index reads.
+// compaction, leadership transfers (to any voter, reachable or not), under a client load of puts, deletes, compare-and-sets and read-index reads.
 // Locks run on the real consensus state machine (src/coord/machine.ts).
 // Oracles: at most one leader per term, one term per applied index (state machine safety), every
 // acknowledged write still in the log after the faults, replicas identical at the end, and each
@@ -21,6 +21,8 @@ interface Stats {
   leaders: number;
   snapshotsInstalled: boolean;
   confChanges: number;
+  transfers: number;
+  transferred: number;
 }
 
 function runSeed(seed: number): Stats {
@@ -38,6 +40,9 @@ function runSeed(seed: number): Stats {
   let value = 0;
   let ops = 0;
   let confChanges = 0;
+  let transfers = 0;
+  let transferred = 0;
+  let pending: { to: string; term: number; until: number } | undefined;
   const keys = ['a', 'b', 'c'];
   const grants: Array<{ call: number; ret: number; token: number }> = [];
   const tokens: number[] = [];
@@ -69,6 +74,25 @@ function runSeed(seed: number): Stats {
         if (l.raft.proposeConf(next)) confChanges++;
         sim.process(l);
       }
+    } else if (x >= 0.055 && x < 0.065) {
+      // Leadership transfer to a random voter (it may be cut off or down: then it aborts).
+      const l = sim.leader();
+      const to = l?.raft.voters.filter((v) => v !== l.id);
+      if (l && to && to.length > 0) {
+        const target = l.raft.transferLeadership(to[Math.floor(r() * to.length)]);
+        if (target) {
+          transfers++;
+          pending = { to: target, term: l.raft.term, until: t + 30 };
+        }
+        sim.process(l);
+      }
+    }
+    if (pending) {
+      const l = sim.leader();
+      if (l?.id === pending.to && l.raft.term > pending.term) {
+        transferred++;
+        pending = undefined;
+      } else if (t >= pending.until) pending = undefined;
     }
     for (const [id, at] of restartAt) {
       if (at <= t) {
@@ -163,22 +187,28 @@ function runSeed(seed: number): Stats {
     leaders: sim.leaderOfTerm.size,
     snapshotsInstalled: [...sim.storage.values()].some((s) => s.snapshot !== undefined),
     confChanges,
+    transfers,
+    transferred,
   };
 }
 
 describe('raft under faults (seeded, Jepsen-style)', () => {
-  it(`${SEEDS} seeded runs: one leader per term, no acknowledged write lost, linearizable KV, fencing tokens increase`, () => {
+  it(`${SEEDS} seeded runs: one leader per term, no acknowledged write lost, linearizable KV, fencing tokens increase, under leadership transfers`, () => {
     let acked = 0;
     let leaders = 0;
     let conf = 0;
     let snaps = 0;
     let grants = 0;
+    let transfers = 0;
+    let transferred = 0;
     for (let s = FIRST; s < FIRST + SEEDS; s++) {
       const st = runSeed(s);
       acked += st.acked;
       grants += st.grants;
       leaders += st.leaders;
       conf += st.confChanges;
+      transfers += st.transfers;
+      transferred += st.transferred;
       if (st.snapshotsInstalled) snaps++;
     }
     // The runs exercised what the oracles check: many writes, elections, conf changes, snapshots.
@@ -187,5 +217,7 @@ describe('raft under faults (seeded, Jepsen-style)', () => {
     assert.ok(conf > 0, 'membership changes proposed');
     assert.ok(grants > SEEDS, `lock grants: ${grants}`);
     assert.ok(snaps > SEEDS / 2, 'snapshots taken');
+    assert.ok(transfers > SEEDS, `leadership transfers started: ${transfers}`);
+    assert.ok(transferred > 0, `leadership transfers that completed: ${transferred}`);
   });
 });

@@ -1,6 +1,7 @@
 // The Raft core's rules one at a time, on the simulated network (test/coord/sim.ts) or with
 // messages delivered by hand: election, read-index safety, pre-vote, check-quorum, the
-// current-term commit rule, single-server membership changes, snapshots and restarts.
+// current-term commit rule, single-server membership changes, snapshots and restarts, leadership
+// transfer.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { type Message, Raft } from '../../src/coord/raft/raft.js';
@@ -196,5 +197,76 @@ describe('raft core', () => {
     );
     assert.equal(read, 'v29');
     assert.deepEqual(sim.violations, []);
+  });
+});
+
+describe('raft core: leadership transfer', () => {
+  it('hands leadership to a lagging follower after bringing it up to date; no write is lost', () => {
+    const sim = new Sim({ nodes: 5, seed: 21 });
+    const l = leaderOf(sim);
+    const target = sim.live().find((n) => n.id !== l.id)!;
+    // The target misses writes, then comes back: the leader must catch it up first.
+    sim.partition([[target.id], sim.ids.filter((id) => id !== target.id)]);
+    for (let i = 0; i < 10; i++) put(sim, 'k', `v${i}`);
+    sim.heal();
+    const term = l.raft.term;
+    assert.equal(l.raft.transferLeadership(target.id), target.id);
+    assert.equal(
+      l.raft.propose({ op: 'put', key: 'x', value: 'refused' }),
+      undefined,
+      'proposals wait',
+    );
+    // The leader heartbeats every tick, so no follower's election timer runs out: only the
+    // transfer (within its abort window of one election timeout, 10 ticks) can change the leader.
+    until(sim, () => target.raft.role === 'leader', 'the target leads', 12);
+    assert.equal(target.raft.term, term + 1, 'one campaign, no pre-vote round, no extra terms');
+    until(
+      sim,
+      () => l.raft.role === 'follower' && l.raft.leader === target.id,
+      'old leader follows',
+    );
+    put(sim, 'k', 'after');
+    until(sim, () => sim.live().every((n) => n.kv.k === 'after'), 'replicated');
+    assert.deepEqual(sim.violations, []);
+  });
+
+  it('without a target: the most up-to-date follower; a transfer to an unreachable node aborts after an election timeout', () => {
+    const sim = new Sim({ nodes: 3, seed: 22 });
+    const l = leaderOf(sim);
+    put(sim, 'a', '1');
+    const [f1, f2] = sim.live().filter((n) => n.id !== l.id) as [SimNode, SimNode];
+    sim.crash(f2.id);
+    put(sim, 'a', '2');
+    assert.equal(l.raft.transferLeadership(), f1.id, 'the follower that has every entry');
+    until(sim, () => f1.raft.role === 'leader', 'f1 leads', 12);
+    sim.restart(f2.id);
+    const l2 = f1;
+    put(sim, 'a', '3');
+    const down = sim.live().find((n) => n.id !== l2.id && n.raft.role === 'follower')!;
+    sim.crash(down.id);
+    const term = l2.raft.term;
+    assert.equal(l2.raft.transferLeadership(down.id), down.id);
+    assert.equal(l2.raft.transferTarget, down.id);
+    sim.run(25);
+    assert.equal(l2.raft.transferTarget, undefined, 'aborted');
+    assert.equal(l2.raft.role, 'leader', 'still leading');
+    assert.equal(l2.raft.term, term);
+    put(sim, 'a', '4');
+    assert.deepEqual(sim.violations, []);
+  });
+
+  it('a follower campaigns on TimeoutNow only from its current leader', () => {
+    const sim = new Sim({ nodes: 3, seed: 23 });
+    const l = leaderOf(sim);
+    const [f1, f2] = sim.live().filter((n) => n.id !== l.id) as [SimNode, SimNode];
+    until(sim, () => f1.raft.leader === l.id, 'f1 follows the leader');
+    const term = f1.raft.term;
+    // f2 (not the leader) asks f1 to campaign: ignored.
+    f1.raft.step({ t: 'timeoutNow', term, from: f2.id, to: f1.id });
+    assert.equal(f1.raft.role, 'follower');
+    assert.equal(f1.raft.term, term);
+    f1.raft.step({ t: 'timeoutNow', term, from: l.id, to: f1.id });
+    assert.equal(f1.raft.role, 'candidate', 'straight to candidate, skipping pre-vote');
+    assert.equal(f1.raft.term, term + 1);
   });
 });

@@ -101,8 +101,18 @@ export async function startMeshedCluster(
   const clock = new ManualClock();
   const net = new InMemoryNetwork(clock, seed);
   const nodes: FoundationNode[] = [];
+  // A stopping node may wait on its clock (a consensus leader hands its leadership over, bounded
+  // by an election timeout): simulated time runs while the nodes stop.
   const stop = async () => {
-    await Promise.all(nodes.map((n) => n.stop()));
+    let done = false;
+    const all = Promise.all(nodes.map((n) => n.stop())).finally(() => {
+      done = true;
+    });
+    while (!done) {
+      await net.settle();
+      if (!done) await clock.tickAsync(10);
+    }
+    await all;
   };
   try {
     for (const name of names) nodes.push(await startMemNode(net, clock, { name, ...opts }));

@@ -5,7 +5,7 @@
 // on the in-memory network under a manual clock (the Jepsen-style tests) and on real sockets.
 // Implements: randomized election timeouts, pre-vote, check-quorum (leader lease), log replication
 // with probe/replicate flow, single-server membership changes, read-index reads, snapshots and log
-// compaction. Ongaro's thesis (2014) and etcd-io/raft are the references.
+// compaction, leadership transfer (etcd's MsgTransferLeader / MsgTimeoutNow). Ongaro's thesis (2014) and etcd-io/raft are the references.
 
 /** One log entry. `conf` entries carry the complete new voter set; `noop` opens a leader's term. */
 export interface Entry {
@@ -40,6 +40,8 @@ export type Message =
       to: string;
       lastIndex: number;
       lastTerm: number;
+      /** A campaign the leader asked for (leadership transfer): voters ignore their leader lease. */
+      transfer?: boolean;
     }
   | { t: 'voteResp'; pre: boolean; term: number; from: string; to: string; granted: boolean }
   | {
@@ -64,7 +66,9 @@ export type Message =
     }
   | { t: 'hb'; term: number; from: string; to: string; commit: number; ctx: number }
   | { t: 'hbResp'; term: number; from: string; to: string; ctx: number }
-  | { t: 'snap'; term: number; from: string; to: string; snapshot: Snapshot };
+  | { t: 'snap'; term: number; from: string; to: string; snapshot: Snapshot }
+  /** Leadership transfer: the leader tells an up-to-date follower to campaign now. */
+  | { t: 'timeoutNow'; term: number; from: string; to: string };
 
 export type LogOp = { truncateFrom: number } | { append: Entry[] };
 
@@ -147,6 +151,9 @@ export class Raft {
   private timeout = 0;
   private votes = new Map<string, boolean>();
   private progress = new Map<string, Progress>();
+  /** Leader: the member leadership is being handed to; proposals are refused meanwhile. */
+  private transferee: string | undefined;
+  private transferElapsed = 0;
 
   // Pending outputs.
   private msgs: Message[] = [];
@@ -273,6 +280,7 @@ export class Raft {
     }
     this.role = 'follower';
     this.leader = leader;
+    this.transferee = undefined;
     this.failReads();
     this.resetTimeout();
   }
@@ -297,6 +305,7 @@ export class Raft {
   private becomeLeader(): void {
     this.role = 'leader';
     this.leader = this.id;
+    this.transferee = undefined;
     this.resetTimeout();
     this.progress = new Map();
     for (const id of this.voters)
@@ -310,7 +319,7 @@ export class Raft {
     return { match: 0, next, state: 'probe', paused: false, active: true, readAck: 0, snapAt: 0 };
   }
 
-  private campaign(pre: boolean): void {
+  private campaign(pre: boolean, transfer = false): void {
     if (pre) this.becomePreCandidate();
     else this.becomeCandidate();
     if (this.votes.size >= this.quorum()) {
@@ -328,6 +337,7 @@ export class Raft {
         to,
         lastIndex: this.lastIndex(),
         lastTerm: this.lastTerm(),
+        ...(transfer ? { transfer: true } : {}),
       });
     }
   }
@@ -357,6 +367,10 @@ export class Raft {
           return;
         }
       }
+      if (this.transferee !== undefined && ++this.transferElapsed >= this.electionTicks) {
+        // The target did not take over within an election timeout: keep leading (etcd aborts too).
+        this.transferee = undefined;
+      }
       if (this.heartbeatElapsed >= this.heartbeatTicks) {
         this.heartbeatElapsed = 0;
         this.broadcastHeartbeat();
@@ -370,7 +384,7 @@ export class Raft {
 
   /** Appends a command; returns its index and term when this node is the leader, else undefined. */
   propose(data: unknown): { index: number; term: number } | undefined {
-    if (this.role !== 'leader') return undefined;
+    if (this.role !== 'leader' || this.transferee !== undefined) return undefined;
     const e = this.appendLocal([{ type: 'normal', data }]);
     this.broadcastAppend();
     return { index: e.index, term: e.term };
@@ -381,7 +395,7 @@ export class Raft {
    * not the leader, when a conf change is still uncommitted, or when the change is not single-server.
    */
   proposeConf(voters: string[]): { index: number; term: number } | undefined {
-    if (this.role !== 'leader') return undefined;
+    if (this.role !== 'leader' || this.transferee !== undefined) return undefined;
     for (let i = this.commit + 1; i <= this.lastIndex(); i++)
       if (this.entryAt(i)?.type === 'conf') return undefined;
     const next = [...new Set(voters)].sort();
@@ -391,6 +405,43 @@ export class Raft {
     const e = this.appendLocal([{ type: 'conf', data: { voters: next } }]);
     this.broadcastAppend();
     return { index: e.index, term: e.term };
+  }
+
+  /**
+   * Hands leadership to voter `to` (default: the most up-to-date follower), etcd/raft style: the
+   * leader refuses proposals, brings the target's log up to date, then sends it TimeoutNow; the
+   * target campaigns at once (no pre-vote, and voters ignore their leader lease for it). Aborted
+   * when the target has not taken over within an election timeout. Returns the target, or
+   * undefined when not the leader or there is no other voter.
+   */
+  transferLeadership(to?: string): string | undefined {
+    if (this.role !== 'leader') return undefined;
+    let target = to;
+    if (target === undefined) {
+      let best = -1;
+      for (const [id, p] of this.progress)
+        if (this.voters.includes(id) && p.match > best) {
+          best = p.match;
+          target = id;
+        }
+    }
+    if (target === undefined || target === this.id || !this.progress.has(target)) return undefined;
+    if (!this.voters.includes(target)) return undefined;
+    this.transferee = target;
+    this.transferElapsed = 0;
+    const p = this.progress.get(target)!;
+    if (p.match === this.lastIndex()) this.sendTimeoutNow(target);
+    else this.sendAppend(target);
+    return target;
+  }
+
+  /** The member leadership is being handed to (leader only), if a transfer is under way. */
+  get transferTarget(): string | undefined {
+    return this.transferee;
+  }
+
+  private sendTimeoutNow(to: string): void {
+    this.send({ t: 'timeoutNow', term: this.term, from: this.id, to });
   }
 
   /**
@@ -550,7 +601,8 @@ export class Raft {
       if (m.t === 'vote') {
         // Leader lease (check-quorum): a node that heard from a leader within the election
         // timeout ignores campaigns, so a node rejoining from a partition cannot depose it.
-        if (this.leader !== null && this.elapsed < this.electionTicks) return;
+        // A transfer campaign was asked for by the leader itself: it passes.
+        if (!m.transfer && this.leader !== null && this.elapsed < this.electionTicks) return;
       }
       if (m.t === 'vote' && m.pre) {
         // A pre-vote never changes our term.
@@ -627,6 +679,11 @@ export class Raft {
       case 'snap':
         this.becomeFollowerOf(m.from);
         this.handleSnapshot(m);
+        return;
+      case 'timeoutNow':
+        // From our leader (same term): campaign now, skipping pre-vote.
+        if (this.isVoter() && this.role === 'follower' && this.leader === m.from)
+          this.campaign(false, true);
         return;
       case 'appResp':
         this.handleAppResp(m);
@@ -756,7 +813,8 @@ export class Raft {
       p.state = 'replicate';
     }
     if (p.state === 'probe' && wasPaused) p.paused = false;
-    if (p.next <= this.lastIndex() || p.match < this.lastIndex()) this.sendAppend(m.from);
+    if (m.from === this.transferee && p.match === this.lastIndex()) this.sendTimeoutNow(m.from);
+    else if (p.next <= this.lastIndex() || p.match < this.lastIndex()) this.sendAppend(m.from);
   }
 
   private advanceReads(): void {
