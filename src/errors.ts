@@ -148,6 +148,8 @@ export const ERRORS = {
     'A consensus message or request from another node failed validation (shape, bounds, or it claimed another sender) and was dropped; a request gets this error back.',
   FND_ERR_STATE_LIMIT:
     'A replicated state limit would be exceeded (objects per node, units per object, value size, name length or a counter past a safe integer; see docs/state.md). Remove entries or raise the limit.',
+  FND_ERR_MDNS_INACTIVE:
+    "node.mdns was used but this cluster's discovery is not running the mdns strategy (another strategy was configured, `auto` chose or fell back to another, or the node stopped). Configure `discovery: { strategy: 'mdns' }`, or check `node.mdns.active` first.",
 } as const;
 
 export type ErrorCode = keyof typeof ERRORS;
