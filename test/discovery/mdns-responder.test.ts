@@ -119,7 +119,7 @@ describe('mdns responder: legacy unicast (RFC 6762 §6.7)', () => {
     const [r] = t.responses();
     assert.ok(r);
     assert.equal(r.to, undefined);
-    assert.equal((r.packet.answers?.[0] as { ttl: number }).ttl, 120);
+    assert.equal((r.packet.answers![0] as { ttl: number }).ttl, 120);
     assert.equal(t.strategy.stats.legacyAnswered, 0);
   });
 
