@@ -10,7 +10,9 @@ import {
   DEFAULT_SERVICE_TYPE,
   instanceLabel,
   LEGACY_UNICAST_TTL_S,
+  MAX_LEGACY_ANSWERS_PER_S,
   MdnsStrategy,
+  onLocalLink,
   type Rinfo,
   SERVICE_TYPE_ENUMERATION,
 } from '../../src/discovery/strategies/mdns.js';
@@ -31,7 +33,12 @@ interface Sent {
   to: Rinfo | undefined;
 }
 
-function setup(opts: ConstructorParameters<typeof MdnsStrategy>[0] = {}, random = () => 0.5) {
+function setup(
+  opts: ConstructorParameters<typeof MdnsStrategy>[0] = {},
+  random = () => 0.5,
+  // The test's sources (10.0.0.x) are not on this machine's links; one test uses the real check.
+  onLink: ((address: string) => boolean) | null = () => true, // null: the real check
+) {
   const clock = new ManualClock();
   const connects: Address[] = [];
   const disconnects: Address[] = [];
@@ -54,6 +61,7 @@ function setup(opts: ConstructorParameters<typeof MdnsStrategy>[0] = {}, random 
   const strategy = new MdnsStrategy(opts);
   strategy.attach(ctx, {
     random,
+    onLink: onLink ?? undefined,
     send: (packet, to) => {
       // Everything sent must encode: a record dns-packet cannot write would never reach the wire.
       const wire = dnsPacket.encode(packet);
@@ -121,6 +129,38 @@ describe('mdns responder: legacy unicast (RFC 6762 §6.7)', () => {
     assert.equal(r.to, undefined);
     assert.equal((r.packet.answers![0] as { ttl: number }).ttl, 120);
     assert.equal(t.strategy.stats.legacyAnswered, 0);
+  });
+
+  it("legacy queries from addresses off this host's links get no answer (RFC 6762 §11); the on-link check knows loopback and interface subnets", () => {
+    assert.equal(onLocalLink('127.3.2.1'), true);
+    assert.equal(onLocalLink('::1'), true);
+    assert.equal(onLocalLink('fe80::1234'), true);
+    assert.equal(onLocalLink('203.0.113.77'), false, 'TEST-NET-3 is on no link of this machine');
+    const t = setup({}, () => 0.5, null);
+    t.query([{ name: DEFAULT_SERVICE_TYPE, type: 'PTR' }], {
+      address: '203.0.113.77',
+      port: 40000,
+    });
+    assert.deepEqual(t.responses(), []);
+    assert.equal(t.strategy.stats.legacyDropped, 1);
+    t.query([{ name: DEFAULT_SERVICE_TYPE, type: 'PTR' }], { address: '127.0.0.1', port: 40000 });
+    assert.equal(t.responses().length, 1, 'positive control: a loopback source is answered');
+  });
+
+  it(`at most ${MAX_LEGACY_ANSWERS_PER_S} legacy answers leave per second (no reflection floods)`, () => {
+    const t = setup();
+    for (let i = 0; i < MAX_LEGACY_ANSWERS_PER_S + 30; i++) {
+      t.query([{ name: ME, type: 'TXT' }], { address: '10.0.0.9', port: 40000 + i });
+    }
+    assert.equal(t.responses().length, MAX_LEGACY_ANSWERS_PER_S);
+    assert.equal(t.strategy.stats.legacyDropped, 30);
+    t.clock.tick(1000);
+    t.query([{ name: ME, type: 'TXT' }], LEGACY);
+    assert.equal(
+      t.responses().length,
+      MAX_LEGACY_ANSWERS_PER_S + 1,
+      'answered again a second later',
+    );
   });
 
   it('a legacy query for a name this node does not own gets no answer', () => {
@@ -369,7 +409,15 @@ describe('node.mdns.advertise (mdns_lite services)', () => {
       code(() => t.strategy.advertise({ type: '_HTTP._tcp', port: 81, name: 'X' })),
       'FND_ERR_INVALID_OPTION mdns.advertise.name',
     );
+    t.sent.length = 0;
     await t.strategy.stop();
+    const bye = t.responses()[0]?.packet.answers ?? [];
+    assert.ok(
+      bye.some((a) => a.name === 'x._http._tcp.local') && bye.some((a) => a.name === ME),
+      'stop says goodbye for the node and its advertised services',
+    );
+    assert.ok(bye.every((a) => (a as { ttl: number }).ttl === 0));
+    assert.deepEqual(t.strategy.advertised(), [], 'nothing is advertised after stop');
     assert.equal(
       code(() => t.strategy.advertise({ type: '_ssh._tcp', port: 22 })),
       'FND_ERR_MDNS_INACTIVE ',

@@ -43,6 +43,11 @@ const MIN_RESPONSE_GAP_MS = 250;
 export const SERVICE_TYPE_ENUMERATION = '_services._dns-sd._udp.local';
 /** RFC 6762 §6.7: TTL cap of records in legacy unicast answers, s. */
 export const LEGACY_UNICAST_TTL_S = 10;
+/**
+ * Legacy unicast answers sent per second at most. Each goes to whatever source address the query
+ * claims, so a budget keeps a node from being used to reflect a flood (answers are ~8× the query).
+ */
+export const MAX_LEGACY_ANSWERS_PER_S = 50;
 /** RFC 6762 §5.2: refresh queries at these fractions of a learned TTL, each plus up to 2 % jitter. */
 export const REFRESH_AT = [0.8, 0.85, 0.9, 0.95] as const;
 /** RFC 6762 §6: random delay before a multicast answer holding shared records (PTR), ms. */
@@ -145,6 +150,11 @@ export interface MdnsStats {
   warnings: number;
   /** Legacy unicast queries (source port not the mDNS port) answered by unicast to their sender. */
   legacyAnswered: number;
+  /**
+   * Legacy queries not answered: from an address off this host's links (RFC 6762 §11), or over
+   * MAX_LEGACY_ANSWERS_PER_S.
+   */
+  legacyDropped: number;
   /** Answers left out because the query listed them as known answers with ≥ half their TTL left. */
   suppressed: number;
   /** Refresh queries sent for learned peers at 80-95 % of their TTL. */
@@ -210,6 +220,8 @@ export interface MdnsAttachHooks {
   send?: (packet: Packet, to?: Rinfo) => void;
   /** Uniform [0, 1) source for jitter and response delays. Default Math.random. */
   random?: () => number;
+  /** Whether a source address is on one of this host's links. Default: `onLocalLink`. */
+  onLink?: (address: string) => boolean;
 }
 
 interface Service {
@@ -310,6 +322,38 @@ const recordKey = (a: Answer) => {
   return `${a.name.toLowerCase()}|${a.type}|${typeof data === 'string' ? data.toLowerCase() : JSON.stringify(data)}`;
 };
 
+/** An IPv6 address as 32 hex digits (no embedded IPv4 form). */
+function expandV6(a: string): string {
+  const [l = '', r] = a.toLowerCase().split('::');
+  const left = l ? l.split(':') : [];
+  const right = r ? r.split(':') : [];
+  const fill = r === undefined ? [] : Array<string>(8 - left.length - right.length).fill('0');
+  return [...left, ...fill, ...right].map((h) => h.padStart(4, '0')).join('');
+}
+
+const ipv4Int = (ip: string) => ip.split('.').reduce((n, o) => n * 256 + Number(o), 0);
+
+/**
+ * RFC 6762 §11 source address check: true when `address` lies in the subnet of one of this host's
+ * IPv4 interfaces (loopback included), or is an IPv6 link-local or on-link address.
+ */
+export function onLocalLink(address: string): boolean {
+  const v4 = address.startsWith('::ffff:') ? address.slice(7) : address;
+  for (const list of Object.values(os.networkInterfaces())) {
+    for (const i of list ?? []) {
+      if (i.family === 'IPv4' && net.isIPv4(v4)) {
+        const mask = ipv4Int(i.netmask);
+        if ((ipv4Int(i.address) & mask) >>> 0 === (ipv4Int(v4) & mask) >>> 0) return true;
+      } else if (i.family === 'IPv6' && net.isIPv6(address)) {
+        if (address.toLowerCase().startsWith('fe80:')) return true;
+        const n = Math.floor(Number(i.cidr?.split('/')[1] ?? 128) / 4);
+        if (expandV6(i.address).slice(0, n) === expandV6(address).slice(0, n)) return true;
+      }
+    }
+  }
+  return false;
+}
+
 /** Non-internal addresses of this host, for a node that advertises a wildcard address. */
 function hostAddresses(): string[] {
   const out: string[] = [];
@@ -336,6 +380,7 @@ export class MdnsStrategy implements DiscoveryStrategy {
     expired: 0,
     warnings: 0,
     legacyAnswered: 0,
+    legacyDropped: 0,
     suppressed: 0,
     refreshQueries: 0,
   };
@@ -366,6 +411,8 @@ export class MdnsStrategy implements DiscoveryStrategy {
   private readonly peerTtl = new Map<string, number>(); // instance → learned TTL, s
   private hooks: MdnsAttachHooks = {};
   private random: () => number = Math.random;
+  private onLink: (address: string) => boolean = onLocalLink;
+  private legacyWindow = { start: -Infinity, count: 0 };
   private readonly followUps = new Map<string, number>();
   private lastWarning = -Infinity;
   private stopped = false;
@@ -424,6 +471,7 @@ export class MdnsStrategy implements DiscoveryStrategy {
     this.ctx = ctx;
     this.hooks = hooks;
     this.random = hooks.random ?? Math.random;
+    this.onLink = hooks.onLink ?? onLocalLink;
     this.reconciler = new Reconciler(ctx, this.name);
     const label = instanceLabel(ctx.self.name);
     this.instance = `${label}.${this.serviceType}`;
@@ -758,7 +806,15 @@ export class MdnsStrategy implements DiscoveryStrategy {
       const legacy = rinfo !== undefined && rinfo.port > 0 && rinfo.port !== this.port;
       if (legacy) {
         const { answers, additionals } = this.answer(questions);
-        if (answers.length) this.answerLegacy(packet, questions, answers, additionals, rinfo, via);
+        if (answers.length === 0) return;
+        const now = ctx.clock.now();
+        if (now - this.legacyWindow.start >= 1000) this.legacyWindow = { start: now, count: 0 };
+        if (this.legacyWindow.count >= MAX_LEGACY_ANSWERS_PER_S || !this.onLink(rinfo.address)) {
+          this.stats.legacyDropped++;
+          return;
+        }
+        this.legacyWindow.count++;
+        this.answerLegacy(packet, questions, answers, additionals, rinfo, via);
         return;
       }
       // Known-answer suppression (RFC 6762 §7.1): leave out PTRs the asker holds with ≥ half the TTL.
@@ -1201,7 +1257,7 @@ export class MdnsStrategy implements DiscoveryStrategy {
     if (this.stopped) return;
     this.cancelTimers();
     const sockets = this.sockets.splice(0);
-    if (this.ctx && sockets.length) {
+    if (this.ctx && (sockets.length || this.hooks.send)) {
       this.sockets = sockets;
       let timer: NodeJS.Timeout | undefined;
       await Promise.race([
@@ -1214,6 +1270,7 @@ export class MdnsStrategy implements DiscoveryStrategy {
       this.sockets = [];
     }
     this.stopped = true;
+    for (const k of [...this.services.keys()]) if (k !== this.instance) this.services.delete(k);
     await Promise.all(sockets.map((m) => new Promise<void>((r) => m.destroy(() => r()))));
   }
 }
