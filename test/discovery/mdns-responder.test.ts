@@ -4,6 +4,7 @@
 // §6.7 legacy unicast, RFC 6763 §9 service-type enumeration, §5.2 refresh queries, §7.1
 // known-answer suppression, the §6 shared-record delay and node.mdns.advertise.
 import assert from 'node:assert/strict';
+import os from 'node:os';
 import { describe, it } from 'node:test';
 import dnsPacket, { type Answer, type Packet, type Question } from 'dns-packet';
 import {
@@ -38,6 +39,7 @@ function setup(
   random = () => 0.5,
   // The test's sources (10.0.0.x) are not on this machine's links; one test uses the real check.
   onLink: ((address: string) => boolean) | null = () => true, // null: the real check
+  selfHost = SELF_IP,
 ) {
   const clock = new ManualClock();
   const connects: Address[] = [];
@@ -45,7 +47,7 @@ function setup(
   const sent: Sent[] = [];
   const ctx: DiscoveryContext = {
     cluster: CLUSTER,
-    self: { name: 'me', address: { host: SELF_IP, port: 4000 }, incarnation: 1 },
+    self: { name: 'me', address: { host: selfHost, port: 4000 }, incarnation: 1 },
     connect: async (a) => {
       connects.push(a);
       return undefined;
@@ -460,6 +462,34 @@ describe('mdns hostname option (mdns_lite host name)', () => {
     t.query([{ name: ME, type: 'SRV' }], LEGACY);
     const srv = t.responses()[0]?.packet.answers?.[0] as { data: { target: string } };
     assert.equal(srv.data.target, 'edge-7.local');
+  });
+
+  it("hostname: true answers the machine's host name (first label); a node advertising 0.0.0.0 answers with this host's non-internal addresses", () => {
+    const label = os.hostname().split('.')[0]!.toLowerCase();
+    const t = setup({ hostname: true });
+    t.query([{ name: `${label}.local`, type: 'A' }], LEGACY);
+    assert.deepEqual(
+      t.responses()[0]?.packet.answers?.map((a) => dataOf(a)),
+      [SELF_IP],
+    );
+    const wild = setup(
+      { hostname: 'any' },
+      () => 0.5,
+      () => true,
+      '0.0.0.0',
+    );
+    // 'ANY' (255) is missing from dns-packet's RecordType.
+    wild.query([{ name: 'any.local', type: 'ANY' as Question['type'] }], LEGACY);
+    const want = Object.values(os.networkInterfaces())
+      .flatMap((l) => l ?? [])
+      .filter((i) => !i.internal && !i.address.startsWith('fe80:'))
+      .map((i) => i.address)
+      .sort();
+    assert.ok(want.length > 0, 'this machine has a non-internal address');
+    assert.deepEqual(
+      (wild.responses()[0]?.packet.answers ?? []).map((a) => String(dataOf(a))).sort(),
+      want,
+    );
   });
 
   it('without the option the node name label is answered, not the machine host name; a bad hostname names the field', () => {
