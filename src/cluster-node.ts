@@ -6,6 +6,7 @@ import { type ChangeInfo, type Member, Membership } from './cluster/membership.j
 import { Messenger } from './cluster/messenger.js';
 import { chooseStrategy } from './discovery/auto.js';
 import { FallbackStrategy } from './discovery/fallback.js';
+import { type MdnsControl, MdnsStrategy, mdnsControl } from './discovery/strategies/mdns.js';
 import type { DiscoveryContext, DiscoveryStrategy } from './discovery/strategy.js';
 import { FoundationError } from './errors.js';
 import { isLoopback, presetWarning, type ResolvedOptions } from './options.js';
@@ -57,6 +58,17 @@ export class ClusterNode extends EventEmitter<FoundationNodeEvents> {
   readonly messenger: Messenger;
   /** The discovery strategy in use and why it was chosen. */
   discovery: { name: string; reason: string } = { name: '', reason: '' };
+  /**
+   * Application services advertised over this cluster's mDNS responder (mdns_lite's `services`).
+   * Always present; `advertise` throws FND_ERR_MDNS_INACTIVE unless discovery runs `mdns`.
+   */
+  readonly mdns: MdnsControl = mdnsControl(
+    () => {
+      const s = this.strategy instanceof FallbackStrategy ? this.strategy.current : this.strategy;
+      return s instanceof MdnsStrategy ? s : undefined;
+    },
+    () => this.discovery.name,
+  );
 
   /** This cluster's logger (child of the node's). */
   readonly log: Logger;

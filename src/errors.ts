@@ -152,6 +152,8 @@ export const ERRORS = {
     'The configured consensus backend does not offer this operation (membership changes and leadership transfer are Raft-only: an etcd cluster is managed with etcdctl).',
   FND_ERR_STATE_LIMIT:
     'A replicated state limit would be exceeded (objects per node, units per object, value size, name length or a counter past a safe integer; see docs/state.md). Remove entries or raise the limit.',
+  FND_ERR_MDNS_INACTIVE:
+    "node.mdns was used but this cluster's discovery is not running the mdns strategy (another strategy was configured, `auto` chose or fell back to another, or the node stopped). Configure `discovery: { strategy: 'mdns' }`, or check `node.mdns.active` first.",
 } as const;
 
 export type ErrorCode = keyof typeof ERRORS;

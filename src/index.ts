@@ -76,6 +76,12 @@ export {
   type LocalOptions,
   LocalStrategy,
 } from './discovery/strategies/local.js';
+export type {
+  MdnsAdvertisement,
+  MdnsControl,
+  MdnsOptions,
+  MdnsServiceOptions,
+} from './discovery/strategies/mdns.js';
 export { type StaticOptions, StaticStrategy } from './discovery/strategies/static.js';
 export {
   type DiscoveryContext,

@@ -14,6 +14,7 @@ import { splitCoreOptions } from './core/options.js';
 import type { Protection } from './core/protection.js';
 import { CoreServices, type PreparedCore, prepareCore, releasePrepared } from './core/services.js';
 import type { Telemetry } from './core/telemetry.js';
+import type { MdnsControl } from './discovery/strategies/mdns.js';
 import { contextFor, type DistContext } from './dist/context.js';
 import {
   checkSupName,
@@ -603,6 +604,15 @@ export class FoundationNode extends EventEmitter<FoundationNodeEvents> {
   /** The discovery strategy in use and why it was chosen (single-cluster nodes). */
   get discovery(): { name: string; reason: string } {
     return this.cluster().discovery;
+  }
+
+  /**
+   * Application services over mDNS, mdns_lite style (single-cluster nodes; with several clusters
+   * use node.cluster(name).mdns): `node.mdns.advertise({ type: '_http._tcp', port })`. Throws
+   * FND_ERR_MDNS_INACTIVE unless discovery runs the `mdns` strategy; see `node.mdns.active`.
+   */
+  get mdns(): MdnsControl {
+    return this.cluster().mdns;
   }
 
   /** Lifeguard local-health score (single-cluster nodes). */

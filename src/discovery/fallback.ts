@@ -9,6 +9,11 @@ export class FallbackStrategy implements DiscoveryStrategy {
 
   constructor(private readonly candidates: DiscoveryStrategy[]) {}
 
+  /** The candidate that started, once one has. */
+  get current(): DiscoveryStrategy | undefined {
+    return this.active;
+  }
+
   get name(): string {
     return this.active?.name ?? this.candidates.map((c) => c.name).join('|');
   }

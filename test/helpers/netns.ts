@@ -285,10 +285,10 @@ export class NsNode {
     );
   }
 
-  /** Sends a command and resolves with its reply event. */
-  async ask(cmd: string, ms = 5000): Promise<Event> {
+  /** Sends a command (with `args`, if any) and resolves with its reply event. */
+  async ask(cmd: string, ms = 5000, args: object = {}): Promise<Event> {
     const id = this.nextId++;
-    this.child.stdin!.write(`${JSON.stringify({ cmd, id })}\n`);
+    this.child.stdin!.write(`${JSON.stringify({ ...args, cmd, id })}\n`);
     return this.waitFor((e) => e.id === id, ms, `reply to ${cmd}`);
   }
 

@@ -1,9 +1,11 @@
 // `mdns`: DNS-SD over multicast DNS (RFC 6762/6763), the mdns_lite role, on the `multicast-dns`
 // package. Each node advertises one service instance `<label>._foundation._tcp.local` (PTR, SRV
-// with its TCP port, TXT `cluster= node= proto=1`, A/AAAA of its advertised address), answers
-// queries for it, re-announces before the TTL runs out and says goodbye (TTL 0) on stop. It browses
-// with PTR queries (fast at start, then backing off) and joins instances of its own cluster
-// through the shared Reconciler; goodbyes and expired records take peers off the list.
+// with its TCP port, TXT `cluster= node= proto=1`, A/AAAA of its advertised address) plus any
+// application services added with `advertise` (node.mdns), answers multicast and legacy unicast
+// queries for them and for service-type enumeration, re-announces before the TTL runs out and says
+// goodbye (TTL 0) on removal and stop. It browses with PTR queries (fast at start, then backing off,
+// carrying known answers), refreshes learned records at 80-95 % of their TTL, and joins instances
+// of its own cluster through the shared Reconciler; goodbyes and expired records take peers off.
 //
 // mDNS is unauthenticated: anyone on the segment can advertise or say goodbye for any name. That
 // only steers whom this node dials, within bounds: one packet adds at most MAX_NEW_PER_PACKET
@@ -12,6 +14,7 @@
 import { createHash } from 'node:crypto';
 import dgram, { type RemoteInfo } from 'node:dgram';
 import net from 'node:net';
+import os from 'node:os';
 import type { Answer, Packet, Question } from 'dns-packet';
 import { decode as decodeDns } from 'dns-packet';
 import makeMdns from 'multicast-dns';
@@ -36,6 +39,23 @@ export const MAX_NEW_PER_PACKET = 16;
 const MAX_TTL_S = 24 * 3600;
 /** Answers to queries are coalesced: at most one multicast response per this many ms. */
 const MIN_RESPONSE_GAP_MS = 250;
+/** RFC 6763 §9: PTR records under this name list the service types a host advertises. */
+export const SERVICE_TYPE_ENUMERATION = '_services._dns-sd._udp.local';
+/** RFC 6762 §6.7: TTL cap of records in legacy unicast answers, s. */
+export const LEGACY_UNICAST_TTL_S = 10;
+/**
+ * Legacy unicast answers sent per second at most. Each goes to whatever source address the query
+ * claims, so a budget keeps a node from being used to reflect a flood (answers are ~8× the query).
+ */
+export const MAX_LEGACY_ANSWERS_PER_S = 50;
+/** RFC 6762 §5.2: refresh queries at these fractions of a learned TTL, each plus up to 2 % jitter. */
+export const REFRESH_AT = [0.8, 0.85, 0.9, 0.95] as const;
+/** RFC 6762 §6: random delay before a multicast answer holding shared records (PTR), ms. */
+export const SHARED_RESPONSE_DELAY_MS = [20, 120] as const;
+/** Known answers carried in one browse query at most (the rest are simply answered again). */
+const MAX_KNOWN_ANSWERS = 64;
+/** Application services one node may advertise at most (each adds records to every response). */
+export const MAX_ADVERTISED = 64;
 
 export interface MdnsOptions {
   /**
@@ -68,6 +88,15 @@ export interface MdnsOptions {
    * tests; nodes on other ports neither see nor are seen by standard mDNS tools.
    */
   port?: number;
+  /**
+   * Answer for a host name, as mdns_lite does: `true` answers `<os.hostname()>.local` (first label),
+   * a string answers `<string>.local`. Default false: only `<label>.local`, a name derived from the
+   * node name, is answered. Either way the A/AAAA record carries the node's advertised address (or
+   * this host's non-internal addresses when it advertises a wildcard) and SRV records point at that
+   * name. Turn it on when clients should reach the node by a readable name; leave it off where
+   * another responder (avahi) already answers for the machine's host name.
+   */
+  hostname?: boolean | string;
 }
 
 const mdnsFields = {
@@ -82,6 +111,17 @@ const mdnsFields = {
   ttlSeconds: z.number().int().min(1).max(MAX_TTL_S).optional(),
   queryIntervalMs: z.number().int().min(250).optional(),
   port: z.number().int().min(1).max(65535).optional(),
+  hostname: z
+    .union([
+      z.boolean(),
+      z
+        .string()
+        .regex(
+          /^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/,
+          'must be one DNS label (no ".local")',
+        ),
+    ])
+    .optional(),
 };
 
 /** Validation of `discovery: { strategy: 'mdns', ... }`. */
@@ -108,6 +148,88 @@ export interface MdnsStats {
   expired: number;
   /** Socket and decode warnings from multicast-dns. */
   warnings: number;
+  /** Legacy unicast queries (source port not the mDNS port) answered by unicast to their sender. */
+  legacyAnswered: number;
+  /**
+   * Legacy queries not answered: from an address off this host's links (RFC 6762 §11), or over
+   * MAX_LEGACY_ANSWERS_PER_S.
+   */
+  legacyDropped: number;
+  /** Answers left out because the query listed them as known answers with ≥ half their TTL left. */
+  suppressed: number;
+  /** Refresh queries sent for learned peers at 80-95 % of their TTL. */
+  refreshQueries: number;
+}
+
+/**
+ * An application service to advertise next to the node's own (mdns_lite's `services`), e.g.
+ * `{ type: '_http._tcp', port: 8080, txt: { path: '/' } }`.
+ */
+export interface MdnsServiceOptions {
+  /** DNS-SD service type, `_name._tcp` or `_name._udp` (`.local` optional). Not the cluster's own type. */
+  type: string;
+  /** Port the service listens on (SRV record), 1-65535. */
+  port: number;
+  /**
+   * TXT entries: `{ key: value }` (`true` → bare `key`, `false` → left out) or `'key=value'`
+   * strings. Each entry at most 255 bytes. Default: none.
+   */
+  txt?: Record<string, string | number | boolean> | string[];
+  /**
+   * Instance name, one DNS-SD label (any UTF-8 but '.', at most 63 bytes). Default: the node's
+   * instance label (node name + hash), so two nodes advertising the same type do not collide.
+   */
+  name?: string;
+}
+
+/** A service advertised with `node.mdns.advertise`; `remove()` withdraws it (goodbye, TTL 0). */
+export interface MdnsAdvertisement {
+  /** Full instance name, e.g. `web._http._tcp.local`. */
+  readonly instance: string;
+  /** Service type, e.g. `_http._tcp.local`. */
+  readonly type: string;
+  readonly port: number;
+  readonly txt: string[];
+  /** Sends goodbye records and stops answering for the service. Idempotent. */
+  remove(): Promise<void>;
+}
+
+/**
+ * `node.mdns`: application services advertised over this node's mDNS responder. Present on every
+ * node; `advertise` throws FND_ERR_MDNS_INACTIVE unless the cluster's discovery runs the `mdns`
+ * strategy (configured, or chosen by `auto`), so check `active` where mDNS is optional.
+ */
+export interface MdnsControl {
+  /** True while the mdns strategy runs for this cluster. */
+  readonly active: boolean;
+  /**
+   * Starts advertising `service` at once (announced twice, 1 s apart, then answered like the
+   * node's own records). Throws FND_ERR_INVALID_OPTION naming the bad field (or an instance name
+   * already in use), FND_ERR_MDNS_INACTIVE when mDNS is not running.
+   */
+  advertise(service: MdnsServiceOptions): MdnsAdvertisement;
+  /** Withdraws an advertised instance by full name; false when it was not advertised. */
+  unadvertise(instance: string): Promise<boolean>;
+  /** Services advertised with `advertise` and not removed. */
+  advertised(): MdnsAdvertisement[];
+}
+
+/** Hooks for driving the strategy without sockets (unit tests): what it sends, and its randomness. */
+export interface MdnsAttachHooks {
+  /** Receives every packet the strategy would send; `to` is set for unicast replies. */
+  send?: (packet: Packet, to?: Rinfo) => void;
+  /** Uniform [0, 1) source for jitter and response delays. Default Math.random. */
+  random?: () => number;
+  /** Whether a source address is on one of this host's links. Default: `onLocalLink`. */
+  onLink?: (address: string) => boolean;
+}
+
+interface Service {
+  instance: string; // full name, as given (DNS names compare case-insensitively)
+  key: string; // instance, lower case
+  type: string; // lower case, `.local` included
+  port: number;
+  txt: string[];
 }
 
 export interface MdnsPeer {
@@ -119,7 +241,7 @@ export interface MdnsPeer {
   expiresAt: number;
 }
 
-type Rinfo = Pick<RemoteInfo, 'address' | 'port'>;
+export type Rinfo = Pick<RemoteInfo, 'address' | 'port'>;
 type MdnsSocket = ReturnType<typeof makeMdns>;
 
 const hash = (s: string) => createHash('sha256').update(s).digest('hex').slice(0, 8);
@@ -160,6 +282,88 @@ function invalid(field: string, message: string): FoundationError {
   return new FoundationError('FND_ERR_INVALID_OPTION', `option "${field}": ${message}`, { field });
 }
 
+const serviceSchema = z.strictObject({
+  type: z
+    .string()
+    .regex(
+      /^_[A-Za-z0-9-]{1,15}\._(tcp|udp)(\.local)?$/,
+      "must look like '_name._tcp' or '_name._udp' (name: 1-15 letters, digits or '-')",
+    ),
+  port: z.number().int().min(1).max(65535),
+  txt: z
+    .union([
+      z.record(z.string(), z.union([z.string(), z.number(), z.boolean()])),
+      z.array(z.string()),
+    ])
+    .optional(),
+  name: z
+    .string()
+    .min(1)
+    .refine(
+      (n) => !n.includes('.') && Buffer.byteLength(n) <= 63,
+      'one label: no ".", at most 63 bytes',
+    )
+    .optional(),
+});
+
+function txtEntries(txt: MdnsServiceOptions['txt']): string[] {
+  if (!txt) return [];
+  if (Array.isArray(txt)) return [...txt];
+  const out: string[] = [];
+  for (const [k, v] of Object.entries(txt)) {
+    if (v === false) continue;
+    out.push(v === true ? k : `${k}=${v}`);
+  }
+  return out;
+}
+
+const recordKey = (a: Answer) => {
+  const data = (a as { data?: unknown }).data;
+  return `${a.name.toLowerCase()}|${a.type}|${typeof data === 'string' ? data.toLowerCase() : JSON.stringify(data)}`;
+};
+
+/** An IPv6 address as 32 hex digits (no embedded IPv4 form). */
+function expandV6(a: string): string {
+  const [l = '', r] = a.toLowerCase().split('::');
+  const left = l ? l.split(':') : [];
+  const right = r ? r.split(':') : [];
+  const fill = r === undefined ? [] : Array<string>(8 - left.length - right.length).fill('0');
+  return [...left, ...fill, ...right].map((h) => h.padStart(4, '0')).join('');
+}
+
+const ipv4Int = (ip: string) => ip.split('.').reduce((n, o) => n * 256 + Number(o), 0);
+
+/**
+ * RFC 6762 §11 source address check: true when `address` lies in the subnet of one of this host's
+ * IPv4 interfaces (loopback included), or is an IPv6 link-local or on-link address.
+ */
+export function onLocalLink(address: string): boolean {
+  const v4 = address.startsWith('::ffff:') ? address.slice(7) : address;
+  for (const list of Object.values(os.networkInterfaces())) {
+    for (const i of list ?? []) {
+      if (i.family === 'IPv4' && net.isIPv4(v4)) {
+        const mask = ipv4Int(i.netmask);
+        if ((ipv4Int(i.address) & mask) >>> 0 === (ipv4Int(v4) & mask) >>> 0) return true;
+      } else if (i.family === 'IPv6' && net.isIPv6(address)) {
+        if (address.toLowerCase().startsWith('fe80:')) return true;
+        const n = Math.floor(Number(i.cidr?.split('/')[1] ?? 128) / 4);
+        if (expandV6(i.address).slice(0, n) === expandV6(address).slice(0, n)) return true;
+      }
+    }
+  }
+  return false;
+}
+
+/** Non-internal addresses of this host, for a node that advertises a wildcard address. */
+function hostAddresses(): string[] {
+  const out: string[] = [];
+  for (const list of Object.values(os.networkInterfaces())) {
+    for (const i of list ?? [])
+      if (!i.internal && !i.address.startsWith('fe80:')) out.push(i.address);
+  }
+  return out;
+}
+
 export class MdnsStrategy implements DiscoveryStrategy {
   readonly name = 'mdns';
   readonly stats: MdnsStats = {
@@ -175,6 +379,10 @@ export class MdnsStrategy implements DiscoveryStrategy {
     goodbyes: 0,
     expired: 0,
     warnings: 0,
+    legacyAnswered: 0,
+    legacyDropped: 0,
+    suppressed: 0,
+    refreshQueries: 0,
   };
 
   private readonly serviceType: string;
@@ -182,6 +390,7 @@ export class MdnsStrategy implements DiscoveryStrategy {
   private readonly queryIntervalMs: number;
   private readonly port: number;
   private readonly interfaces: string[] | undefined;
+  private readonly hostnameOpt: boolean | string;
 
   private ctx: DiscoveryContext | undefined;
   private reconciler: Reconciler | undefined;
@@ -194,6 +403,16 @@ export class MdnsStrategy implements DiscoveryStrategy {
   private readonly hosts = new Map<string, { ip: string; expiresAt: number }>();
   private lastResponse = -Infinity;
   private pendingResponse: TimerHandle | undefined;
+  private readonly pendingAnswers = new Map<string, Answer>();
+  private readonly pendingAdditionals = new Map<string, Answer>();
+  /** Every service answered for, own first; keyed by lower-case instance name. */
+  private readonly services = new Map<string, Service>();
+  private readonly refreshTimers = new Map<string, TimerHandle>();
+  private readonly peerTtl = new Map<string, number>(); // instance → learned TTL, s
+  private hooks: MdnsAttachHooks = {};
+  private random: () => number = Math.random;
+  private onLink: (address: string) => boolean = onLocalLink;
+  private legacyWindow = { start: -Infinity, count: 0 };
   private readonly followUps = new Map<string, number>();
   private lastWarning = -Infinity;
   private stopped = false;
@@ -213,6 +432,13 @@ export class MdnsStrategy implements DiscoveryStrategy {
     this.queryIntervalMs = opts.queryIntervalMs ?? 30_000;
     this.port = opts.port ?? 5353;
     this.interfaces = opts.interfaces;
+    this.hostnameOpt = opts.hostname ?? false;
+  }
+
+  /** True between a successful start and stop (or after `attach` with a `send` hook). */
+  get running(): boolean {
+    if (!this.ctx || this.stopped || this.ctx.signal.aborted) return false;
+    return this.sockets.length > 0 || this.hooks.send !== undefined;
   }
 
   /** Peers of this cluster currently listed (announced, not expired, no goodbye). */
@@ -230,7 +456,7 @@ export class MdnsStrategy implements DiscoveryStrategy {
    * the handlers can be driven directly (fuzzing, unit tests). Throws FND_ERR_INVALID_OPTION when
    * the cluster or node name cannot be carried in a TXT record.
    */
-  attach(ctx: DiscoveryContext): void {
+  attach(ctx: DiscoveryContext, hooks: MdnsAttachHooks = {}): void {
     for (const [k, v] of [
       ['cluster', ctx.cluster],
       ['node', ctx.self.name],
@@ -243,10 +469,27 @@ export class MdnsStrategy implements DiscoveryStrategy {
       }
     }
     this.ctx = ctx;
+    this.hooks = hooks;
+    this.random = hooks.random ?? Math.random;
+    this.onLink = hooks.onLink ?? onLocalLink;
     this.reconciler = new Reconciler(ctx, this.name);
     const label = instanceLabel(ctx.self.name);
     this.instance = `${label}.${this.serviceType}`;
-    this.host = `${label}.local`;
+    const hostLabel =
+      this.hostnameOpt === true
+        ? (os.hostname().split('.')[0] ?? '').replace(/[^A-Za-z0-9-]+/g, '-').slice(0, 63) || label
+        : typeof this.hostnameOpt === 'string'
+          ? this.hostnameOpt
+          : label;
+    this.host = `${hostLabel}.local`.toLowerCase();
+    this.services.clear();
+    this.services.set(this.instance, {
+      instance: this.instance,
+      key: this.instance,
+      type: this.serviceType,
+      port: ctx.self.address.port,
+      txt: [`cluster=${ctx.cluster}`, `node=${ctx.self.name}`, `proto=${MDNS_PROTO}`],
+    });
   }
 
   async start(ctx: DiscoveryContext): Promise<void> {
@@ -270,6 +513,15 @@ export class MdnsStrategy implements DiscoveryStrategy {
       { instance: this.instance, interfaces: ifaces.map((i) => i ?? 'all') },
       'mdns started',
     );
+    this.begin();
+  }
+
+  /**
+   * Starts announcing, browsing and sweeping; `start` calls it once the sockets are open. Exposed
+   * for driving the strategy after `attach` with a `send` hook (unit tests); call it once.
+   */
+  begin(): void {
+    const ctx = this.ctx!;
     // Announce twice, 1 s apart (RFC 6762 §8.3), then re-announce at 80% of the TTL.
     this.announce();
     this.timers.push(ctx.clock.setTimeout(() => this.announce(), 1000));
@@ -278,7 +530,7 @@ export class MdnsStrategy implements DiscoveryStrategy {
     let gap = 250;
     const browse = () => {
       if (this.stopped || ctx.signal.aborted) return;
-      this.query([{ name: this.serviceType, type: 'PTR' }]);
+      this.query([{ name: this.serviceType, type: 'PTR' }], this.knownAnswers());
       this.connectMissing();
       this.browseTimer = ctx.clock.setTimeout(browse, gap);
       gap = Math.min(gap * 2, this.queryIntervalMs);
@@ -293,7 +545,7 @@ export class MdnsStrategy implements DiscoveryStrategy {
     // Our own socket, so every datagram goes through handleMessage (the path the fuzz tests drive);
     // multicast-dns keeps group membership and encodes what we send.
     const socket = dgram.createSocket({ type: 'udp4', reuseAddr: true });
-    socket.on('message', (buf, rinfo) => this.handleMessage(buf, rinfo));
+    socket.on('message', (buf, rinfo) => this.handleMessage(buf, rinfo, m));
     // Bind the wildcard: on Linux a socket bound to a unicast address receives no multicast.
     const m = makeMdns({
       port: this.port,
@@ -331,38 +583,139 @@ export class MdnsStrategy implements DiscoveryStrategy {
     this.browseTimer?.cancel();
     this.pendingResponse?.cancel();
     this.pendingResponse = undefined;
+    for (const t of this.refreshTimers.values()) t.cancel();
+    this.refreshTimers.clear();
   }
 
+  /** The SRV target: the answered host name, or the advertised host name when that is not an IP. */
+  private target(): string {
+    const ip = this.ctx!.self.address.host;
+    return net.isIP(ip) ? this.host : ip;
+  }
+
+  /** A/AAAA records of the answered host name. */
+  private addressRecords(ttl: number): Answer[] {
+    const ip = this.ctx!.self.address.host;
+    if (!net.isIP(ip)) return [];
+    const ips = ip === '0.0.0.0' || ip === '::' ? hostAddresses() : [ip];
+    return ips.map((a) =>
+      net.isIPv4(a)
+        ? { name: this.host, type: 'A', ttl, flush: true, data: a }
+        : { name: this.host, type: 'AAAA', ttl, flush: true, data: a },
+    );
+  }
+
+  private ptr(s: Service, ttl: number): Answer {
+    return { name: s.type, type: 'PTR', ttl, data: s.instance };
+  }
+
+  private srv(s: Service, ttl: number): Answer {
+    return {
+      name: s.instance,
+      type: 'SRV',
+      ttl,
+      flush: true,
+      data: { port: s.port, target: this.target(), priority: 0, weight: 0 },
+    };
+  }
+
+  private txt(s: Service, ttl: number): Answer {
+    // A copy: dns-packet's encoder replaces the strings of the array it is given with Buffers.
+    return { name: s.instance, type: 'TXT', ttl, flush: true, data: [...s.txt] };
+  }
+
+  private typeRecords(ttl: number, only?: Iterable<string>): Answer[] {
+    const types = new Set(only ?? [...this.services.values()].map((s) => s.type));
+    return [...types].map((t) => ({ name: SERVICE_TYPE_ENUMERATION, type: 'PTR', ttl, data: t }));
+  }
+
+  /** Everything this node announces: every service's PTR/SRV/TXT and the host's addresses. */
   private records(ttl: number): Answer[] {
-    const ctx = this.ctx!;
-    const ip = ctx.self.address.host;
-    const target = net.isIP(ip) ? this.host : ip;
-    const recs: Answer[] = [
-      { name: this.serviceType, type: 'PTR', ttl, data: this.instance },
-      {
-        name: this.instance,
-        type: 'SRV',
-        ttl,
-        flush: true,
-        data: { port: ctx.self.address.port, target, priority: 0, weight: 0 },
-      },
-      {
-        name: this.instance,
-        type: 'TXT',
-        ttl,
-        flush: true,
-        data: [`cluster=${ctx.cluster}`, `node=${ctx.self.name}`, `proto=${MDNS_PROTO}`],
-      },
-    ];
-    if (net.isIPv4(ip)) recs.push({ name: this.host, type: 'A', ttl, flush: true, data: ip });
-    else if (net.isIPv6(ip))
-      recs.push({ name: this.host, type: 'AAAA', ttl, flush: true, data: ip });
+    const recs: Answer[] = [];
+    for (const s of this.services.values())
+      recs.push(this.ptr(s, ttl), this.srv(s, ttl), this.txt(s, ttl));
+    recs.push(...this.addressRecords(ttl));
     return recs;
   }
 
-  private transmit(kind: 'respond' | 'query', packet: Packet): Promise<void> {
+  /**
+   * Answers to `questions` from this node's records (RFC 6762 §6, RFC 6763 §12 additionals).
+   * `shared` is true when a PTR (a shared record, many responders may hold one) is among them.
+   */
+  private answer(
+    questions: unknown[],
+    known: ReadonlySet<string> = new Set(),
+  ): { answers: Answer[]; additionals: Answer[]; shared: boolean; suppressed: number } {
+    const ttl = this.ttl;
+    const answers = new Map<string, Answer>();
+    const additionals = new Map<string, Answer>();
+    const add = (m: Map<string, Answer>, a: Answer) => m.set(recordKey(a), a);
+    let shared = false;
+    let suppressed = 0;
+    for (const q of questions) {
+      if (!isObj(q) || typeof q.name !== 'string') continue;
+      const name = q.name.toLowerCase();
+      const type: unknown = q.type; // dns-packet decodes 255 as 'ANY' (not in its types)
+      const any = type === 'ANY';
+      if (name === SERVICE_TYPE_ENUMERATION && (type === 'PTR' || any)) {
+        for (const a of this.typeRecords(ttl)) add(answers, a);
+        shared = true;
+      }
+      for (const s of this.services.values()) {
+        if (name === s.type && (type === 'PTR' || any)) {
+          const ptr = this.ptr(s, ttl);
+          if (known.has(recordKey(ptr))) {
+            suppressed++;
+            continue;
+          }
+          add(answers, ptr);
+          add(additionals, this.srv(s, ttl));
+          add(additionals, this.txt(s, ttl));
+          for (const a of this.addressRecords(ttl)) add(additionals, a);
+          shared = true;
+        }
+        if (name === s.key) {
+          if (type === 'SRV' || any) {
+            add(answers, this.srv(s, ttl));
+            for (const a of this.addressRecords(ttl)) add(additionals, a);
+          }
+          if (type === 'TXT' || any) add(answers, this.txt(s, ttl));
+        }
+      }
+      if (name === this.host) {
+        for (const a of this.addressRecords(ttl)) {
+          if (type === a.type || any) add(answers, a);
+        }
+      }
+    }
+    for (const k of answers.keys()) additionals.delete(k);
+    return {
+      answers: [...answers.values()],
+      additionals: [...additionals.values()],
+      shared,
+      suppressed,
+    };
+  }
+
+  private transmit(
+    kind: 'respond' | 'query',
+    packet: Packet,
+    to?: Rinfo,
+    via?: MdnsSocket,
+  ): Promise<void> {
+    if (this.hooks.send) {
+      this.stats.sent++;
+      this.hooks.send(
+        kind === 'respond'
+          ? { ...packet, type: 'response', flags: (packet.flags ?? 0) | 0x400 }
+          : { ...packet, type: 'query' },
+        to,
+      );
+      return Promise.resolve();
+    }
+    const sockets = via ? [via] : this.sockets;
     return Promise.all(
-      this.sockets.map(
+      sockets.map(
         (m) =>
           new Promise<void>((resolve) => {
             const done = (err: Error | null) => {
@@ -371,8 +724,10 @@ export class MdnsStrategy implements DiscoveryStrategy {
               resolve();
             };
             try {
-              if (kind === 'respond') m.respond(packet as { answers: Answer[] }, done);
-              else m.query(packet as { questions: Question[] }, done);
+              const dest = to ? { address: to.address, port: to.port } : null;
+              if (kind === 'respond')
+                m.respond(packet as { answers: Answer[] }, dest as never, done);
+              else m.query(packet as { questions: Question[] }, dest as never, done);
             } catch (err) {
               done(err as Error);
             }
@@ -387,13 +742,34 @@ export class MdnsStrategy implements DiscoveryStrategy {
     void this.transmit('respond', { answers: this.records(this.ttl) });
   }
 
-  private query(questions: Question[]): void {
+  private query(questions: Question[], answers: Answer[] = []): void {
     if (this.stopped) return;
-    void this.transmit('query', { questions });
+    void this.transmit('query', answers.length ? { questions, answers } : { questions });
+  }
+
+  /**
+   * Known-answer list for a browse query (RFC 6762 §7.1): PTRs of listed peers with more than half
+   * their TTL left, so they need not answer again.
+   */
+  private knownAnswers(): Answer[] {
+    const now = this.ctx!.clock.now();
+    const out: Answer[] = [];
+    for (const p of this.peers.values()) {
+      const ttl = this.peerTtl.get(p.instance);
+      const left = (p.expiresAt - now) / 1000;
+      if (ttl === undefined || left <= ttl / 2) continue;
+      out.push({ name: this.serviceType, type: 'PTR', ttl: Math.floor(left), data: p.instance });
+      if (out.length >= MAX_KNOWN_ANSWERS) break;
+    }
+    return out;
   }
 
   /** Decodes one raw datagram and hands it to the query or response handler. Never throws. */
-  handleMessage(buf: Buffer | Uint8Array, rinfo: Rinfo = { address: '', port: 0 }): void {
+  handleMessage(
+    buf: Buffer | Uint8Array,
+    rinfo: Rinfo = { address: '', port: 0 },
+    via?: MdnsSocket,
+  ): void {
     let packet: ReturnType<typeof decodeDns>;
     try {
       packet = decodeDns(Buffer.isBuffer(buf) ? buf : Buffer.from(buf));
@@ -402,7 +778,7 @@ export class MdnsStrategy implements DiscoveryStrategy {
       this.stats.malformed++;
       return;
     }
-    if (packet.type === 'query') this.handleQuery(packet, rinfo);
+    if (packet.type === 'query') this.handleQuery(packet, rinfo, via);
     else if (packet.type === 'response') this.handleResponse(packet, rinfo);
     else {
       this.stats.received++;
@@ -411,10 +787,12 @@ export class MdnsStrategy implements DiscoveryStrategy {
   }
 
   /**
-   * Answers questions about this node's records. Never throws. Concurrency: called from the
-   * socket (or directly by tests) one packet at a time, after `attach`/`start`.
+   * Answers questions about this node's records: by unicast to the sender for a legacy query
+   * (source port not the mDNS port, RFC 6762 §6.7), else by multicast, PTRs after a 20-120 ms
+   * delay. Never throws. Concurrency: called from the socket (or directly by tests) one packet at
+   * a time, after `attach`/`start`; `via` is the socket it arrived on.
    */
-  handleQuery(packet: Packet, _rinfo?: Rinfo): void {
+  handleQuery(packet: Packet, rinfo?: Rinfo, via?: MdnsSocket): void {
     this.stats.received++;
     this.stats.queries++;
     try {
@@ -424,53 +802,116 @@ export class MdnsStrategy implements DiscoveryStrategy {
         this.stats.malformed++;
         return;
       }
-      const questions = Array.isArray(packet.questions) ? packet.questions : [];
-      let relevant = false;
-      for (const q of questions) {
-        if (!isObj(q) || typeof q.name !== 'string') continue;
-        const name = q.name.toLowerCase();
-        const type: unknown = q.type; // dns-packet decodes 255 as 'ANY' (not in its types)
-        if (name === this.serviceType && (type === 'PTR' || type === 'ANY')) relevant = true;
-        if (name === this.instance && (type === 'SRV' || type === 'TXT' || type === 'ANY'))
-          relevant = true;
-        if (name === this.host && (type === 'A' || type === 'AAAA' || type === 'ANY'))
-          relevant = true;
+      const questions: unknown[] = Array.isArray(packet.questions) ? packet.questions : [];
+      const legacy = rinfo !== undefined && rinfo.port > 0 && rinfo.port !== this.port;
+      if (legacy) {
+        const { answers, additionals } = this.answer(questions);
+        if (answers.length === 0) return;
+        const now = ctx.clock.now();
+        if (now - this.legacyWindow.start >= 1000) this.legacyWindow = { start: now, count: 0 };
+        if (this.legacyWindow.count >= MAX_LEGACY_ANSWERS_PER_S || !this.onLink(rinfo.address)) {
+          this.stats.legacyDropped++;
+          return;
+        }
+        this.legacyWindow.count++;
+        this.answerLegacy(packet, questions, answers, additionals, rinfo, via);
+        return;
       }
-      if (!relevant) return;
-      // Known-answer suppression (RFC 6762 §7.1): the asker already holds our PTR with enough TTL.
-      const known = Array.isArray(packet.answers) ? packet.answers : [];
-      const suppressed = known.some(
-        (a) =>
-          isObj(a) &&
-          a.type === 'PTR' &&
-          typeof a.name === 'string' &&
-          a.name.toLowerCase() === this.serviceType &&
-          typeof a.data === 'string' &&
-          a.data.toLowerCase() === this.instance &&
-          (ttlOf(a) ?? 0) > this.ttl / 2,
-      );
-      if (suppressed) return;
+      // Known-answer suppression (RFC 6762 §7.1): leave out PTRs the asker holds with ≥ half the TTL.
+      const known = new Set<string>();
+      for (const a of Array.isArray(packet.answers) ? packet.answers : []) {
+        if (
+          !isObj(a) ||
+          a.type !== 'PTR' ||
+          typeof a.name !== 'string' ||
+          typeof a.data !== 'string'
+        )
+          continue;
+        if ((ttlOf(a) ?? 0) >= this.ttl / 2)
+          known.add(`${a.name.toLowerCase()}|PTR|${a.data.toLowerCase()}`);
+      }
+      const { answers, additionals, shared, suppressed } = this.answer(questions, known);
+      this.stats.suppressed += suppressed;
+      if (answers.length === 0) return;
       this.stats.answered++;
-      this.respondSoon();
+      this.respondSoon(answers, additionals, shared);
     } catch (err) {
       this.stats.malformed++;
       this.ctx?.log.debug({ err: (err as Error).message }, 'mdns query handler failed');
     }
   }
 
-  /** Coalesces answers: at most one multicast response per MIN_RESPONSE_GAP_MS. */
-  private respondSoon(): void {
+  /**
+   * RFC 6762 §6.7: a one-shot resolver (e.g. `dig -p 5353`) gets a conventional DNS answer by
+   * unicast: its query ID, its questions repeated, TTLs capped at 10 s, no cache-flush bits.
+   */
+  private answerLegacy(
+    packet: Packet,
+    questions: unknown[],
+    answers: Answer[],
+    additionals: Answer[],
+    rinfo: Rinfo,
+    via: MdnsSocket | undefined,
+  ): void {
+    const legacy = (a: Answer): Answer =>
+      ({
+        ...a,
+        ttl: Math.min((a as { ttl?: number }).ttl ?? 0, LEGACY_UNICAST_TTL_S),
+        flush: false,
+      }) as Answer;
+    const repeat = questions.filter(
+      (q): q is Question => isObj(q) && typeof q.name === 'string' && typeof q.type === 'string',
+    );
+    this.stats.answered++;
+    this.stats.legacyAnswered++;
+    void this.transmit(
+      'respond',
+      {
+        type: 'response',
+        id: typeof packet.id === 'number' ? packet.id : 0,
+        questions: repeat.map((q) => ({ name: q.name, type: q.type, class: 'IN' }) as Question),
+        answers: answers.map(legacy),
+        additionals: additionals.map(legacy),
+      },
+      { address: rinfo.address, port: rinfo.port },
+      via,
+    );
+  }
+
+  /**
+   * Sends answers by multicast: unique records (SRV/TXT/A) at once, shared ones (PTR) after a
+   * random 20-120 ms (RFC 6762 §6) so responders do not collide; answers due within the same
+   * window go out in one packet, and at most one response leaves per MIN_RESPONSE_GAP_MS.
+   */
+  private respondSoon(answers: Answer[], additionals: Answer[], shared: boolean): void {
     const ctx = this.ctx!;
+    for (const a of answers) this.pendingAnswers.set(recordKey(a), a);
+    for (const a of additionals) this.pendingAdditionals.set(recordKey(a), a);
     if (this.pendingResponse) return;
-    const wait = this.lastResponse + MIN_RESPONSE_GAP_MS - ctx.clock.now();
+    const [lo, hi] = SHARED_RESPONSE_DELAY_MS;
+    const delay = shared ? lo + this.random() * (hi - lo) : 0;
+    const wait = Math.max(delay, this.lastResponse + MIN_RESPONSE_GAP_MS - ctx.clock.now());
     if (wait <= 0) {
-      this.announce();
+      this.flushResponse();
       return;
     }
     this.pendingResponse = ctx.clock.setTimeout(() => {
       this.pendingResponse = undefined;
-      this.announce();
+      this.flushResponse();
     }, wait);
+  }
+
+  private flushResponse(): void {
+    if (this.stopped || this.ctx?.signal.aborted) return;
+    const answers = [...this.pendingAnswers.values()];
+    const additionals = [...this.pendingAdditionals]
+      .filter(([k]) => !this.pendingAnswers.has(k))
+      .map(([, a]) => a);
+    this.pendingAnswers.clear();
+    this.pendingAdditionals.clear();
+    if (answers.length === 0) return;
+    this.lastResponse = this.ctx!.clock.now();
+    void this.transmit('respond', { answers, additionals });
   }
 
   /**
@@ -604,8 +1045,11 @@ export class MdnsStrategy implements DiscoveryStrategy {
         continue;
       }
       if (!prev) added++;
-      const expiresAt = now + Math.min(srv.ttl, txt.ttl) * 1000;
+      const ttlS = Math.min(srv.ttl, txt.ttl);
+      const expiresAt = now + ttlS * 1000;
       this.peers.set(inst, { instance: inst, node, address, expiresAt });
+      this.peerTtl.set(inst, ttlS);
+      this.scheduleRefresh(inst, ttlS * 1000, now, 0);
       this.followUps.delete(inst);
       if (!prev || formatAddress(prev.address) !== formatAddress(address)) {
         changed = true;
@@ -630,10 +1074,44 @@ export class MdnsStrategy implements DiscoveryStrategy {
     this.query(questions);
   }
 
+  /**
+   * RFC 6762 §5.2: asks for a peer's SRV/TXT at 80, 85, 90 and 95 % of the TTL it was learned with
+   * (each plus up to 2 % jitter), so a peer whose announcement was lost is refreshed rather than
+   * dropped. Any answer reschedules from there; after the last query the sweep drops it at 100 %.
+   */
+  private scheduleRefresh(inst: string, ttlMs: number, from: number, step: number): void {
+    const ctx = this.ctx!;
+    this.refreshTimers.get(inst)?.cancel();
+    this.refreshTimers.delete(inst);
+    const at = REFRESH_AT[step];
+    if (at === undefined || this.stopped) return;
+    const due = from + ttlMs * (at + this.random() * 0.02);
+    const timer = ctx.clock.setTimeout(
+      () => {
+        if (this.refreshTimers.get(inst) !== timer || !this.peers.has(inst)) return;
+        this.stats.refreshQueries++;
+        this.query([
+          { name: inst, type: 'SRV' },
+          { name: inst, type: 'TXT' },
+        ]);
+        this.scheduleRefresh(inst, ttlMs, from, step + 1);
+      },
+      Math.max(0, due - ctx.clock.now()),
+    );
+    this.refreshTimers.set(inst, timer);
+  }
+
+  private forget(inst: string): void {
+    this.peers.delete(inst);
+    this.peerTtl.delete(inst);
+    this.refreshTimers.get(inst)?.cancel();
+    this.refreshTimers.delete(inst);
+  }
+
   private goodbye(inst: string): boolean {
     const p = this.peers.get(inst);
     if (!p) return false;
-    this.peers.delete(inst);
+    this.forget(inst);
     this.stats.goodbyes++;
     this.ctx!.log.debug({ instance: inst, node: p.node }, 'mdns goodbye');
     this.disconnectIfUnlisted(p.address);
@@ -645,7 +1123,7 @@ export class MdnsStrategy implements DiscoveryStrategy {
     const now = ctx.clock.now();
     for (const [inst, p] of this.peers) {
       if (p.expiresAt > now) continue;
-      this.peers.delete(inst);
+      this.forget(inst);
       this.stats.expired++;
       this.disconnectIfUnlisted(p.address);
     }
@@ -667,12 +1145,119 @@ export class MdnsStrategy implements DiscoveryStrategy {
     void r.joinMissing([...this.peers.values()].map((p) => p.address)).catch(() => {});
   }
 
+  /**
+   * Advertises an application service next to the node's own (mdns_lite's `services`). Announced
+   * at once and 1 s later; answered to PTR, SRV, TXT and service-type queries from then on.
+   * Throws FND_ERR_MDNS_INACTIVE unless started and not stopped, FND_ERR_INVALID_OPTION (field
+   * `mdns.advertise.<field>`) for bad options, an instance name already advertised, the cluster's
+   * own service type, or more than MAX_ADVERTISED services.
+   */
+  advertise(service: MdnsServiceOptions): MdnsAdvertisement {
+    const ctx = this.ctx;
+    if (!ctx || !this.running) {
+      throw new FoundationError(
+        'FND_ERR_MDNS_INACTIVE',
+        this.stopped ? 'mdns has stopped' : 'mdns is not running',
+        { strategy: this.name },
+      );
+    }
+    const parsed = serviceSchema.safeParse(service);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0]!;
+      const keys = issue.code === 'unrecognized_keys' ? (issue as { keys: string[] }).keys : [];
+      throw invalid(
+        ['mdns.advertise', ...issue.path.map(String), ...keys.slice(0, 1)].join('.'),
+        issue.message,
+      );
+    }
+    const o = parsed.data;
+    const type = (o.type.endsWith('.local') ? o.type : `${o.type}.local`).toLowerCase();
+    if (type === this.serviceType) {
+      throw invalid('mdns.advertise.type', `${type} is the cluster's own service type`);
+    }
+    const txt = txtEntries(o.txt);
+    for (const e of txt) {
+      if (Buffer.byteLength(e) > 255) {
+        throw invalid('mdns.advertise.txt', `entry "${e.slice(0, 20)}…" is over 255 bytes`);
+      }
+    }
+    const instance = `${o.name ?? instanceLabel(ctx.self.name)}.${type}`;
+    const key = instance.toLowerCase();
+    if (this.services.has(key)) {
+      throw invalid('mdns.advertise.name', `${instance} is already advertised by this node`);
+    }
+    if (this.services.size > MAX_ADVERTISED) {
+      throw invalid('mdns.advertise', `at most ${MAX_ADVERTISED} services per node`);
+    }
+    const svc: Service = { instance, key, type, port: o.port, txt };
+    this.services.set(key, svc);
+    const announce = () => {
+      if (this.services.get(key) !== svc || !this.running) return;
+      void this.transmit('respond', {
+        answers: [this.ptr(svc, this.ttl), this.srv(svc, this.ttl), this.txt(svc, this.ttl)],
+        additionals: [...this.addressRecords(this.ttl), ...this.typeRecords(this.ttl, [type])],
+      });
+    };
+    announce();
+    this.timers.push(ctx.clock.setTimeout(announce, 1000));
+    ctx.log.debug({ instance, port: o.port }, 'mdns advertise');
+    return this.handle(svc);
+  }
+
+  private handle(svc: Service): MdnsAdvertisement {
+    return {
+      instance: svc.instance,
+      type: svc.type,
+      port: svc.port,
+      txt: [...svc.txt],
+      remove: async () => {
+        await this.unadvertise(svc.instance);
+      },
+    };
+  }
+
+  /** Services added with `advertise` and not removed. */
+  advertised(): MdnsAdvertisement[] {
+    return [...this.services.values()]
+      .filter((s) => s.key !== this.instance)
+      .map((s) => this.handle(s));
+  }
+
+  /**
+   * Withdraws a service added with `advertise`: goodbye records (TTL 0) for its PTR, SRV and TXT
+   * (and its type's enumeration PTR when no other service has that type). False when unknown.
+   */
+  async unadvertise(instance: string): Promise<boolean> {
+    const key = instance.toLowerCase();
+    const svc = this.services.get(key);
+    if (!svc || key === this.instance) return false;
+    this.services.delete(key);
+    for (const k of [...this.pendingAnswers.keys(), ...this.pendingAdditionals.keys()]) {
+      if (k.includes(key)) {
+        this.pendingAnswers.delete(k);
+        this.pendingAdditionals.delete(k);
+      }
+    }
+    this.ctx?.log.debug({ instance }, 'mdns unadvertise');
+    if (!this.running) return true;
+    const typeGone = ![...this.services.values()].some((s) => s.type === svc.type);
+    await this.transmit('respond', {
+      answers: [
+        this.ptr(svc, 0),
+        this.srv(svc, 0),
+        this.txt(svc, 0),
+        ...(typeGone ? this.typeRecords(0, [svc.type]) : []),
+      ],
+    });
+    return true;
+  }
+
   /** Sends goodbye records (TTL 0), then closes the sockets. */
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.cancelTimers();
     const sockets = this.sockets.splice(0);
-    if (this.ctx && sockets.length) {
+    if (this.ctx && (sockets.length || this.hooks.send)) {
       this.sockets = sockets;
       let timer: NodeJS.Timeout | undefined;
       await Promise.race([
@@ -685,6 +1270,43 @@ export class MdnsStrategy implements DiscoveryStrategy {
       this.sockets = [];
     }
     this.stopped = true;
+    for (const k of [...this.services.keys()]) if (k !== this.instance) this.services.delete(k);
     await Promise.all(sockets.map((m) => new Promise<void>((r) => m.destroy(() => r()))));
   }
+}
+
+/**
+ * The `node.mdns` of a cluster: forwards to the running MdnsStrategy that `find` returns (the
+ * configured one, or the candidate a fallback started), else throws FND_ERR_MDNS_INACTIVE.
+ */
+export function mdnsControl(
+  find: () => MdnsStrategy | undefined,
+  strategyName: () => string,
+): MdnsControl {
+  const running = () => {
+    const m = find();
+    return m?.running ? m : undefined;
+  };
+  return {
+    get active() {
+      return running() !== undefined;
+    },
+    advertise(service) {
+      const m = running();
+      if (!m) {
+        throw new FoundationError(
+          'FND_ERR_MDNS_INACTIVE',
+          `mdns is not this cluster's discovery (it runs "${strategyName() || 'none'}")`,
+          { strategy: strategyName() },
+        );
+      }
+      return m.advertise(service);
+    },
+    async unadvertise(instance) {
+      return (await find()?.unadvertise(instance)) ?? false;
+    },
+    advertised() {
+      return find()?.advertised() ?? [];
+    },
+  };
 }
