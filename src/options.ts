@@ -6,7 +6,7 @@ import { loadUserSecret } from './cluster/local-secret.js';
 import { DEFAULT_MEMBERSHIP_LIMITS, type MembershipLimits } from './cluster/membership.js';
 import { type MembershipTiming, PRESETS, type PresetName } from './cluster/presets.js';
 import type { CoreOptions } from './core/options.js';
-import { mapTopologies } from './discovery/libcluster.js';
+import { type LibclusterNote, mapTopologies } from './discovery/libcluster.js';
 import { type DnsOptions, dnsSchema } from './discovery/strategies/dns.js';
 import { type DnsSrvOptions, dnsSrvSchema } from './discovery/strategies/dns-srv.js';
 import { type GossipOptions, gossipSchema } from './discovery/strategies/gossip.js';
@@ -35,7 +35,7 @@ export type DiscoveryOptions =
   /** Picks a strategy from the environment; see docs/discovery.md. */
   | { strategy: 'auto' }
   /** Fixed seeds. */
-  | { strategy: 'static'; hosts: string[]; pollingIntervalMs?: number }
+  | { strategy: 'static'; hosts: string[]; port?: number; pollingIntervalMs?: number }
   /** Same-host, zero-config, file-based. */
   | { strategy: 'local'; directory?: string; pollingIntervalMs?: number }
   /** A/AAAA records of a name, e.g. a Kubernetes headless service. */
@@ -200,6 +200,15 @@ export interface LibclusterTopology {
   strategy: string;
   /** The strategy's libcluster config keys (snake_case), e.g. { multicast_ttl: 1 }. */
   config?: Record<string, unknown>;
+  /**
+   * libcluster's `{module, function, args}` hooks into Erlang distribution, e.g.
+   * `['net_kernel', 'connect_node', []]`. Accepted so a config carries over as written; Foundation's
+   * membership connects, disconnects and lists nodes itself, and says so once in the log.
+   */
+  connect?: unknown;
+  disconnect?: unknown;
+  list_nodes?: unknown;
+  child_spec?: unknown;
 }
 
 /** Defaults, each chosen for the zero-config same-host case and safe everywhere else. */
@@ -238,7 +247,8 @@ const builtinDiscovery = z.discriminatedUnion('strategy', [
   z.strictObject({ strategy: z.literal('auto') }),
   z.strictObject({
     strategy: z.literal('static'),
-    hosts: z.array(z.string().min(3)).min(1),
+    hosts: z.array(z.string().min(1)).min(1),
+    port: z.number().int().min(1).max(65535).optional(),
     pollingIntervalMs: ms.optional(),
   }),
   z.strictObject({
@@ -406,6 +416,11 @@ const schema = clusterSchema.extend({
       z.strictObject({
         strategy: z.string().min(1),
         config: z.record(z.string(), z.unknown()).optional(),
+        // libcluster's Erlang hooks: accepted, and their treatment logged (see TOPOLOGY_KEYS).
+        connect: z.unknown().optional(),
+        disconnect: z.unknown().optional(),
+        list_nodes: z.unknown().optional(),
+        child_spec: z.unknown().optional(),
       }),
     )
     .optional(),
@@ -463,6 +478,11 @@ export interface ResolvedOptions {
   port: number;
   advertiseHost: string;
   discovery: DiscoveryOptions | DiscoveryStrategy;
+  /**
+   * How libcluster keys that Foundation accepts but treats differently were handled (one sentence
+   * each); logged once when the cluster starts. Only set for clusters made from `topologies`.
+   */
+  notes?: LibclusterNote[];
   preset: PresetName;
   timing: MembershipTiming;
   tls: TlsOptions | undefined;
@@ -498,7 +518,7 @@ export function resolveAll(input: unknown = {}, env = process.env): ResolvedOpti
   if (base.cluster !== undefined) {
     throw invalid('cluster', 'give either `cluster` or `clusters`/`topologies`, not both');
   }
-  const fromTopologies = topologies ? mapTopologies(topologies) : {};
+  const fromTopologies = topologies ? mapTopologies(topologies, env) : {};
   const names = [...new Set([...Object.keys(clusters ?? {}), ...Object.keys(fromTopologies)])];
   if (names.length === 0) throw invalid('clusters', 'name at least one cluster');
   if (base.transport && names.length > 1) {
@@ -537,8 +557,14 @@ export function resolveAll(input: unknown = {}, env = process.env): ResolvedOpti
       throw invalid(`clusters.${name}.discovery`, `topology "${name}" already sets discovery`);
     }
     const prefix = mapped ? `topologies.${name}.` : `clusters.${name}.`;
-    const merged = parseWith(clusterSchema, { ...base, ...own, ...mapped, cluster: name }, prefix);
-    return resolveParsed(merged, `clusters.${name}.`, env);
+    const merged = parseWith(
+      clusterSchema,
+      { ...base, ...own, ...(mapped ? { discovery: mapped.discovery } : {}), cluster: name },
+      prefix,
+    );
+    const resolved = resolveParsed(merged, `clusters.${name}.`, env);
+    if (mapped?.notes.length) resolved.notes = mapped.notes;
+    return resolved;
   });
 }
 
