@@ -557,11 +557,25 @@ export function resolveAll(input: unknown = {}, env = process.env): ResolvedOpti
       throw invalid(`clusters.${name}.discovery`, `topology "${name}" already sets discovery`);
     }
     const prefix = mapped ? `topologies.${name}.` : `clusters.${name}.`;
-    const merged = parseWith(
-      clusterSchema,
-      { ...base, ...own, ...(mapped ? { discovery: mapped.discovery } : {}), cluster: name },
-      prefix,
-    );
+    let merged: z.infer<typeof clusterSchema>;
+    try {
+      merged = parseWith(
+        clusterSchema,
+        { ...base, ...own, ...(mapped ? { discovery: mapped.discovery } : {}), cluster: name },
+        prefix,
+      );
+    } catch (err) {
+      // A bad value of a libcluster key is reported under the key as the user wrote it.
+      const field = (err as FoundationError).data?.field;
+      const ours =
+        mapped && typeof field === 'string' && field.startsWith(`${prefix}discovery.`)
+          ? field.slice(`${prefix}discovery.`.length).split('.')[0]!
+          : undefined;
+      const key = ours === undefined ? undefined : mapped?.origin[ours];
+      if (key === undefined) throw err;
+      const issue = String((err as FoundationError).data?.issue ?? '');
+      throw invalid(`${prefix}config.${key}`, `${issue} (Foundation's discovery.${ours})`);
+    }
     const resolved = resolveParsed(merged, `clusters.${name}.`, env);
     if (mapped?.notes.length) resolved.notes = mapped.notes;
     return resolved;

@@ -24,6 +24,8 @@ export interface MappedTopology {
    * replaced by something of its own); the cluster logs each once when it starts.
    */
   notes: LibclusterNote[];
+  /** Our option name → the libcluster key it came from, so errors can name the key as written. */
+  origin: Record<string, string>;
 }
 
 interface Mapping {
@@ -231,7 +233,7 @@ export function mapTopologies(
     const m = MAPPINGS[strategy];
     if (!m) {
       if (/^[a-z][a-z-]*$/.test(strategy)) {
-        out[name] = { discovery: { ...config, strategy }, notes };
+        out[name] = { discovery: { ...config, strategy }, notes, origin: {} };
         continue;
       }
       const why = UNSUPPORTED[strategy];
@@ -241,6 +243,7 @@ export function mapTopologies(
       );
     }
     const discovery: Record<string, unknown> & { strategy: string } = { strategy: m.strategy };
+    const origin: Record<string, string> = {};
     for (const [key, value] of Object.entries(config)) {
       const target = m.keys[key];
       if (target === undefined) {
@@ -261,9 +264,14 @@ export function mapTopologies(
         );
       }
       const mapped = typeof target === 'string' ? value : target[1](value);
-      if (mapped !== undefined) discovery[typeof target === 'string' ? target : target[0]] = mapped;
+      const ours = typeof target === 'string' ? target : target[0];
+      if (mapped !== undefined) discovery[ours] = mapped;
+      origin[ours] = key;
     }
     m.finish?.(discovery, config, env, notes);
+    if (discovery.broadcastAddr !== undefined) origin.broadcastAddr = 'multicast_addr';
+    if (discovery.ifAddr !== undefined && origin.ifAddr === undefined) origin.ifAddr = 'if_addr';
+    if (strategy === 'Cluster.Strategy.Kubernetes.DNSSRV') origin.query = 'service';
     const sa = discovery.serviceAccountPath;
     if (typeof sa === 'string') {
       // libcluster's service-account folder holds our three file options.
@@ -272,7 +280,9 @@ export function mapTopologies(
       discovery.caPath = `${sa}/ca.crt`;
       discovery.namespacePath = `${sa}/namespace`;
     }
-    out[name] = { discovery, notes };
+    for (const k of ['tokenPath', 'caPath', 'namespacePath'])
+      if (discovery[k] !== undefined) origin[k] = 'kubernetes_service_account_path';
+    out[name] = { discovery, notes, origin };
   }
   return out;
 }
