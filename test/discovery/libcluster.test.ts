@@ -208,8 +208,9 @@ describe('libcluster example configs, as written in its README and module docs',
     });
     const srv = example('lib/strategy/kubernetes_dns_srv.ex, @moduledoc').topologies;
     const r = resolve(srv, { CLUSTER_DOMAIN: 'corp.internal' });
+    assert.ok(r.ok, JSON.stringify(r));
     assert.equal(
-      (r.ok?.[0]?.discovery as { query: string }).query,
+      (r.ok[0]!.discovery as { query: string }).query,
       'myapp-headless.default.svc.corp.internal',
     );
   });
