@@ -214,6 +214,8 @@ export class ClusterNode extends EventEmitter<FoundationNodeEvents> {
       // Gossip must never sign beats with the public `insecure` key.
       secret: this.opts.secretSource === 'insecure' ? undefined : this.opts.secret,
     });
+    // libcluster keys accepted but treated differently (docs/migrating-from-libcluster.md): once.
+    for (const n of this.opts.notes ?? []) this.log[n.level]({ libcluster: n.key }, n.text);
     const presetProblem = presetWarning(this.opts);
     if (presetProblem)
       this.log.warn({ preset: this.opts.preset, host: this.opts.host }, presetProblem);

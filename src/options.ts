@@ -7,7 +7,7 @@ import { DEFAULT_MEMBERSHIP_LIMITS, type MembershipLimits } from './cluster/memb
 import { type MembershipTiming, PRESETS, type PresetName } from './cluster/presets.js';
 import type { ConsensusOptions } from './coord/consensus.js';
 import type { CoreOptions } from './core/options.js';
-import { mapTopologies } from './discovery/libcluster.js';
+import { type LibclusterNote, mapTopologies } from './discovery/libcluster.js';
 import { type DnsOptions, dnsSchema } from './discovery/strategies/dns.js';
 import { type DnsSrvOptions, dnsSrvSchema } from './discovery/strategies/dns-srv.js';
 import { type GossipOptions, gossipSchema } from './discovery/strategies/gossip.js';
@@ -36,7 +36,7 @@ export type DiscoveryOptions =
   /** Picks a strategy from the environment; see docs/discovery.md. */
   | { strategy: 'auto' }
   /** Fixed seeds. */
-  | { strategy: 'static'; hosts: string[]; pollingIntervalMs?: number }
+  | { strategy: 'static'; hosts: string[]; port?: number; pollingIntervalMs?: number }
   /** Same-host, zero-config, file-based. */
   | { strategy: 'local'; directory?: string; pollingIntervalMs?: number }
   /** A/AAAA records of a name, e.g. a Kubernetes headless service. */
@@ -201,6 +201,15 @@ export interface LibclusterTopology {
   strategy: string;
   /** The strategy's libcluster config keys (snake_case), e.g. { multicast_ttl: 1 }. */
   config?: Record<string, unknown>;
+  /**
+   * libcluster's `{module, function, args}` hooks into Erlang distribution, e.g.
+   * `['net_kernel', 'connect_node', []]`. Accepted so a config carries over as written; Foundation's
+   * membership connects, disconnects and lists nodes itself, and says so once in the log.
+   */
+  connect?: unknown;
+  disconnect?: unknown;
+  list_nodes?: unknown;
+  child_spec?: unknown;
 }
 
 /** Defaults, each chosen for the zero-config same-host case and safe everywhere else. */
@@ -239,7 +248,8 @@ const builtinDiscovery = z.discriminatedUnion('strategy', [
   z.strictObject({ strategy: z.literal('auto') }),
   z.strictObject({
     strategy: z.literal('static'),
-    hosts: z.array(z.string().min(3)).min(1),
+    hosts: z.array(z.string().min(1)).min(1),
+    port: z.number().int().min(1).max(65535).optional(),
     pollingIntervalMs: ms.optional(),
   }),
   z.strictObject({
@@ -407,6 +417,11 @@ const schema = clusterSchema.extend({
       z.strictObject({
         strategy: z.string().min(1),
         config: z.record(z.string(), z.unknown()).optional(),
+        // libcluster's Erlang hooks: accepted, and their treatment logged (see TOPOLOGY_KEYS).
+        connect: z.unknown().optional(),
+        disconnect: z.unknown().optional(),
+        list_nodes: z.unknown().optional(),
+        child_spec: z.unknown().optional(),
       }),
     )
     .optional(),
@@ -511,6 +526,11 @@ export interface ResolvedOptions {
   port: number;
   advertiseHost: string;
   discovery: DiscoveryOptions | DiscoveryStrategy;
+  /**
+   * How libcluster keys that Foundation accepts but treats differently were handled (one sentence
+   * each); logged once when the cluster starts. Only set for clusters made from `topologies`.
+   */
+  notes?: LibclusterNote[];
   preset: PresetName;
   timing: MembershipTiming;
   tls: TlsOptions | undefined;
@@ -546,7 +566,7 @@ export function resolveAll(input: unknown = {}, env = process.env): ResolvedOpti
   if (base.cluster !== undefined) {
     throw invalid('cluster', 'give either `cluster` or `clusters`/`topologies`, not both');
   }
-  const fromTopologies = topologies ? mapTopologies(topologies) : {};
+  const fromTopologies = topologies ? mapTopologies(topologies, env) : {};
   const names = [...new Set([...Object.keys(clusters ?? {}), ...Object.keys(fromTopologies)])];
   if (names.length === 0) throw invalid('clusters', 'name at least one cluster');
   if (base.transport && names.length > 1) {
@@ -585,8 +605,28 @@ export function resolveAll(input: unknown = {}, env = process.env): ResolvedOpti
       throw invalid(`clusters.${name}.discovery`, `topology "${name}" already sets discovery`);
     }
     const prefix = mapped ? `topologies.${name}.` : `clusters.${name}.`;
-    const merged = parseWith(clusterSchema, { ...base, ...own, ...mapped, cluster: name }, prefix);
-    return resolveParsed(merged, `clusters.${name}.`, env);
+    let merged: z.infer<typeof clusterSchema>;
+    try {
+      merged = parseWith(
+        clusterSchema,
+        { ...base, ...own, ...(mapped ? { discovery: mapped.discovery } : {}), cluster: name },
+        prefix,
+      );
+    } catch (err) {
+      // A bad value of a libcluster key is reported under the key as the user wrote it.
+      const field = (err as FoundationError).data?.field;
+      const ours =
+        mapped && typeof field === 'string' && field.startsWith(`${prefix}discovery.`)
+          ? field.slice(`${prefix}discovery.`.length).split('.')[0]!
+          : undefined;
+      const key = ours === undefined ? undefined : mapped?.origin[ours];
+      if (key === undefined) throw err;
+      const issue = String((err as FoundationError).data?.issue ?? '');
+      throw invalid(`${prefix}config.${key}`, `${issue} (Foundation's discovery.${ours})`);
+    }
+    const resolved = resolveParsed(merged, `clusters.${name}.`, env);
+    if (mapped?.notes.length) resolved.notes = mapped.notes;
+    return resolved;
   });
 }
 

@@ -149,7 +149,11 @@ describe('multi-cluster nodes', () => {
       },
     });
     assert.equal(epmd!.cluster, 'app');
-    assert.deepEqual(epmd!.discovery, { strategy: 'static', hosts: ['127.0.0.1:4370'] });
+    assert.deepEqual(epmd!.discovery, {
+      strategy: 'static',
+      hosts: ['127.0.0.1:4370'],
+      pollingIntervalMs: 5000,
+    });
     const [local] = resolveAll({
       topologies: { dev: { strategy: 'Elixir.Cluster.Strategy.LocalEpmd' } },
     });

@@ -1,20 +1,12 @@
 // Entry point of the `foundation` command (bin/foundation.js imports this file; running it with
 // `node dist/src/cli/main.js` works too). It only dispatches: `start` runs one node in the
 // foreground, `demo` spawns a small cluster of `start` processes and shows failure detection.
-import { readFileSync, realpathSync } from 'node:fs';
+import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { VERSION } from '../util/version.js';
 import { demoCommand } from './demo.js';
 import { startCommand } from './start.js';
 import { USAGE } from './usage.js';
-
-function version(): string {
-  try {
-    const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8'));
-    return String(pkg.version);
-  } catch {
-    return 'unknown';
-  }
-}
 
 /** Runs one command and resolves with the process exit code. */
 export async function main(argv: string[]): Promise<number> {
@@ -32,7 +24,7 @@ export async function main(argv: string[]): Promise<number> {
     case 'version':
     case '--version':
     case '-v':
-      process.stdout.write(`foundation ${version()}\n`);
+      process.stdout.write(`foundation ${VERSION}\n`);
       return 0;
     case undefined:
       process.stderr.write(USAGE);

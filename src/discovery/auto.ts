@@ -60,7 +60,7 @@ export function chooseStrategy(
     case 'kubernetes':
       return {
         strategy: new KubernetesStrategy(opt, env),
-        reason: `configured: kubernetes API (${opt.selector})`,
+        reason: `configured: kubernetes API (${opt.selector ?? `service ${opt.serviceName}`})`,
       };
     case 'hosts-file':
       return { strategy: new HostsFileStrategy(opt), reason: 'configured: hosts file' };

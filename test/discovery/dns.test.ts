@@ -1,7 +1,15 @@
 import assert from 'node:assert/strict';
 import diagnostics from 'node:diagnostics_channel';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
-import { DnsStrategy, dnsSchema } from '../../src/discovery/strategies/dns.js';
+import {
+  DnsStrategy,
+  dnsSchema,
+  parseResolvConf,
+  searchNames,
+} from '../../src/discovery/strategies/dns.js';
 import { DnsSrvStrategy, dnsSrvSchema } from '../../src/discovery/strategies/dns-srv.js';
 import type { DiscoveryContext, DiscoveryStrategy } from '../../src/discovery/strategy.js';
 import { Foundation, type FoundationNode } from '../../src/index.js';
@@ -11,7 +19,7 @@ import { CHANNELS } from '../../src/util/diagnostics.js';
 import { createLogger } from '../../src/util/log.js';
 import { assertCoded } from '../helpers/assert.js';
 import { TestDnsServer } from '../helpers/dns-server.js';
-import { sharedPort } from '../helpers/loopback.js';
+import { captureLogger, sharedPort } from '../helpers/loopback.js';
 import { fullyMeshed, nullDiscovery, seesAlive, waitUntil } from '../helpers/nodes.js';
 
 const NAME = 'nodes.foundation.test';
@@ -270,6 +278,152 @@ describe('dns strategies: records to addresses, and options', () => {
           port: 7000,
         }),
         ['[::1]:7200'],
+      );
+    } finally {
+      await dns.close();
+    }
+  });
+
+  it('completes a short name through the resolv.conf search path like inet_res (Kubernetes.DNS service: "myapp-headless")', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'foundation-resolv-'));
+    const resolvConf = path.join(dir, 'resolv.conf');
+    // What the kubelet writes into a pod in namespace `shop`.
+    writeFileSync(
+      resolvConf,
+      [
+        'search shop.svc.cluster.local svc.cluster.local cluster.local',
+        'nameserver 10.96.0.10',
+        'options ndots:5',
+      ].join('\n'),
+    );
+    const dns = await TestDnsServer.start();
+    try {
+      dns.setA('myapp-headless.shop.svc.cluster.local', ['127.0.0.7']);
+      const self = { host: '127.0.0.1', port: 7000 };
+      assert.deepEqual(
+        await firstRound(
+          new DnsStrategy({ query: 'myapp-headless', resolver: dns.address }, { resolvConf }),
+          self,
+        ),
+        ['127.0.0.7:7000'],
+      );
+      assert.equal(dns.queries[0], 'A myapp-headless.shop.svc.cluster.local');
+      // Without the search path the short name alone is asked, and has no records.
+      const bare = dns.queries.length;
+      const noSearch = path.join(dir, 'missing.conf');
+      const none = new DnsStrategy(
+        { query: 'myapp-headless', resolver: dns.address, pollingIntervalMs: 50 },
+        { resolvConf: noSearch },
+      );
+      const { logger } = captureLogger();
+      const abort = new AbortController();
+      await none.start({
+        cluster: 'c',
+        self: { name: 'me', address: self, incarnation: 1 },
+        connect: async () => undefined,
+        disconnect() {},
+        knownNodes: () => [],
+        clock: systemClock,
+        log: logger,
+        signal: abort.signal,
+      });
+      await waitUntil(() => dns.queries.length > bare, 'one query');
+      abort.abort();
+      await none.stop();
+      assert.equal(dns.queries[bare], 'A myapp-headless');
+    } finally {
+      await dns.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+    const conf = parseResolvConf(
+      'domain a.example\nsearch b.example. c.example\noptions ndots:2 rotate\n',
+    );
+    assert.deepEqual(conf, { search: ['b.example', 'c.example'], ndots: 2 });
+    assert.deepEqual(searchNames('x', conf), ['x.b.example', 'x.c.example', 'x']);
+    assert.deepEqual(searchNames('x.y.z', conf), ['x.y.z', 'x.y.z.b.example', 'x.y.z.c.example']);
+    assert.deepEqual(searchNames('x.', conf), ['x'], 'a trailing dot: only as written');
+  });
+
+  it('logs a query without records once when it starts and once when records return, not every poll', async () => {
+    const dns = await TestDnsServer.start();
+    const { logger, lines } = captureLogger();
+    const abort = new AbortController();
+    const connects: string[] = [];
+    const strategy = new DnsStrategy(
+      { query: NAME, resolver: dns.address, pollingIntervalMs: 30, timeoutMs: 250 },
+      { resolvConf: '/nonexistent/resolv.conf' },
+    );
+    try {
+      await strategy.start({
+        cluster: 'c',
+        self: { name: 'me', address: { host: '127.0.0.1', port: 7000 }, incarnation: 1 },
+        connect: async (a) => {
+          connects.push(formatAddress(a));
+          return undefined;
+        },
+        disconnect() {},
+        knownNodes: () => [],
+        clock: systemClock,
+        log: logger,
+        signal: abort.signal,
+      });
+      await waitUntil(() => dns.queries.length >= 5, 'five polls of a name without records');
+      const empty = () => lines.filter((l) => /no records for/.test(String(l.msg)));
+      assert.equal(empty().length, 1, 'one warning, not one per poll');
+      assert.equal(empty()[0]!.level, 40);
+      assert.deepEqual(empty()[0]!.tried, [NAME]);
+      dns.setA(NAME, ['127.0.0.8']);
+      await waitUntil(() => connects.length > 0, 'the record to be joined');
+      await waitUntil(
+        () => lines.some((l) => /records for .* again/.test(String(l.msg))),
+        'the recovery to be logged',
+      );
+      dns.remove(NAME);
+      const n = dns.queries.length;
+      await waitUntil(() => dns.queries.length >= n + 5, 'five more polls');
+      assert.equal(empty().length, 2, 'logged again once the records went away again');
+    } finally {
+      abort.abort();
+      await strategy.stop();
+      await dns.close();
+    }
+  });
+
+  it("DNSSRV as libcluster queries it: SRV target hosts, port-0 records on the node's own port, `port` overrides", async () => {
+    const dns = await TestDnsServer.start();
+    // libcluster's documented answer for `myapp-headless.default.svc.cluster.local`: port 0.
+    const SVC = 'myapp-headless.default.svc.cluster.local';
+    try {
+      dns.setSRV(SVC, [
+        { target: `myapp-0.${SVC}`, port: 0 },
+        { target: `myapp-1.${SVC}`, port: 0 },
+      ]);
+      dns.setA(`myapp-0.${SVC}`, ['127.0.0.10']);
+      dns.setA(`myapp-1.${SVC}`, ['127.0.0.11']);
+      const self = { host: '127.0.0.1', port: 7000 };
+      const env = { resolvConf: '/nonexistent/resolv.conf' };
+      assert.deepEqual(
+        await firstRound(
+          new DnsSrvStrategy({ query: `${SVC}.`, resolver: dns.address }, env),
+          self,
+        ),
+        ['127.0.0.10:7000', '127.0.0.11:7000'],
+      );
+      // The Service's port is HTTP (4000): `port` names the Foundation port instead.
+      dns.setSRV(SVC, [
+        { target: `myapp-0.${SVC}`, port: 4000 },
+        { target: `myapp-1.${SVC}`, port: 4000 },
+      ]);
+      assert.deepEqual(
+        await firstRound(
+          new DnsSrvStrategy({ query: SVC, resolver: dns.address, port: 7100 }, env),
+          self,
+        ),
+        ['127.0.0.10:7100', '127.0.0.11:7100'],
+      );
+      assert.deepEqual(
+        await firstRound(new DnsSrvStrategy({ query: SVC, resolver: dns.address }, env), self),
+        ['127.0.0.10:4000', '127.0.0.11:4000'],
       );
     } finally {
       await dns.close();

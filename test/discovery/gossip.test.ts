@@ -1,7 +1,10 @@
 // Gossip discovery over real UDP multicast between node processes in separate network namespaces
 // joined by a private bridge (test/helpers/netns.ts). Nothing is sent on the machine's interfaces.
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { after, afterEach, describe, it } from 'node:test';
+import { mapTopologies } from '../../src/discovery/libcluster.js';
+import { LIBCLUSTER_EXAMPLES } from '../fixtures/libcluster-examples.js';
 import {
   allSeeAlive,
   createSegment,
@@ -23,6 +26,7 @@ describe('gossip discovery in network namespaces', () => {
   let seg: Segment | undefined;
   const procs: NsNode[] = [];
   const spawn = (name: string, host: number, discovery: object, extra: string[] = []) => {
+    // `strategy` may come with the options (a mapped libcluster topology): it is gossip anyway.
     const p = new NsNode(name, segment().hosts[host]!, [
       '--cluster',
       'gossip-it',
@@ -154,5 +158,98 @@ describe('gossip discovery in network namespaces', () => {
     console.log(
       `# gossip (broadcast): 3 nodes formed ${formationMs(nodes)} ms after the last start`,
     );
+  });
+
+  /** The gossip options Foundation makes of one of libcluster's Gossip examples. */
+  const libclusterGossip = (
+    source: string,
+    edit: (c: Record<string, unknown>) => void = () => {},
+  ) => {
+    const e = LIBCLUSTER_EXAMPLES.find(
+      (x) => x.source === `lib/strategy/gossip.ex, @moduledoc (${source})`,
+    )!;
+    const topologies = structuredClone(e.topologies);
+    edit(topologies.gossip_example!.config!);
+    const { strategy: _gossip, ...opts } = mapTopologies(topologies, {}).gossip_example!.discovery;
+    return opts;
+  };
+
+  it("libcluster's broadcast-only example (multicast_addr 255.255.255.255) forms a cluster; so does a subnet's directed broadcast", async () => {
+    const limited = libclusterGossip('broadcast only');
+    assert.deepEqual(limited, {
+      port: 45892,
+      broadcastOnly: true,
+      broadcastAddr: '255.255.255.255',
+    });
+    const pair = ['lb1', 'lb2'].map((n, i) => spawn(n, i, limited));
+    await Promise.all(pair.map((n) => n.started(START_MS)));
+    await allSeeAlive(pair, ['lb1', 'lb2'], FORM_MS);
+    await stopAll();
+
+    // The docs: "Use multicast_addr as the broadcast address": here the segment's own.
+    const subnetBroadcast = segment().subnet.replace(/0\/24$/, '255');
+    const directed = libclusterGossip('broadcast only', (c) => {
+      c.multicast_addr = subnetBroadcast;
+      c.port = 45893;
+    });
+    assert.equal(directed.broadcastAddr, subnetBroadcast);
+    const nodes = ['db1', 'db2', 'db3'].map((n, i) => spawn(n, i, directed));
+    await Promise.all(nodes.map((n) => n.started(START_MS)));
+    await allSeeAlive(nodes, ['db1', 'db2', 'db3'], FORM_MS);
+  });
+
+  it('multicast_if decides the interface beats leave by and the group is joined on, whatever the multicast route says', async () => {
+    // In two hosts, a decoy link takes the multicast route: without multicast_if beats go
+    // out of the decoy and nobody hears them.
+    const hosts = segment().hosts.slice(0, 2);
+    const ip = (ns: string, args: string[]) =>
+      execFileSync('ip', ['-n', ns, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+    try {
+      for (const [i, h] of hosts.entries()) {
+        // A veth pair with both ends in the host: a link that leads nowhere else.
+        ip(h.ns, ['link', 'add', 'decoy0', 'type', 'veth', 'peer', 'name', 'decoy1']);
+        ip(h.ns, ['addr', 'add', `10.232.${i + 1}.1/24`, 'dev', 'decoy0']);
+        ip(h.ns, ['link', 'set', 'decoy1', 'up']);
+        ip(h.ns, ['link', 'set', 'decoy0', 'up']);
+        ip(h.ns, ['route', 'replace', '224.0.0.0/4', 'dev', 'decoy0']);
+      }
+      const example = (extra: Record<string, unknown> = {}) =>
+        libclusterGossip('multicast', (c) => {
+          // The docs' "somepassword" is refused (12 characters); the migration guide's fix:
+          c.secret = 'somepassword-somepassword';
+          c.multicast_if = undefined;
+          Object.assign(c, extra);
+        });
+      const lost = hosts.map((_h, i) => spawn(`lost${i}`, i, example()));
+      await Promise.all(lost.map((n) => n.started(START_MS)));
+      for (const n of lost) {
+        await eventually(
+          async () => (await n.ask('stats')).stats.sent >= 4,
+          FORM_MS,
+          `${n.name} to send a few beats`,
+        );
+      }
+      for (const n of lost) {
+        assert.equal(
+          (await n.ask('stats')).stats.accepted,
+          0,
+          `${n.name} heard nobody via the decoy`,
+        );
+      }
+      await stopAll();
+
+      const found = hosts.map((h, i) => spawn(`if${i}`, i, example({ multicast_if: h.ip })));
+      await Promise.all(found.map((n) => n.started(START_MS)));
+      await allSeeAlive(found, ['if0', 'if1'], FORM_MS);
+    } finally {
+      for (const h of hosts) {
+        try {
+          ip(h.ns, ['route', 'replace', '224.0.0.0/4', 'dev', 'eth0']);
+          ip(h.ns, ['link', 'del', 'decoy0']);
+        } catch {
+          // the segment is torn down at the end anyway
+        }
+      }
+    }
   });
 });

@@ -5,6 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import {
+  ERLANG_HOSTS_FILE_NAME,
   HOSTS_FILE_NAME,
   HostsFileStrategy,
   hostsFileSchema,
@@ -53,11 +54,52 @@ describe('hosts-file parsing', () => {
     );
   });
 
+  it("reads Erlang's .hosts.erlang format: quoted and plain atoms ending in a dot, % comments, several terms a line", () => {
+    // net_adm's own example file, as libcluster's ErlangHosts docs quote it, plus what
+    // file:consult also takes.
+    const text = [
+      '%% hosts of the cluster',
+      "'super.eua.ericsson.se'.",
+      "'renat.eua.ericsson.se'.",
+      "'grouse.eua.ericsson.se'.",
+      "'gauffin1.eua.ericsson.se'.",
+      '',
+      "'127.0.0.2'. '127.0.0.3'.   % two on one line",
+      'localhost.',
+      '"127.0.0.4".',
+      "'127.0.0.5'",
+      "'unterminated.",
+      'node1.example.com.',
+    ].join('\n');
+    const parsed = parseHostsFile(text, 4369);
+    assert.deepEqual(
+      parsed.entries.map((e) => `${e.host}:${e.port}`),
+      [
+        'super.eua.ericsson.se:4369',
+        'renat.eua.ericsson.se:4369',
+        'grouse.eua.ericsson.se:4369',
+        'gauffin1.eua.ericsson.se:4369',
+        '127.0.0.2:4369',
+        '127.0.0.3:4369',
+        'localhost:4369',
+        '127.0.0.4:4369',
+        'node1.example.com.:4369',
+      ],
+    );
+    assert.deepEqual(
+      parsed.invalid.map((i) => i.line),
+      [10, 11],
+      'a term without its dot, and an unterminated quote, are flagged',
+    );
+  });
+
   it('validates options and looks for the default file in the working, then the home directory', () => {
     const s = new HostsFileStrategy({}, { cwd: '/srv/app', home: '/home/app' });
     assert.deepEqual(s.candidates, [
       path.join('/srv/app', HOSTS_FILE_NAME),
+      path.join('/srv/app', ERLANG_HOSTS_FILE_NAME),
       path.join('/home/app', HOSTS_FILE_NAME),
+      path.join('/home/app', ERLANG_HOSTS_FILE_NAME),
     ]);
     const explicit = new HostsFileStrategy({ path: 'conf/hosts' }, { cwd: '/srv/app', home: '/h' });
     assert.deepEqual(explicit.candidates, ['/srv/app/conf/hosts']);

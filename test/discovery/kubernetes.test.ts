@@ -9,6 +9,8 @@ import {
   type KubernetesOptions,
   KubernetesStrategy,
   kubernetesSchema,
+  USER_AGENT,
+  warningTexts,
 } from '../../src/discovery/strategies/kubernetes.js';
 import type { DiscoveryStrategy } from '../../src/discovery/strategy.js';
 import { Foundation, type FoundationNode } from '../../src/index.js';
@@ -107,11 +109,13 @@ describe('kubernetes discovery (API stand-in over HTTPS on loopback)', () => {
     assert.ok(
       api.requests.every(
         (r) =>
-          r.path === `/api/v1/namespaces/${NS}/pods?labelSelector=app%3Dshop` &&
-          r.authorization === `Bearer ${TOKEN}`,
+          r.path === `/api/v1/namespaces/${NS}/pods?labelSelector=app%3Dshop&limit=500` &&
+          r.authorization === `Bearer ${TOKEN}` &&
+          r.userAgent === USER_AGENT,
       ),
-      'list calls carry the selector and the bearer token',
+      'list calls carry the selector, a page limit, the bearer token and the User-Agent',
     );
+    assert.match(USER_AGENT, /^foundation-cluster\/\d+\.\d+\.\d+ \(/);
 
     api.pods[2]!.ready = true;
     await waitUntil(() => fullyMeshed([a, b, c]), 'c to be joined once Ready');
@@ -129,7 +133,7 @@ describe('kubernetes discovery (API stand-in over HTTPS on loopback)', () => {
     }
   });
 
-  it('endpoints mode (default): in-cluster env, namespace file, named port, ready addresses only', async () => {
+  it('endpoints mode (default) reads EndpointSlices: in-cluster env, namespace file, named port, ready endpoints only', async () => {
     const port = await sharedPort(HOSTS);
     api.services = [
       {
@@ -158,21 +162,151 @@ describe('kubernetes discovery (API stand-in over HTTPS on loopback)', () => {
     const b = await start('b', '127.0.0.3', port, k8s());
     const c = await start('c', '127.0.0.4', port, nullDiscovery());
     await start('other', '127.0.0.5', port, nullDiscovery());
-    await waitUntil(() => fullyMeshed([a, b]), 'a and b to find each other through Endpoints');
+    await waitUntil(() => fullyMeshed([a, b]), 'a and b to find each other through EndpointSlices');
 
-    const served = api.served('endpoints');
-    await waitUntil(() => api.served('endpoints') >= served + 6, 'a few more list calls');
-    assert.ok(!seesAlive(a, ['c']), 'notReadyAddresses are not joined');
+    const served = api.served('endpointslices');
+    await waitUntil(() => api.served('endpointslices') >= served + 6, 'a few more list calls');
+    assert.ok(!seesAlive(a, ['c']), 'endpoints with conditions.ready false are not joined');
     assert.ok(!seesAlive(a, ['other']), "another service's endpoints are not joined");
     assert.ok(
       api.requests.every(
-        (r) => r.path === `/api/v1/namespaces/${NS}/endpoints?labelSelector=app%3Dshop`,
+        (r) =>
+          r.path ===
+          `/apis/discovery.k8s.io/v1/namespaces/${NS}/endpointslices?labelSelector=app%3Dshop&limit=500`,
       ),
-      'the namespace comes from the service-account file',
+      'EndpointSlices only (no Endpoints call); the namespace comes from the service-account file',
     );
 
     api.pods[2]!.ready = true;
     await waitUntil(() => fullyMeshed([a, b, c]), 'c to be joined once its address is ready');
+  });
+
+  it('EndpointSlices: a missing conditions.ready counts as ready, serviceName selects by kubernetes.io/service-name', async () => {
+    const port = await sharedPort(HOSTS);
+    api.services = [
+      { name: 'shop', labels: {}, selector: { app: 'shop' }, ports: [{ name: 'x', port: 1 }] },
+      { name: 'other', labels: {}, selector: { app: 'other' }, ports: [{ name: 'x', port: 1 }] },
+    ];
+    api.pods = [
+      { name: 'shop-a', ip: '127.0.0.2', labels: { app: 'shop' } },
+      { name: 'shop-b', ip: '127.0.0.3', labels: { app: 'shop' }, readyUnset: true },
+      { name: 'other', ip: '127.0.0.5', labels: { app: 'other' } },
+    ];
+    const k8s = () => strategy({ selector: undefined, serviceName: 'shop' });
+    const a = await start('a', '127.0.0.2', port, k8s());
+    const b = await start('b', '127.0.0.3', port, nullDiscovery());
+    await start('other', '127.0.0.5', port, nullDiscovery());
+    await waitUntil(() => fullyMeshed([a, b]), 'b (no ready condition at all) to be joined');
+    const served = api.served('endpointslices');
+    await waitUntil(() => api.served('endpointslices') >= served + 4, 'a few more list calls');
+    assert.ok(!seesAlive(a, ['other']));
+    assert.equal(
+      api.requests[0]!.path,
+      `/apis/discovery.k8s.io/v1/namespaces/${NS}/endpointslices?labelSelector=kubernetes.io%2Fservice-name%3Dshop&limit=500`,
+    );
+    assert.throws(
+      () => new KubernetesStrategy({ ipLookupMode: 'pods', serviceName: 'shop' }),
+      (err: unknown) => {
+        assertCoded(err, 'FND_ERR_INVALID_OPTION');
+        assert.equal((err.data as { field: string }).field, 'discovery.selector');
+        return true;
+      },
+    );
+  });
+
+  it('falls back to v1 Endpoints when EndpointSlices are not served (404) or not allowed (403), logging the switch once', async () => {
+    const port = await sharedPort(HOSTS);
+    const svc = { name: 'shop', labels: { app: 'shop' }, selector: { app: 'shop' }, ports: [] };
+    api.services = [svc];
+    api.pods = [
+      { name: 'shop-a', ip: '127.0.0.2', labels: { app: 'shop' } },
+      { name: 'shop-b', ip: '127.0.0.3', labels: { app: 'shop' } },
+    ];
+    api.endpointSlices = false;
+    const { logger, lines } = captureLogger();
+    const a = await start('a', '127.0.0.2', port, strategy(), logger);
+    const b = await start('b', '127.0.0.3', port, nullDiscovery());
+    await waitUntil(() => fullyMeshed([a, b]), 'a to join b through Endpoints');
+    const served = api.served('endpoints');
+    await waitUntil(() => api.served('endpoints') >= served + 4, 'a few more list calls');
+    const sliceCalls = api.requests.filter((r) => r.path.includes('/endpointslices?'));
+    assert.deepEqual(
+      sliceCalls.map((r) => r.status),
+      [404],
+      'one EndpointSlice call, answered 404; every later poll goes to Endpoints',
+    );
+    assert.equal(
+      lines.filter((l) => /does not serve .*EndpointSlices/.test(String(l.msg))).length,
+      1,
+    );
+    assert.ok(!lines.some((l) => l.level === WARN && l.strategy === 'kubernetes'));
+
+    // A Role written for Endpoints only: 403 on slices, Endpoints used, a warning with the fix.
+    const c = await start('c', '127.0.0.4', port, nullDiscovery());
+    api.pods.push({ name: 'shop-c', ip: '127.0.0.4', labels: { app: 'shop' } });
+    api.endpointSlices = true;
+    api.forbidden = 'endpointslices';
+    const { logger: logger2, lines: lines2 } = captureLogger();
+    const d = await start('d', '127.0.0.5', port, strategy(), logger2);
+    await waitUntil(() => fullyMeshed([a, b, c, d]), 'd to join through Endpoints after the 403');
+    const rbac = lines2.filter((l) => /RBAC refuses "list" on endpointslices/.test(String(l.msg)));
+    assert.equal(rbac.length, 1);
+    assert.equal(rbac[0]!.level, WARN);
+    assert.match(String(rbac[0]!.msg), /apiGroups \["discovery\.k8s\.io"\]/);
+  });
+
+  it('pages with limit/continue, restarts an expired list once, reads resourceVersion=0 when cached, logs each Warning once', async () => {
+    const port = await sharedPort(HOSTS);
+    api.services = [
+      { name: 'shop', labels: { app: 'shop' }, selector: { app: 'shop' }, ports: [] },
+    ];
+    api.pods = HOSTS.map((ip, i) => ({ name: `shop-${i}`, ip, labels: { app: 'shop' } }));
+    api.maxEndpointsPerSlice = 1; // four slices, one endpoint each
+    api.warnings = ['discovery.k8s.io/v1beta1 is deprecated (test)', 'second warning'];
+    const { logger, lines } = captureLogger();
+    const a = await start(
+      'a',
+      HOSTS[0]!,
+      port,
+      strategy({ pageSize: 1, useCachedResources: true }),
+      logger,
+    );
+    const others = await Promise.all(
+      HOSTS.slice(1).map((h, i) => start(`n${i}`, h, port, nullDiscovery())),
+    );
+    await waitUntil(() => fullyMeshed([a, ...others]), 'every endpoint of every page to be joined');
+    const pages = api.requests.filter((r) => r.path.includes('/endpointslices?')).slice(0, 4);
+    assert.deepEqual(
+      pages.map((r) => new URL(r.path, 'https://x').searchParams.get('limit')),
+      ['1', '1', '1', '1'],
+    );
+    assert.equal(new URL(pages[0]!.path, 'https://x').searchParams.get('resourceVersion'), '0');
+    assert.equal(new URL(pages[0]!.path, 'https://x').searchParams.get('continue'), null);
+    for (const p of pages.slice(1)) {
+      const q = new URL(p.path, 'https://x').searchParams;
+      assert.ok(q.get('continue'), 'later pages carry the continue token');
+      assert.equal(q.get('resourceVersion'), null, 'a continued list names no resourceVersion');
+    }
+    const served = api.served('endpointslices');
+    await waitUntil(() => api.served('endpointslices') >= served + 8, 'two more full lists');
+    for (const w of api.warnings) {
+      const logged = lines.filter((l) => l.warning === w);
+      assert.equal(logged.length, 1, `"${w}" logged once, not once per call`);
+      assert.equal(logged[0]!.level, WARN);
+    }
+
+    // The continue token expires (410): the list starts over once, then fails the round.
+    const before = api.requests.length;
+    api.expireContinue = true;
+    await waitUntil(
+      () => lines.some((l) => l.level === WARN && l.status === 410),
+      'the 410 after the restart to be reported',
+    );
+    const round = api.requests.slice(before);
+    const first410 = round.findIndex((r) => r.status === 410);
+    assert.ok(first410 >= 0);
+    assert.equal(round[first410 + 1]!.path.includes('continue='), false, 'restarted from page one');
+    assert.ok(fullyMeshed([a, ...others]), 'a failed round leaves members alone');
   });
 
   it('a wrong token: 401 logged once at warn, no crash, no members; a rotated token and RBAC fix are picked up', async () => {
@@ -265,6 +399,26 @@ describe('kubernetes discovery (API stand-in over HTTPS on loopback)', () => {
     assert.ok(
       !kubernetesSchema.safeParse({ strategy: 'kubernetes', selector: 'x', apiServer: 'ftp://x' })
         .success,
+    );
+  });
+
+  it('reads the text of Warning headers (RFC 7234 form and bare)', () => {
+    assert.deepEqual(
+      warningTexts([
+        'Content-Type',
+        'x',
+        'Warning',
+        '299 - "v1 Endpoints is deprecated in v1.33+; use discovery.k8s.io/v1 EndpointSlice"',
+        'warning',
+        '299 - "a \\"quoted\\" word"',
+        'Warning',
+        'plain text',
+      ]),
+      [
+        'v1 Endpoints is deprecated in v1.33+; use discovery.k8s.io/v1 EndpointSlice',
+        'a "quoted" word',
+        'plain text',
+      ],
     );
   });
 

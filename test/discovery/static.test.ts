@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import { describe, it } from 'node:test';
 import { Foundation, type FoundationNode } from '../../src/index.js';
+import { sharedPort } from '../helpers/loopback.js';
 import { until } from '../helpers/proc.js';
 
 const alive = (n: FoundationNode) => n.members().filter((m) => m.status === 'alive').length;
@@ -72,15 +73,54 @@ describe('static discovery (real TCP on loopback)', () => {
     }
   });
 
+  it('a seed without a port (a bare host or IP) is dialled on the port option, else on the own port', async () => {
+    const cluster = `static-bare-${process.pid}`;
+    const port = await sharedPort(['127.0.0.2', '127.0.0.3', '127.0.0.4']);
+    const other = await freePort();
+    const start = (name: string, host: string, discovery: object, p = port) =>
+      Foundation.start({
+        name,
+        cluster,
+        host,
+        port: p,
+        logLevel: 'silent',
+        discovery: discovery as never,
+      });
+    const b = await start('b', '127.0.0.3', { strategy: 'static', hosts: ['127.0.0.3'] });
+    const c = await start('c', '127.0.0.4', { strategy: 'static', hosts: ['127.0.0.4'] }, other);
+    // a lists b as a bare IP (own port) and c as a bare IP with `port` naming c's port... which
+    // differs from a's: one static list has one `port`, so c is listed as host:port instead.
+    const a = await start('a', '127.0.0.2', {
+      strategy: 'static',
+      hosts: ['127.0.0.3', `127.0.0.4:${other}`],
+      pollingIntervalMs: 100,
+    });
+    const d = await start(
+      'd',
+      '127.0.0.2',
+      { strategy: 'static', hosts: ['127.0.0.4'], port: other, pollingIntervalMs: 100 },
+      0,
+    );
+    try {
+      await until(
+        () => [a, b, c, d].every((n) => alive(n) === 4),
+        10_000,
+        'a to join b (own port) and c (host:port), d to join c (port option)',
+      );
+    } finally {
+      await Promise.all([a, b, c, d].map((n) => n.stop()));
+    }
+  });
+
   it('a malformed seed is refused at start with a coded error naming it', async () => {
     await assert.rejects(
       Foundation.start({
         logLevel: 'silent',
-        discovery: { strategy: 'static', hosts: ['no-port-here'] },
+        discovery: { strategy: 'static', hosts: ['127.0.0.1:1', 'not a host!'] },
       }),
       (err: { code?: string; message: string }) => {
         assert.equal(err.code, 'FND_ERR_INVALID_OPTION');
-        assert.match(err.message, /discovery\.hosts\[0\]/);
+        assert.match(err.message, /discovery\.hosts\[1\]/);
         return true;
       },
     );

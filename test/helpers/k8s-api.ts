@@ -1,11 +1,16 @@
 // A Kubernetes API server stand-in on 127.0.0.1 over HTTPS (test CA from certs.ts) that answers the
-// two list calls the `kubernetes` strategy makes, in the real response shapes:
-//   GET /api/v1/namespaces/{ns}/pods?labelSelector=...      → PodList
-//   GET /api/v1/namespaces/{ns}/endpoints?labelSelector=... → EndpointsList
+// list calls the `kubernetes` strategy makes, in the real response shapes:
+//   GET /api/v1/namespaces/{ns}/pods?labelSelector=...                          → PodList
+//   GET /api/v1/namespaces/{ns}/endpoints?labelSelector=...|fieldSelector=...   → EndpointsList
+//   GET /apis/discovery.k8s.io/v1/namespaces/{ns}/endpointslices?labelSelector= → EndpointSliceList
 // It checks `Authorization: Bearer <token>` (401 Status otherwise), requires and applies the
-// label selector (equality, inequality and existence terms), and can be made to answer 403.
-// Pods are the one source of truth; each Service's Endpoints are derived from the pods its
-// selector matches (ready pods under `addresses`, the others under `notReadyAddresses`).
+// label selector (equality, inequality and existence terms), pages with `limit` / `continue` (an
+// opaque token; 410 Gone once `expireContinue` is set, as when etcd compacted), adds `Warning`
+// headers, and can be made to answer 403, or 404 for EndpointSlices (an old API server).
+// Pods are the one source of truth; each Service's Endpoints and EndpointSlices are derived from
+// the pods its selector matches (Endpoints: ready pods under `addresses`, the others under
+// `notReadyAddresses`; slices: every pod, with `conditions.ready`, at most `maxEndpointsPerSlice`
+// per slice, carrying the Service's labels plus `kubernetes.io/service-name`, like the controller).
 
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -22,7 +27,11 @@ export interface FakePod {
   ports?: Array<{ name: string; containerPort: number }>;
   /** Set while the pod is terminating. */
   deleting?: boolean;
+  /** EndpointSlices leave `conditions.ready` out (the API says: treat as ready). */
+  readyUnset?: boolean;
 }
+
+type Resource = 'pods' | 'endpoints' | 'endpointslices';
 
 export interface FakeService {
   name: string;
@@ -36,6 +45,7 @@ export interface FakeService {
 export interface RequestLog {
   path: string;
   authorization: string | undefined;
+  userAgent: string | undefined;
   status: number;
 }
 
@@ -70,7 +80,15 @@ export class FakeKubeApi {
   /** The only token accepted. */
   token: string;
   /** When set, list calls on this resource answer 403 Forbidden. */
-  forbidden: 'pods' | 'endpoints' | undefined;
+  forbidden: Resource | undefined;
+  /** false: EndpointSlices answer 404, like an API server older than Kubernetes 1.21. */
+  endpointSlices = true;
+  /** Sent as `Warning: 299 - "<text>"` headers with every answer. */
+  warnings: string[] = [];
+  /** Endpoints per EndpointSlice (the controller's default is 100). */
+  maxEndpointsPerSlice = 100;
+  /** When true, any `continue` token is refused with 410 Gone (expired). */
+  expireContinue = false;
   readonly requests: RequestLog[] = [];
   private resourceVersion = 1000;
 
@@ -105,8 +123,8 @@ export class FakeKubeApi {
     return `https://127.0.0.1:${this.port}`;
   }
 
-  /** Successful list calls so far for `resource`. */
-  served(resource: 'pods' | 'endpoints'): number {
+  /** Successful list calls (pages) so far for `resource`. */
+  served(resource: Resource): number {
     return this.requests.filter((r) => r.status === 200 && r.path.includes(`/${resource}?`)).length;
   }
 
@@ -119,47 +137,152 @@ export class FakeKubeApi {
       this.requests.push({
         path: `${url.pathname}${url.search}`,
         authorization: req.headers.authorization,
+        userAgent: req.headers['user-agent'],
         status: code,
       });
-      res.writeHead(code, { 'content-type': 'application/json' });
+      const headers: Array<[string, string]> = [['content-type', 'application/json']];
+      for (const w of this.warnings) headers.push(['Warning', `299 - "${w.replace(/"/g, '\\"')}"`]);
+      res.writeHead(code, headers.flat());
       res.end(JSON.stringify(body));
     };
     if (req.headers.authorization !== `Bearer ${this.token}`)
       return send(401, status(401, 'Unauthorized', 'Unauthorized'));
-    const m = /^\/api\/v1\/namespaces\/([^/]+)\/(pods|endpoints)$/.exec(url.pathname);
-    if (req.method !== 'GET' || !m)
-      return send(404, status(404, 'NotFound', 'the server could not find the requested resource'));
-    const [, ns, resource] = m as unknown as [string, string, 'pods' | 'endpoints'];
-    if (this.forbidden === resource)
+    const m =
+      /^\/api\/v1\/namespaces\/([^/]+)\/(pods|endpoints)$/.exec(url.pathname) ??
+      /^\/apis\/discovery\.k8s\.io\/v1\/namespaces\/([^/]+)\/(endpointslices)$/.exec(url.pathname);
+    const notFound = () =>
+      send(404, status(404, 'NotFound', 'the server could not find the requested resource'));
+    if (req.method !== 'GET' || !m) return notFound();
+    const [, ns, resource] = m as unknown as [string, string, Resource];
+    if (resource === 'endpointslices' && !this.endpointSlices) return notFound();
+    if (this.forbidden === resource) {
+      const group = resource === 'endpointslices' ? 'discovery.k8s.io' : '';
       return send(
         403,
         status(
           403,
           'Forbidden',
-          `${resource} is forbidden: User "system:serviceaccount:${ns}:default" cannot list resource "${resource}" in API group "" in the namespace "${ns}"`,
+          `${resource} is forbidden: User "system:serviceaccount:${ns}:default" cannot list resource "${resource}" in API group "${group}" in the namespace "${ns}"`,
         ),
       );
-    const selector = url.searchParams.get('labelSelector');
-    if (!selector)
-      return send(400, status(400, 'BadRequest', 'test server: labelSelector is required'));
-    const rv = String(this.resourceVersion++);
-    const inNs = ns === this.namespace;
-    if (resource === 'pods') {
-      const items = inNs ? this.pods.filter((p) => matches(selector, p.labels)) : [];
-      return send(200, {
-        kind: 'PodList',
-        apiVersion: 'v1',
-        metadata: { resourceVersion: rv },
-        items: items.map((p) => this.podObject(p)),
-      });
     }
-    const items = inNs ? this.services.filter((s) => matches(selector, s.labels)) : [];
+    const selector = url.searchParams.get('labelSelector') ?? '';
+    const field = /^metadata\.name=(.+)$/.exec(url.searchParams.get('fieldSelector') ?? '');
+    if (!selector && !field)
+      return send(
+        400,
+        status(400, 'BadRequest', 'test server: a label or field selector is required'),
+      );
+    const inNs = ns === this.namespace;
+    const services = () =>
+      inNs
+        ? this.services.filter(
+            (s) => (!selector || matches(selector, s.labels)) && (!field || s.name === field[1]),
+          )
+        : [];
+    let all: object[];
+    let kind: string;
+    if (resource === 'pods') {
+      kind = 'PodList';
+      all = inNs
+        ? this.pods.filter((p) => matches(selector, p.labels)).map((p) => this.podObject(p))
+        : [];
+    } else if (resource === 'endpoints') {
+      kind = 'EndpointsList';
+      all = services().map((s) => this.endpointsObject(s));
+    } else {
+      kind = 'EndpointSliceList';
+      all = inNs
+        ? this.services
+            .flatMap((s) => this.sliceObjects(s))
+            .filter((sl) => matches(selector, sl.metadata.labels))
+        : [];
+    }
+    // Paging: the continue token carries the offset of the next item.
+    const limit = Number(url.searchParams.get('limit') ?? 0);
+    const cont = url.searchParams.get('continue');
+    let offset = 0;
+    if (cont) {
+      if (this.expireContinue)
+        return send(
+          410,
+          status(
+            410,
+            'Expired',
+            'The provided continue parameter is too old to display a consistent list result.',
+          ),
+        );
+      offset = Number(JSON.parse(Buffer.from(cont, 'base64url').toString()).offset);
+    }
+    const end = limit > 0 ? offset + limit : all.length;
+    const items = all.slice(offset, end);
+    const rv = String(this.resourceVersion++);
     return send(200, {
-      kind: 'EndpointsList',
-      apiVersion: 'v1',
-      metadata: { resourceVersion: rv },
-      items: items.map((s) => this.endpointsObject(s)),
+      kind,
+      apiVersion: resource === 'endpointslices' ? 'discovery.k8s.io/v1' : 'v1',
+      metadata: {
+        resourceVersion: rv,
+        ...(end < all.length
+          ? { continue: Buffer.from(JSON.stringify({ offset: end })).toString('base64url') }
+          : {}),
+      },
+      items,
     });
+  }
+
+  private sliceObjects(s: FakeService): Array<{ metadata: { labels: Record<string, string> } }> {
+    const pods = this.servicePods(s);
+    const chunks: FakePod[][] = [];
+    for (let i = 0; i < pods.length; i += this.maxEndpointsPerSlice)
+      chunks.push(pods.slice(i, i + this.maxEndpointsPerSlice));
+    if (chunks.length === 0) chunks.push([]);
+    return chunks.map((chunk, i) => ({
+      kind: 'EndpointSlice',
+      apiVersion: 'discovery.k8s.io/v1',
+      metadata: {
+        name: `${s.name}-${String(i).padStart(5, 'x')}`,
+        namespace: this.namespace,
+        labels: {
+          ...s.labels,
+          'kubernetes.io/service-name': s.name,
+          'endpointslice.kubernetes.io/managed-by': 'endpointslice-controller.k8s.io',
+        },
+        ownerReferences: [{ apiVersion: 'v1', kind: 'Service', name: s.name, controller: true }],
+      },
+      addressType: 'IPv4',
+      // Like the real API server: an empty slice has `endpoints: null`, sent as absent.
+      ...(chunk.length
+        ? {
+            endpoints: chunk.map((p) => ({
+              addresses: [p.ip],
+              conditions: p.readyUnset
+                ? {}
+                : {
+                    ready: (p.ready ?? true) && !p.deleting,
+                    serving: p.ready ?? true,
+                    terminating: !!p.deleting,
+                  },
+              nodeName: 'node-1',
+              targetRef: {
+                kind: 'Pod',
+                namespace: this.namespace,
+                name: p.name,
+                uid: `uid-${p.name}`,
+              },
+            })),
+          }
+        : {}),
+      ports: s.ports.map((p) => ({ ...p, protocol: 'TCP' })),
+    }));
+  }
+
+  /** Pods a Service's selector matches that are Running (terminating ones stay in slices). */
+  private servicePods(s: FakeService): FakePod[] {
+    return this.pods.filter(
+      (p) =>
+        (p.phase ?? 'Running') === 'Running' &&
+        Object.entries(s.selector).every(([k, v]) => p.labels[k] === v),
+    );
   }
 
   private podObject(p: FakePod): object {

@@ -2,6 +2,7 @@
 // port (libcluster's DNSPoll and Kubernetes.DNS). In Kubernetes the name is a headless service,
 // whose records are the IPs of its ready pods. Also holds the DNS helpers `dns-srv` shares.
 import { Resolver } from 'node:dns/promises';
+import { promises as fs } from 'node:fs';
 import net from 'node:net';
 import { z } from 'zod';
 import { FoundationError } from '../../errors.js';
@@ -12,7 +13,10 @@ import { familiesFor, type IpFamily, PollFailures, parseStrategyOptions } from '
 export interface DnsOptions {
   /**
    * Name whose A/AAAA records list the nodes. Required. In Kubernetes: the headless service, e.g.
-   * `my-app-headless.my-ns.svc.cluster.local` (a fully qualified name avoids search-domain lookups).
+   * `my-app-headless.my-ns.svc.cluster.local`, or just `my-app-headless`: like Erlang's inet_res
+   * (and libcluster), a name with fewer dots than resolv.conf's `ndots` is tried with each
+   * `search` domain first, then as written; one with at least `ndots` dots the other way round; a
+   * name ending in `.` only as written. The first name with records wins.
    */
   query: string;
   /**
@@ -77,6 +81,71 @@ export const DNS_DEFAULTS = Object.freeze({
   disconnectRemoved: false,
 });
 
+/** Where the search path is read from (Linux, macOS). */
+export const RESOLV_CONF = '/etc/resolv.conf';
+
+/** The parts of resolv.conf that decide which names a query tries. */
+export interface ResolvConf {
+  /** Search domains, in order (the last `search` or `domain` line wins, as in glibc). */
+  search: string[];
+  /** Names with at least this many dots are tried as written first. Default 1. */
+  ndots: number;
+}
+
+/** Parses resolv.conf text; unknown lines are ignored. */
+export function parseResolvConf(text: string): ResolvConf {
+  const conf: ResolvConf = { search: [], ndots: 1 };
+  for (const raw of text.split(/\r?\n/)) {
+    const [key, ...rest] = raw
+      .replace(/[#;].*$/, '')
+      .trim()
+      .split(/\s+/);
+    if (key === 'search' || key === 'domain') {
+      conf.search = rest.map((d) => d.replace(/\.$/, '')).filter((d) => d && d !== '.');
+    } else if (key === 'options') {
+      for (const o of rest) {
+        const m = /^ndots:(\d+)$/.exec(o);
+        if (m) conf.ndots = Math.min(Number(m[1]), 15);
+      }
+    }
+  }
+  return conf;
+}
+
+/** Reads `file` (default /etc/resolv.conf); a missing or unreadable file means no search path. */
+export async function readResolvConf(file = RESOLV_CONF): Promise<ResolvConf> {
+  try {
+    return parseResolvConf(await fs.readFile(file, 'utf8'));
+  } catch {
+    return { search: [], ndots: 1 };
+  }
+}
+
+/** The names a query for `name` tries, in order (inet_res / glibc rules; see DnsOptions.query). */
+export function searchNames(name: string, conf: ResolvConf): string[] {
+  if (name.endsWith('.')) return [name.slice(0, -1)];
+  const qualified = conf.search.map((d) => `${name}.${d}`);
+  const dots = name.split('.').length - 1;
+  return dots >= conf.ndots ? [name, ...qualified] : [...qualified, name];
+}
+
+/**
+ * Runs `query` on each of `names` in order until one has records. A failure (timeout, SERVFAIL)
+ * ends the search: unknown is not empty. The answer says which names were tried.
+ */
+export async function searchLookup<T>(
+  names: string[],
+  query: (name: string) => Promise<LookupResult<T>>,
+): Promise<LookupResult<T> & { tried: string[] }> {
+  const tried: string[] = [];
+  for (const name of names) {
+    tried.push(name);
+    const r = await query(name);
+    if (!r.ok || r.value.length > 0) return { ...r, tried };
+  }
+  return { ok: true, value: [], tried };
+}
+
 /** Result of one lookup: a list (empty for NXDOMAIN / no data), or a failure we cannot interpret. */
 export type LookupResult<T> =
   | { ok: true; value: T[] }
@@ -135,6 +204,12 @@ export async function resolveHost(
   return { ok: true, value: results.flatMap((r) => (r.ok ? r.value : [])) };
 }
 
+/** What the DNS strategies take besides their options (tests point them elsewhere). */
+export interface DnsEnvironment {
+  /** resolv.conf to read the search path and ndots from. Default /etc/resolv.conf. */
+  resolvConf?: string;
+}
+
 export class DnsStrategy implements DiscoveryStrategy {
   readonly name = 'dns';
   private readonly opts: Omit<z.infer<typeof dnsSchema>, 'strategy'>;
@@ -142,7 +217,10 @@ export class DnsStrategy implements DiscoveryStrategy {
   private loop: { stop(): void } | undefined;
 
   /** Throws FND_ERR_INVALID_OPTION naming the field when an option is invalid. */
-  constructor(opts: DnsOptions) {
+  constructor(
+    opts: DnsOptions,
+    private readonly env: DnsEnvironment = {},
+  ) {
     this.opts = parseStrategyOptions(dnsSchema.omit({ strategy: true }), opts);
     this.resolver = createResolver(
       this.opts.resolver,
@@ -151,13 +229,18 @@ export class DnsStrategy implements DiscoveryStrategy {
     );
   }
 
-  start(ctx: DiscoveryContext): void {
+  async start(ctx: DiscoveryContext): Promise<void> {
     const port = this.opts.port ?? ctx.self.address.port;
     const families = familiesFor(this.opts.family ?? 'auto', ctx.self.address.host);
+    const names = searchNames(this.opts.query, await readResolvConf(this.env.resolvConf));
     this.loop = pollDns(ctx, this.name, this.opts, async () => {
-      const found = await resolveHost(this.resolver, this.opts.query, families);
+      const found = await searchLookup(names, (n) => resolveHost(this.resolver, n, families));
       return found.ok
-        ? { ok: true, value: found.value.map((host): Address => ({ host, port })) }
+        ? {
+            ok: true,
+            tried: found.tried,
+            value: found.value.map((host): Address => ({ host, port })),
+          }
         : found;
     });
   }
@@ -181,10 +264,12 @@ export function pollDns(
     pollingIntervalMs?: number | undefined;
     disconnectRemoved?: boolean | undefined;
   },
-  fetch: () => Promise<LookupResult<Address>>,
+  fetch: () => Promise<LookupResult<Address> & { tried?: string[] }>,
 ): { stop(): void } {
   const r = new Reconciler(ctx, name, opts.disconnectRemoved ?? DNS_DEFAULTS.disconnectRemoved);
   const failures = new PollFailures(ctx, name);
+  // Whether the last answered round had no records: logged when that changes, not every poll.
+  let empty: boolean | undefined;
   return poll(ctx, opts.pollingIntervalMs ?? DNS_DEFAULTS.pollingIntervalMs, async () => {
     const found = await fetch();
     if (ctx.signal.aborted) return;
@@ -196,8 +281,19 @@ export function pollDns(
       return;
     }
     failures.ok();
-    if (found.value.length === 0)
-      ctx.log.debug({ query: opts.query }, `${name}: no records; no peers this round`);
+    const nowEmpty = found.value.length === 0;
+    if (nowEmpty && empty !== true) {
+      ctx.log.warn(
+        { strategy: name, query: opts.query, tried: found.tried ?? [opts.query] },
+        `${name}: no records for ${opts.query}; no peers from DNS until some appear (check the name: a short name is completed with resolv.conf's search domains)`,
+      );
+    } else if (!nowEmpty && empty === true) {
+      ctx.log.info(
+        { strategy: name, query: opts.query, records: found.value.length },
+        `${name}: records for ${opts.query} again`,
+      );
+    }
+    empty = nowEmpty;
     await r.reconcile(found.value);
   });
 }

@@ -73,11 +73,17 @@ export interface GossipOptions {
    */
   multicastTtl?: number;
   /**
-   * Send to the limited broadcast address 255.255.255.255 instead of a multicast group. Default
-   * false. For networks that block multicast (some Wi-Fi, some clouds); broadcast reaches every
-   * host of the segment and never crosses a router.
+   * Send to a broadcast address (`broadcastAddr`) instead of a multicast group. Default false. For
+   * networks that block multicast (some Wi-Fi, some clouds); broadcast reaches every host of the
+   * segment and never crosses a router.
    */
   broadcastOnly?: boolean;
+  /**
+   * Where beats go with `broadcastOnly`: the limited broadcast 255.255.255.255 (default; the route
+   * to it picks the interface) or a subnet's directed broadcast, e.g. '10.0.0.255', which goes out
+   * of the interface on that subnet. libcluster's `multicast_addr` under `broadcast_only: true`.
+   */
+  broadcastAddr?: string;
   /**
    * Key material (≥ 16 characters) for authenticating (and, with `encrypt`, encrypting) beats.
    * Default: the node's cluster `secret`. The strategy cannot read the node's secret itself: the
@@ -126,6 +132,7 @@ const gossipFields = {
     .optional(),
   multicastTtl: z.number().int().min(0).max(255).optional(),
   broadcastOnly: z.boolean().optional(),
+  broadcastAddr: z.ipv4().optional(),
   secret: z.string().min(16, 'must be at least 16 characters').optional(),
   encrypt: z.boolean().optional(),
   intervalMs: ms.min(10).optional(),
@@ -353,6 +360,7 @@ export class GossipStrategy implements DiscoveryStrategy {
   private readonly multicastAddr: string;
   private readonly multicastTtl: number;
   private readonly broadcastOnly: boolean;
+  private readonly broadcastAddr: string;
   private readonly encrypt: boolean;
   private readonly intervalMs: number;
   private readonly peerTimeoutMs: number;
@@ -388,6 +396,7 @@ export class GossipStrategy implements DiscoveryStrategy {
     this.multicastAddr = opts.multicastAddr ?? '233.252.1.32';
     this.multicastTtl = opts.multicastTtl ?? 1;
     this.broadcastOnly = opts.broadcastOnly ?? false;
+    this.broadcastAddr = opts.broadcastAddr ?? '255.255.255.255';
     this.encrypt = opts.encrypt ?? false;
     this.intervalMs = opts.intervalMs ?? 1000;
     this.peerTimeoutMs = opts.peerTimeoutMs ?? 5 * this.intervalMs;
@@ -478,7 +487,7 @@ export class GossipStrategy implements DiscoveryStrategy {
     ctx.log.debug(
       {
         port: this.port,
-        group: this.broadcastOnly ? '255.255.255.255' : this.multicastAddr,
+        group: this.broadcastOnly ? this.broadcastAddr : this.multicastAddr,
         encrypt: this.encrypt,
       },
       'gossip started',
@@ -519,7 +528,7 @@ export class GossipStrategy implements DiscoveryStrategy {
   private send(): void {
     const socket = this.socket;
     if (!socket || this.stopped) return;
-    const to = this.broadcastOnly ? '255.255.255.255' : this.multicastAddr;
+    const to = this.broadcastOnly ? this.broadcastAddr : this.multicastAddr;
     const done = (err: Error | null) => {
       if (err) {
         this.stats.sendErrors++;

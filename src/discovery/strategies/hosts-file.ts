@@ -16,16 +16,20 @@ import {
   PollFailures,
   parseStrategyOptions,
   uniqueAddresses,
+  validHost,
 } from './polling.js';
 
 /** Default file name, looked for in the working directory, then the home directory (like `.hosts.erlang`). */
 export const HOSTS_FILE_NAME = '.hosts.foundation';
+/** Erlang's file (net_adm), read by libcluster's ErlangHosts: used when no `.hosts.foundation` is found. */
+export const ERLANG_HOSTS_FILE_NAME = '.hosts.erlang';
 
 export interface HostsFileOptions {
   /**
-   * The hosts file. Default: `.hosts.foundation` in the working directory, else in the home
-   * directory (Erlang's lookup order for `.hosts.erlang`). A missing file is looked for again on
-   * every poll, so it may be created after the node starts.
+   * The hosts file. Default: the first of `.hosts.foundation` then `.hosts.erlang` in the working
+   * directory, then the same two in the home directory (Erlang's lookup order for `.hosts.erlang`;
+   * its `$OTP_ROOT` has no counterpart here). A missing file is looked for again on every poll, so
+   * it may be created after the node starts.
    */
   path?: string;
   /** Port for lines that give only a host. Default: this node's own port (all nodes on one fixed port). */
@@ -67,15 +71,6 @@ export const HOSTS_FILE_DEFAULTS = Object.freeze({
   disconnectRemoved: false,
 });
 
-const LABEL = '[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?';
-const HOSTNAME = new RegExp(`^(?=.{1,253}$)${LABEL}(?:\\.${LABEL})*\\.?$`);
-
-function validHost(host: string): boolean {
-  if (net.isIP(host)) return true;
-  // A dotted all-numeric name that is not an IP (300.1.1.1) is a typo, not a host name.
-  return HOSTNAME.test(host) && !/^[\d.]+$/.test(host);
-}
-
 export interface HostsFileEntry {
   /** Host name or IP literal, as written. */
   host: string;
@@ -88,22 +83,44 @@ export interface ParsedHostsFile {
   invalid: Array<{ line: number; text: string }>;
 }
 
+// One Erlang term of a `.hosts.erlang` file: a quoted atom `'host'.`, a plain atom `host.` or a
+// string `"host".`, each ended by a dot (file:consult syntax; net_adm reads atoms).
+const ERLANG_TERM = /^\s*(?:'([^'\\]+)'|"([^"\\]+)"|([a-z][A-Za-z0-9_@]*))\s*\.(?=\s|$)/;
+
+/** The hosts of a line of Erlang terms (`'a'. 'b'.`), or undefined when it is not one. */
+function erlangTerms(line: string): string[] | undefined {
+  const hosts: string[] = [];
+  let rest = line;
+  while (rest.trim()) {
+    const m = ERLANG_TERM.exec(rest);
+    if (!m) return undefined;
+    hosts.push((m[1] ?? m[2] ?? m[3])!);
+    rest = rest.slice(m[0].length);
+  }
+  return hosts;
+}
+
 /**
- * Parses a hosts file: one `host`, `host:port`, `[v6]:port`, bare IPv6 or Erlang-style `'host'.`
- * per line; `#` starts a comment; blank lines are skipped. Lines without a port get `defaultPort`.
+ * Parses a hosts file: one `host`, `host:port`, `[v6]:port` or bare IPv6 per line, or Erlang's
+ * `.hosts.erlang` format (`'host'.` terms ending in a dot, several per line allowed); `#` and
+ * Erlang's `%` start a comment; blank lines are skipped. Hosts without a port get `defaultPort`.
  */
 export function parseHostsFile(text: string, defaultPort: number): ParsedHostsFile {
   const entries: HostsFileEntry[] = [];
   const invalid: ParsedHostsFile['invalid'] = [];
   text.split(/\r?\n/).forEach((raw, i) => {
-    let line = raw.replace(/#.*$/, '').trim();
+    const line = raw.replace(/[#%].*$/, '').trim();
     if (!line) return;
-    const erlang = /^'([^']+)'\.?$/.exec(line);
-    if (erlang) line = erlang[1]!;
-    const withPort = parseAddress(line);
-    if (withPort && validHost(withPort.host)) entries.push(withPort);
-    else if (!withPort && validHost(line)) entries.push({ host: line, port: defaultPort });
-    else invalid.push({ line: i + 1, text: raw.trim().slice(0, 200) });
+    const terms = line.includes('.') && /\.$/.test(line) ? erlangTerms(line) : undefined;
+    for (const item of terms ?? [line]) {
+      const withPort = parseAddress(item);
+      if (withPort && validHost(withPort.host)) entries.push(withPort);
+      else if (!withPort && validHost(item)) entries.push({ host: item, port: defaultPort });
+      else {
+        invalid.push({ line: i + 1, text: raw.trim().slice(0, 200) });
+        return;
+      }
+    }
   });
   return { entries, invalid };
 }
@@ -131,7 +148,10 @@ export class HostsFileStrategy implements DiscoveryStrategy {
     this.opts = parseStrategyOptions(hostsFileSchema.omit({ strategy: true }), opts);
     this.candidates = this.opts.path
       ? [path.resolve(dirs.cwd, this.opts.path)]
-      : [path.join(dirs.cwd, HOSTS_FILE_NAME), path.join(dirs.home, HOSTS_FILE_NAME)];
+      : [dirs.cwd, dirs.home].flatMap((d) => [
+          path.join(d, HOSTS_FILE_NAME),
+          path.join(d, ERLANG_HOSTS_FILE_NAME),
+        ]);
   }
 
   start(ctx: DiscoveryContext): void {

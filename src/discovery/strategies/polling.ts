@@ -96,3 +96,12 @@ export class PollFailures {
 export function uniqueAddresses(addresses: Address[]): Address[] {
   return [...new Map(addresses.map((a) => [formatAddress(a), a])).values()];
 }
+
+const LABEL = '[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?';
+const HOSTNAME = new RegExp(`^(?=.{1,253}$)${LABEL}(?:\\.${LABEL})*\\.?$`);
+
+/** An IP literal, or a syntactically valid host name (a dotted all-numeric non-IP is a typo). */
+export function validHost(host: string): boolean {
+  if (net.isIP(host)) return true;
+  return HOSTNAME.test(host) && !/^[\d.]+$/.test(host);
+}
