@@ -101,6 +101,40 @@ export function withContext<T>(values: Record<string, string | number | boolean>
   return als.run(store, fn);
 }
 
+/**
+ * Whether the running code is outside any context and no tracer records: a call or event then
+ * carries nothing extra and needs no span (one ALS read and a couple of property reads).
+ */
+export function quiet(): boolean {
+  return als.getStore() === undefined && tracerIfOn() === undefined;
+}
+
+/** Whether an OpenTelemetry tracer provider is registered (spans would be recorded). */
+export function tracing(): boolean {
+  return tracerIfOn() !== undefined;
+}
+
+/**
+ * Runs `fn` (with `self` as this) as the serving side of a call that came without context while
+ * nothing traces: inside a context holding only the call's deadline (nested calls inherit it).
+ */
+export function runWithDeadline(
+  deadline: number,
+  fn: (...a: unknown[]) => unknown,
+  self: unknown,
+  args: unknown[],
+): unknown {
+  const store: Store = {
+    values: EMPTY,
+    traceId: undefined,
+    spanId: undefined,
+    sampled: true,
+    deadline,
+    baggage: undefined,
+  };
+  return als.run(store, Reflect.apply, fn, self, args);
+}
+
 /** The context of the code running now (undefined outside withContext and service handlers). */
 export function currentContext(): ContextView | undefined {
   const s = als.getStore();

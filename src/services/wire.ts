@@ -134,12 +134,12 @@ export interface WireContext {
 }
 
 /**
- * A call: `[service, action, args, deadlineMs, ctx?]`. `deadlineMs` is the time left (relative, so
- * clocks need not agree); `ctx.s` lists arguments that are streams as `[argIndex, streamId]`.
+ * A call: `[path, args, deadlineMs, ctx?]`, `path` being `service.action` (one string: one lookup
+ * on the serving node, fewer bytes). `deadlineMs` is the time left (relative, so clocks need not
+ * agree); `ctx.s` lists arguments that are streams as `[argIndex, streamId]`.
  */
 export interface CallMsg {
-  service: string;
-  action: string;
+  path: string;
   args: unknown[];
   deadlineMs: number;
   ctx: (WireContext & { s?: Array<[number, number]> }) | undefined;
@@ -170,16 +170,18 @@ export function decodeWireContext(v: unknown, limits: ServiceLimits): Decoded<Wi
 }
 
 export function decodeCall(p: unknown, limits: ServiceLimits): Decoded<CallMsg> {
-  if (!Array.isArray(p) || p.length < 4 || p.length > 5)
-    return fail('not [service, action, args, deadline, ctx?]');
-  const [service, action, args, dl, c] = p as unknown[];
-  if (!isName(service, limits.maxNameLength)) return fail('bad service name');
-  if (!isName(action, limits.maxNameLength)) return fail('bad action name');
+  if (!Array.isArray(p) || p.length < 3 || p.length > 4)
+    return fail('not [path, args, deadline, ctx?]');
+  const [path, args, dl, c] = p as unknown[];
+  // 'service.action': names carry no '.', so the path has exactly one, inside.
+  if (!isName(path, 2 * limits.maxNameLength + 1)) return fail('bad path');
+  const dot = path.indexOf('.');
+  if (dot <= 0 || dot === path.length - 1 || path.indexOf('.', dot + 1) !== -1)
+    return fail('bad path');
   if (!Array.isArray(args) || args.length > limits.maxArgs)
     return fail(`args is not an array of at most ${limits.maxArgs}`);
   if (!isNat(dl)) return fail('bad deadline');
-  if (c === undefined || c === null)
-    return ok({ service, action, args, deadlineMs: dl, ctx: undefined });
+  if (c === undefined || c === null) return ok({ path, args, deadlineMs: dl, ctx: undefined });
   const d = decodeWireContext(c, limits);
   if (!d.ok) return d;
   const ctx: CallMsg['ctx'] = d.value;
@@ -194,7 +196,7 @@ export function decodeCall(p: unknown, limits: ServiceLimits): Decoded<CallMsg> 
     }
     ctx.s = list;
   }
-  return ok({ service, action, args, deadlineMs: dl, ctx });
+  return ok({ path, args, deadlineMs: dl, ctx });
 }
 
 /** A reply: `[value]`, or `[null, streamId]` when the result is a stream. */

@@ -171,14 +171,18 @@ describe('typed service calls', () => {
       await ready(c, b, 't');
       const bad: unknown[] = [
         'not an array',
-        ['t', 'x'],
-        ['t', 'x', 'args', 100],
-        ['t', 'x', [], -1],
-        ['t', 'x', Array.from({ length: 65 }, () => 0), 100],
-        ['t', 'x', [], 100, { tp: 'garbage' }],
-        ['t', 'x', [], 100, { bg: 'x'.repeat(9000) }],
-        ['t', 'x', [1], 100, { s: [[5, 1]] }],
-        ['x'.repeat(300), 'x', [], 100],
+        ['t.x'],
+        ['t.x', 'args', 100],
+        ['t.x', [], -1],
+        ['t.x', Array.from({ length: 65 }, () => 0), 100],
+        ['t.x', [], 100, { tp: 'garbage' }],
+        ['t.x', [], 100, { bg: 'x'.repeat(9000) }],
+        ['t.x', [1], 100, { s: [[5, 1]] }],
+        [`${'x'.repeat(600)}.x`, [], 100],
+        ['tx', [], 100],
+        ['t.x.y', [], 100],
+        ['.x', [], 100],
+        ['t', 'x', [], 100],
       ];
       for (const p of bad) {
         await rejectsWithCode(
@@ -189,7 +193,7 @@ describe('typed service calls', () => {
       assert.equal(ran, 0);
       // The same member's well-formed call still works (only the bad messages were refused).
       assert.deepEqual(
-        await done(c, b.messenger.request('a', SVC_KINDS.call, ['t', 'x', [], 100])),
+        await done(c, b.messenger.request('a', SVC_KINDS.call, ['t.x', [], 100])),
         [0],
       );
     } finally {
