@@ -565,9 +565,11 @@ export class Services {
     return this.replyOf(r.result, from);
   }
 
-  private replyOf(v: unknown, to: string): unknown[] {
+  /** The reply to send for result `v` (see ReplyMsg: only arrays and streams are wrapped). */
+  private replyOf(v: unknown, to: string): unknown {
+    if (Array.isArray(v)) return [v];
     if (isStreamable(v) && !(v instanceof Uint8Array)) return [null, this.streams.produce(to, v)];
-    return [v];
+    return v;
   }
 
   /** Anything an action throws reaches the caller as FND_ERR_SERVICE_ACTION with its cause. */
@@ -793,9 +795,9 @@ export class Services {
     const node = (eps.length === 1 ? eps[0]! : route.balancer!.pick(eps, this.pickCtx)).node;
     const start = this.now();
     const timeout = this.deps.dist.requestTimeoutMs;
-    const payload = [route.path, args, timeout];
+    const payload = [route.path, timeout, ...args];
     return this.deps.request(node, SVC_KINDS.call, payload, Math.ceil(timeout / 10) * 10).then(
-      (raw) => (Array.isArray(raw) && raw.length === 1 ? raw[0] : this.replyValue(raw, node)),
+      (raw) => (Array.isArray(raw) ? this.replyValue(raw, node) : raw),
       (err) => {
         const st = this.callState(route, args, NO_OPTS, start);
         st.last = node;
@@ -951,10 +953,10 @@ export class Services {
           a[i] = null;
         }
       }
-      payload = [st.path, a, Math.ceil(remaining), { ...wire, s }];
+      payload = [st.path, { ...wire, s }, Math.ceil(remaining), ...a];
     } else {
       const dl = Math.ceil(remaining);
-      payload = wire ? [st.path, st.args, dl, wire] : [st.path, st.args, dl];
+      payload = wire ? [st.path, wire, dl, ...st.args] : [st.path, dl, ...st.args];
     }
     const t0 = st.measure ? performance.now() : 0;
     // The messenger keeps one timer per distinct timeout value: hand it whole 10 ms steps (the
