@@ -72,6 +72,11 @@ describe('context propagation', () => {
         const ctx = currentContext();
         seen.push([msg, ctx?.values, ctx?.traceId]);
       });
+      const actorSeen: Array<[unknown, Record<string, string> | undefined]> = [];
+      const sub = b.spawn((msg: unknown) => {
+        actorSeen.push([msg, currentContext()?.values]);
+      });
+      b.pubsub.subscribe('jobs.*', sub);
       await tickUntil(
         c.clock,
         c.net,
@@ -87,6 +92,12 @@ describe('context propagation', () => {
       await tickUntil(c.clock, c.net, () => seen.length === 2, 'both delivered');
       assert.deepEqual(seen[0], [1, { requestId: 'pub-1' }, traceId]);
       assert.deepEqual(seen[1], [2, undefined, undefined]);
+      // An actor subscriber's handler runs in the publisher's context too.
+      await tickUntil(c.clock, c.net, () => actorSeen.length === 2, 'both delivered to the actor');
+      assert.deepEqual(actorSeen, [
+        [1, { requestId: 'pub-1' }],
+        [2, undefined],
+      ]);
     } finally {
       await c.stop();
     }
