@@ -70,8 +70,11 @@ export class CastEnvelope {
 export interface ContextPropagation {
   /** The current context in wire form, or undefined when there is none (the common case). */
   capture(): unknown;
-  /** Runs `fn` inside a context received with a message; none or an invalid one: outside any. */
-  run<T>(ctx: unknown, fn: () => T, label?: string): T;
+  /**
+   * Runs `fn` inside a context received with a message; none or an invalid one: outside any.
+   * `actor`: the actor handling it, named in a span when a tracer records.
+   */
+  run<T>(ctx: unknown, fn: () => T, actor?: { spanLabel(): string }): T;
   /** Whether the running code is inside some context (one AsyncLocalStorage read). */
   active(): boolean;
 }
@@ -403,7 +406,7 @@ export class Actor implements Runnable {
       const msg = mb[this.head];
       mb[this.head++] = undefined;
       if (msg instanceof ContextEnvelope) {
-        prop!.run(msg.ctx, () => this.handle(msg.msg), this.label());
+        prop!.run(msg.ctx, () => this.handle(msg.msg), this);
       } else this.handle(msg instanceof RemoteSystemMessage ? this.release(msg) : msg);
       if (scheduler.tick()) return this.state === RUNNING && this.head < this.tail;
     }
@@ -428,8 +431,8 @@ export class Actor implements Runnable {
     this.tail = depth;
   }
 
-  /** What a span of this actor's message is called after: its name, else its pid. */
-  private label(): string {
+  /** What a span of this actor's message names it by: its name, else its pid. */
+  spanLabel(): string {
     return this.ext?.name ?? this.pid.toString();
   }
 

@@ -315,7 +315,7 @@ export function runIncoming<T>(
  * The propagation hook the composition root gives the cluster-wide layer (pub/sub) and the actor
  * runtime: the current context as `{ tp?, bg? }` (undefined outside any context: nothing extra on
  * the wire, one AsyncLocalStorage read), and running a handler inside a received one (checked as
- * a call's context is; invalid → no context). With a `label` (actor messages) and a recording
+ * a call's context is; invalid → no context). For an actor's message and with a recording
  * tracer, the handler runs under a consumer span whose parent is the sender's span; it ends when
  * the handler returns (an async handler's later work stays in its trace, as its children).
  */
@@ -340,7 +340,7 @@ export const propagation = {
     if (bg) wire.bg = bg;
     return wire;
   },
-  run<T>(ctx: unknown, fn: () => T, label?: string): T {
+  run<T>(ctx: unknown, fn: () => T, actor?: { spanLabel(): string }): T {
     // No (valid) context: run outside any, explicitly — the receiving code may have been reached
     // through an async chain that began inside some other context.
     if (ctx === undefined) return als.run(NO_STORE, fn);
@@ -355,7 +355,7 @@ export const propagation = {
       deadline: undefined,
       baggage: w.bg,
     };
-    const tracer = label === undefined ? undefined : tracerIfOn();
+    const tracer = actor === undefined ? undefined : tracerIfOn();
     if (!tracer) return als.run(store, fn);
     let parent = ROOT_CONTEXT;
     if (store.traceId) {
@@ -370,7 +370,7 @@ export const propagation = {
       'actor message',
       {
         kind: SpanKind.CONSUMER,
-        attributes: { 'messaging.system': 'foundation', 'foundation.actor': label! },
+        attributes: { 'messaging.system': 'foundation', 'foundation.actor': actor!.spanLabel() },
       },
       parent,
     );
