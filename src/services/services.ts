@@ -567,9 +567,9 @@ export class Services {
 
   /** The reply to send for result `v` (see ReplyMsg: only arrays and streams are wrapped). */
   private replyOf(v: unknown, to: string): unknown {
+    if (typeof v !== 'object' || v === null || v instanceof Uint8Array) return v;
     if (Array.isArray(v)) return [v];
-    if (isStreamable(v) && !(v instanceof Uint8Array)) return [null, this.streams.produce(to, v)];
-    return v;
+    return isStreamable(v) ? [null, this.streams.produce(to, v)] : v;
   }
 
   /** Anything an action throws reaches the caller as FND_ERR_SERVICE_ACTION with its cause. */
