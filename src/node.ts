@@ -145,8 +145,10 @@ export class FoundationNode extends EventEmitter<FoundationNodeEvents> {
       syncIntervalMs: DIST_SYNC_INTERVAL_MS,
       requestTimeoutMs: first.requestTimeoutMs,
     });
-    // Pub/sub carries the service layer's request context (withContext) to its handlers.
+    // Pub/sub and actor messages carry the service layer's request context (withContext) to
+    // their handlers.
     this.dist.propagation = propagation;
+    this.actors.propagation = propagation;
     this.registry = new Registry(this.dist);
     this.groups = new Groups(this.dist);
     this.pubsub = new PubSub(this.dist);

@@ -2,6 +2,7 @@
 // events and the actor system, plus clock and logger. The composition root (node.ts) builds one
 // DistContext from a cluster's messenger and membership; nothing in src/dist/ sees more than this.
 import type { MessageHandler, RequestHandler } from '../cluster/messenger.js';
+import type { ContextPropagation } from '../runtime/actor.js';
 import type { ActorSystem } from '../runtime/system.js';
 import type { Clock } from '../util/clock.js';
 import type { HybridClock } from '../util/hlc.js';
@@ -59,14 +60,6 @@ export interface DistContext {
    * the composition root provides it: pub/sub carries the publisher's context to handlers.
    */
   propagation?: ContextPropagation;
-}
-
-/** Carries an opaque, bounded request context from a sender to the code that handles its message. */
-export interface ContextPropagation {
-  /** The current context in wire form, or undefined when there is none (the common case). */
-  capture(): unknown;
-  /** Runs `fn` inside a context received with a message; none or an invalid one: outside any. */
-  run<T>(ctx: unknown, fn: () => T): T;
 }
 
 /** What `contextFor` reads from one cluster membership (a ClusterNode has all of it). */

@@ -393,7 +393,12 @@ export class PubSub {
     this.delivered++;
     if (s.pid) {
       try {
-        this.ctx.system.send(s.pid, msg);
+        // Sent inside the publisher's context (none: outside any), so the actor's handler runs
+        // in it, as a subscribed function would (the actor runtime carries it).
+        const p = this.ctx.propagation;
+        const pid = s.pid;
+        if (p) p.run(c, () => this.ctx.system.send(pid, msg));
+        else this.ctx.system.send(pid, msg);
       } catch (err) {
         // A full 'reject' mailbox: this subscriber misses the message; the others still get it.
         this.ctx.log.debug(

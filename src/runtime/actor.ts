@@ -63,6 +63,37 @@ export class CastEnvelope {
 }
 
 /**
+ * Carries a request context (the service layer's withContext: traceparent + baggage) from the
+ * code that sends a message to the handler that runs it. Set by the composition root on the
+ * ActorSystem; without it, or outside any context, messages carry nothing.
+ */
+export interface ContextPropagation {
+  /** The current context in wire form, or undefined when there is none (the common case). */
+  capture(): unknown;
+  /**
+   * Runs `fn` inside a context received with a message; none or an invalid one: outside any.
+   * `actor`: the actor handling it, named in a span when a tracer records.
+   */
+  run<T>(ctx: unknown, fn: () => T, actor?: { spanLabel(): string }): T;
+  /** Whether the running code is inside some context (one AsyncLocalStorage read). */
+  active(): boolean;
+}
+
+/** A message (plain, CastEnvelope or CallEnvelope) sent inside a context: handled inside it. */
+export class ContextEnvelope {
+  constructor(
+    readonly msg: unknown,
+    readonly ctx: unknown,
+  ) {}
+}
+
+/** The call a mailbox entry is, if any (a call sent inside a context is wrapped). */
+export function callIn(m: unknown): CallEnvelope | undefined {
+  if (m instanceof CallEnvelope) return m;
+  return m instanceof ContextEnvelope && m.msg instanceof CallEnvelope ? m.msg : undefined;
+}
+
+/**
  * A call's answer that is an error for the caller but not a crash of the actor: a handleCall (or
  * plain handler) that returns `new CallRefusal(err)` makes the call reject with `err` and the
  * actor carries on. Built-in services answer bad requests this way, so a caller cannot crash them.
@@ -291,14 +322,15 @@ export class Actor implements Runnable {
       }
       if (limits.overflow === 'drop-newest') {
         this.system.dropped++;
-        if (msg instanceof CallEnvelope) msg.reply(false, mailboxDropped(this));
+        callIn(msg)?.reply(false, mailboxDropped(this));
         return;
       }
       const mb = this.mailbox!;
       const oldest = mb[this.head];
       mb[this.head++] = undefined;
       this.system.dropped++;
-      if (oldest instanceof CallEnvelope) oldest.reply(false, mailboxDropped(this));
+      const call = callIn(oldest);
+      if (call !== undefined) call.reply(false, mailboxDropped(this));
       else if (oldest instanceof RemoteSystemMessage) this.release(oldest);
     }
     this.push(msg);
@@ -355,6 +387,9 @@ export class Actor implements Runnable {
   }
 
   run(budget: number, scheduler: Scheduler): boolean {
+    // Messages without a context run outside any, whatever context woke the scheduler.
+    const prop = this.system.propagation;
+    if (prop?.active()) return prop.run(undefined, () => this.run(budget, scheduler));
     let n = 0;
     while (this.head < this.tail) {
       if (this.state !== RUNNING) return false;
@@ -370,7 +405,9 @@ export class Actor implements Runnable {
       const mb = this.mailbox!;
       const msg = mb[this.head];
       mb[this.head++] = undefined;
-      this.handle(msg instanceof RemoteSystemMessage ? this.release(msg) : msg);
+      if (msg instanceof ContextEnvelope) {
+        prop!.run(msg.ctx, () => this.handle(msg.msg), this);
+      } else this.handle(msg instanceof RemoteSystemMessage ? this.release(msg) : msg);
       if (scheduler.tick()) return this.state === RUNNING && this.head < this.tail;
     }
     if (this.state === DEAD) return false;
@@ -392,6 +429,11 @@ export class Actor implements Runnable {
     mb.fill(undefined, depth, this.tail);
     this.head = 0;
     this.tail = depth;
+  }
+
+  /** What a span of this actor's message names it by: its name, else its pid. */
+  spanLabel(): string {
+    return this.ext?.name ?? this.pid.toString();
   }
 
   private handle(msg: unknown): void {

@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { type ErrorCode, FoundationError } from '../errors.js';
 import type { Clock } from '../util/clock.js';
 import type { Logger } from '../util/log.js';
-import { CallEnvelope, CallRefusal, CastEnvelope } from './actor.js';
+import { CallEnvelope, CallRefusal, CastEnvelope, ContextEnvelope } from './actor.js';
 import type { ExitReason } from './behaviour.js';
 import { Pid, type PidLike } from './pid.js';
 import type { ActorSystem } from './system.js';
@@ -115,15 +115,16 @@ function errorShaped(v: unknown): { message: string; code?: string; name?: strin
 }
 
 /** Payloads of the actor kinds, as this node sends them (positional arrays keep frames small). */
+// `ctx`: the sender's request context (opaque here), a trailing field only when there is one.
 export const encode = {
   /** actor:send, actor:cast, actor:deliver */
-  message: (to: RemoteRef, msg: unknown): unknown[] => [to, msg],
+  message: (to: RemoteRef, msg: unknown, ctx?: unknown): unknown[] =>
+    ctx === undefined ? [to, msg] : [to, msg, ctx],
   /** actor:call; `from` is the calling actor, on this node. */
-  call: (to: RemoteRef, msg: unknown, from: PidLike | undefined): unknown[] => [
-    to,
-    msg,
-    from ? wirePid(from) : null,
-  ],
+  call: (to: RemoteRef, msg: unknown, from: PidLike | undefined, ctx?: unknown): unknown[] =>
+    ctx === undefined
+      ? [to, msg, from ? wirePid(from) : null]
+      : [to, msg, from ? wirePid(from) : null, ctx],
   link: (from: PidLike, to: number): unknown[] => ['link', wirePid(from), to],
   unlink: (from: PidLike, to: number): unknown[] => ['unlink', wirePid(from), to],
   exit: (from: PidLike, to: number, reason: ExitReason, viaLink: boolean): unknown[] => [
@@ -154,10 +155,13 @@ export type Signal =
   | { type: 'demonitor'; ref: string; to: number }
   | { type: 'down'; ref: string; pid: Pid; reason: ExitReason };
 
-/** An inbound actor message, decoded. */
+/**
+ * An inbound actor message, decoded. `ctx`: the sender's request context, opaque here (checked,
+ * and ignored when invalid, by the ContextPropagation that runs the handler in it).
+ */
 export type Inbound =
-  | { kind: 'send' | 'cast' | 'deliver'; to: RemoteRef; msg: unknown }
-  | { kind: 'call'; to: RemoteRef; msg: unknown; from: Pid | undefined }
+  | { kind: 'send' | 'cast' | 'deliver'; to: RemoteRef; msg: unknown; ctx: unknown }
+  | { kind: 'call'; to: RemoteRef; msg: unknown; from: Pid | undefined; ctx: unknown }
   | { kind: 'signal'; signal: Signal };
 
 export type Decoded =
@@ -175,6 +179,8 @@ const KIND_OF: ReadonlyMap<string, Inbound['kind']> = new Map<string, Inbound['k
 const isId = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 0;
 const isNodeName = (v: unknown): v is string =>
   typeof v === 'string' && v.length > 0 && v.length <= MAX_NODE_NAME;
+/** A request context is an object (its fields are checked by the propagation that reads it). */
+const isContext = (v: unknown): boolean => typeof v === 'object' && v !== null && !Array.isArray(v);
 const isRef = (v: unknown): v is string =>
   typeof v === 'string' && v.length > 0 && v.length <= MAX_REF;
 
@@ -213,17 +219,19 @@ export function decodeActorMessage(kind: unknown, payload: unknown, sender: stri
   const to = targetIn(payload[0]);
   if (to === undefined) return bad(`${kind}: target is not an actor id or a name`);
   if (k !== 'call') {
-    if (payload.length !== 2) return bad(`${kind}: expected [target, message]`);
-    return { ok: true, value: { kind: k, to, msg: payload[1] } };
+    if (payload.length !== 2 && !(payload.length === 3 && isContext(payload[2])))
+      return bad(`${kind}: expected [target, message, context?]`);
+    return { ok: true, value: { kind: k, to, msg: payload[1], ctx: payload[2] } };
   }
-  if (payload.length !== 3) return bad(`${kind}: expected [target, message, caller]`);
+  if (payload.length !== 3 && !(payload.length === 4 && isContext(payload[3])))
+    return bad(`${kind}: expected [target, message, caller, context?]`);
   let from: Pid | undefined;
   if (payload[2] !== null) {
     from = pidIn(payload[2]);
     if (!from) return bad(`${kind}: caller is not a pid`);
     if (from.node !== sender) return forged(`call on behalf of ${from}, a pid of another node`);
   }
-  return { ok: true, value: { kind: 'call', to, msg: payload[1], from } };
+  return { ok: true, value: { kind: 'call', to, msg: payload[1], from, ctx: payload[3] } };
 }
 
 function decodeSignal(s: unknown[], sender: string): Decoded {
@@ -327,7 +335,8 @@ export class RemoteEndpoint {
     const actor = this.system.targetOf(m.to);
     if (!actor) return; // like Erlang: a message to a dead or unknown actor is dropped
     try {
-      actor.enqueue(m.kind === 'cast' ? new CastEnvelope(m.msg) : m.msg);
+      const msg = m.kind === 'cast' ? new CastEnvelope(m.msg) : m.msg;
+      actor.enqueue(m.ctx === undefined ? msg : new ContextEnvelope(msg, m.ctx));
     } catch (err) {
       this.log.debug(
         { from, pid: actor.pid.toString(), err: (err as Error).message },
@@ -358,12 +367,15 @@ export class RemoteEndpoint {
         },
       );
     }
+    const ctx = m.ctx;
     if (m.kind !== 'call') {
-      actor.enqueue(m.msg); // deliver: the ack is the reply (FND_ERR_MAILBOX_FULL when refused)
+      // deliver: the ack is the reply (FND_ERR_MAILBOX_FULL when refused)
+      actor.enqueue(ctx === undefined ? m.msg : new ContextEnvelope(m.msg, ctx));
       return null;
     }
     const call = new CallEnvelope(m.msg, m.from ?? { node: from, id: 0 });
-    actor.enqueue(call); // FND_ERR_MAILBOX_FULL thrown back to the caller when refused
+    // FND_ERR_MAILBOX_FULL thrown back to the caller when refused
+    actor.enqueue(ctx === undefined ? call : new ContextEnvelope(call, ctx));
     return call.promise;
   }
 

@@ -5,7 +5,14 @@
 import { FoundationError } from '../errors.js';
 import type { Clock } from '../util/clock.js';
 import type { Logger } from '../util/log.js';
-import { Actor, CallEnvelope, CastEnvelope } from './actor.js';
+import {
+  Actor,
+  CallEnvelope,
+  CastEnvelope,
+  ContextEnvelope,
+  type ContextPropagation,
+  callIn,
+} from './actor.js';
 import {
   type ActorContext,
   type Behaviour,
@@ -156,6 +163,11 @@ export class ActorSystem {
   private readonly callTimeoutMs: number;
   /** The pid exit signals sent from outside any actor come from (`node.exit`). */
   readonly nodePid: Pid;
+  /**
+   * Request-context propagation, when the composition root provides it: send, cast, call (local
+   * and remote) carry the sender's context to the handler. Undefined: messages carry none.
+   */
+  propagation: ContextPropagation | undefined = undefined;
   /** Told about every actor exit (supervision, registries, stats). */
   private readonly exitHooks: Array<(pid: Pid, reason: ExitReason) => void> = [];
 
@@ -370,10 +382,11 @@ export class ActorSystem {
 
   /** `send` on behalf of local actor `lane` (0: the node itself): ordered in that lane. */
   private sendFrom(target: Target, msg: unknown, lane: number): void {
+    const ctx = this.propagation?.capture();
     if (target instanceof Pid) {
       const a = boundActor(target) as Actor | undefined;
       if (a !== undefined && a.system === this) {
-        a.enqueue(msg);
+        a.enqueue(ctx === undefined ? msg : new ContextEnvelope(msg, ctx));
         return;
       }
     }
@@ -382,7 +395,7 @@ export class ActorSystem {
         this.router().send(
           target.node,
           ACTOR_KINDS.send,
-          encode.message(this.remoteRef(target), msg),
+          encode.message(this.remoteRef(target), msg, ctx),
           lane,
         );
       } catch (err) {
@@ -390,7 +403,7 @@ export class ActorSystem {
       }
       return;
     }
-    this.local(target)?.enqueue(msg);
+    this.local(target)?.enqueue(ctx === undefined ? msg : new ContextEnvelope(msg, ctx));
   }
 
   /** Like send, but resolves once the message is in the mailbox, or rejects with the coded reason. */
@@ -406,11 +419,12 @@ export class ActorSystem {
     lane: number,
     timeoutMs = this.callTimeoutMs,
   ): Promise<void> {
+    const ctx = this.propagation?.capture();
     if (this.isRemote(target)) {
       await this.router().request(
         target.node,
         ACTOR_KINDS.deliver,
-        encode.message(this.remoteRef(target), msg),
+        encode.message(this.remoteRef(target), msg, ctx),
         timeoutMs,
         lane,
       );
@@ -418,7 +432,7 @@ export class ActorSystem {
     }
     const a = this.local(target);
     if (!a?.alive) throw noproc(target);
-    a.enqueue(msg);
+    a.enqueue(ctx === undefined ? msg : new ContextEnvelope(msg, ctx));
   }
 
   cast<To extends Target>(target: To, msg: CastMessage<To>): void;
@@ -428,12 +442,13 @@ export class ActorSystem {
 
   /** `cast` on behalf of local actor `lane` (0: the node itself). */
   private castFrom(target: Target, msg: unknown, lane: number): void {
+    const ctx = this.propagation?.capture();
     if (this.isRemote(target)) {
       try {
         this.router().send(
           target.node,
           ACTOR_KINDS.cast,
-          encode.message(this.remoteRef(target), msg),
+          encode.message(this.remoteRef(target), msg, ctx),
           lane,
         );
       } catch (err) {
@@ -441,7 +456,8 @@ export class ActorSystem {
       }
       return;
     }
-    this.local(target)?.enqueue(new CastEnvelope(msg));
+    const cast = new CastEnvelope(msg);
+    this.local(target)?.enqueue(ctx === undefined ? cast : new ContextEnvelope(cast, ctx));
   }
 
   /**
@@ -458,13 +474,14 @@ export class ActorSystem {
   ): Promise<CallResult<R, To>>;
   call(target: Target, msg: unknown, opts?: CallOptions, from?: PidLike): Promise<unknown> {
     const timeout = opts?.timeout ?? this.callTimeoutMs;
+    const ctx = this.propagation?.capture();
     if (this.isRemote(target)) {
       let reply: Promise<unknown>;
       try {
         reply = this.router().request(
           target.node,
           ACTOR_KINDS.call,
-          encode.call(this.remoteRef(target), msg, from),
+          encode.call(this.remoteRef(target), msg, from, ctx),
           timeout,
           from !== undefined && from.node === this.nodeName ? from.id : 0,
         );
@@ -486,7 +503,7 @@ export class ActorSystem {
       timeout,
     );
     try {
-      actor.enqueue(call);
+      actor.enqueue(ctx === undefined ? call : new ContextEnvelope(call, ctx));
     } catch (err) {
       call.reply(false, err);
     }
@@ -706,8 +723,9 @@ export class ActorSystem {
         );
       }
     }
-    for (const m of rest) {
-      if (m instanceof CallEnvelope) {
+    for (const r of rest) {
+      const m = callIn(r);
+      if (m !== undefined) {
         m.reply(
           false,
           new FoundationError(

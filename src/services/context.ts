@@ -44,6 +44,8 @@ export interface ContextView {
 }
 
 const als = new AsyncLocalStorage<Store>();
+/** `als.run(NO_STORE, fn)`: fn runs outside any context (cheaper than als.exit). */
+const NO_STORE = undefined as unknown as Store;
 const EMPTY: ContextValues = Object.freeze({});
 /** The API's no-op provider: what the global proxy delegates to while nobody registered one. */
 const NOOP_PROVIDER = new ProxyTracerProvider().getDelegate();
@@ -99,6 +101,40 @@ export function withContext<T>(values: Record<string, string | number | boolean>
     baggage: undefined,
   };
   return als.run(store, fn);
+}
+
+/**
+ * Whether the running code is outside any context and no tracer records: a call or event then
+ * carries nothing extra and needs no span (one ALS read and a couple of property reads).
+ */
+export function quiet(): boolean {
+  return als.getStore() === undefined && tracerIfOn() === undefined;
+}
+
+/** Whether an OpenTelemetry tracer provider is registered (spans would be recorded). */
+export function tracing(): boolean {
+  return tracerIfOn() !== undefined;
+}
+
+/**
+ * Runs `fn` (with `self` as this) as the serving side of a call that came without context while
+ * nothing traces: inside a context holding only the call's deadline (nested calls inherit it).
+ */
+export function runWithDeadline(
+  deadline: number,
+  fn: (...a: unknown[]) => unknown,
+  self: unknown,
+  args: unknown[],
+): unknown {
+  const store: Store = {
+    values: EMPTY,
+    traceId: undefined,
+    spanId: undefined,
+    sampled: true,
+    deadline,
+    baggage: undefined,
+  };
+  return als.run(store, Reflect.apply, fn, self, args);
 }
 
 /** The context of the code running now (undefined outside withContext and service handlers). */
@@ -276,11 +312,17 @@ export function runIncoming<T>(
 }
 
 /**
- * The propagation hook the composition root gives the cluster-wide layer (pub/sub): the current
- * context as `{ tp?, bg? }` (undefined outside any context: nothing extra on the wire), and
- * running a handler inside a received one (checked as a call's context is; invalid → no context).
+ * The propagation hook the composition root gives the cluster-wide layer (pub/sub) and the actor
+ * runtime: the current context as `{ tp?, bg? }` (undefined outside any context: nothing extra on
+ * the wire, one AsyncLocalStorage read), and running a handler inside a received one (checked as
+ * a call's context is; invalid → no context). For an actor's message and with a recording
+ * tracer, the handler runs under a consumer span whose parent is the sender's span; it ends when
+ * the handler returns (an async handler's later work stays in its trace, as its children).
  */
 export const propagation = {
+  active(): boolean {
+    return als.getStore() !== undefined;
+  },
   capture(): WireContext | undefined {
     const store = als.getStore();
     if (!store) return undefined;
@@ -298,12 +340,12 @@ export const propagation = {
     if (bg) wire.bg = bg;
     return wire;
   },
-  run<T>(ctx: unknown, fn: () => T): T {
+  run<T>(ctx: unknown, fn: () => T, actor?: { spanLabel(): string }): T {
     // No (valid) context: run outside any, explicitly — the receiving code may have been reached
     // through an async chain that began inside some other context.
-    if (ctx === undefined) return als.exit(fn);
+    if (ctx === undefined) return als.run(NO_STORE, fn);
     const d = decodeWireContext(ctx, SERVICE_LIMITS);
-    if (!d.ok) return als.exit(fn);
+    if (!d.ok) return als.run(NO_STORE, fn);
     const w = d.value;
     const store: Store = {
       values: w.bg ? decodeBaggage(w.bg) : EMPTY,
@@ -313,6 +355,36 @@ export const propagation = {
       deadline: undefined,
       baggage: w.bg,
     };
-    return als.run(store, fn);
+    const tracer = actor === undefined ? undefined : tracerIfOn();
+    if (!tracer) return als.run(store, fn);
+    let parent = ROOT_CONTEXT;
+    if (store.traceId) {
+      parent = trace.setSpanContext(ROOT_CONTEXT, {
+        traceId: store.traceId,
+        spanId: store.spanId!,
+        traceFlags: store.sampled ? TraceFlags.SAMPLED : TraceFlags.NONE,
+        isRemote: true,
+      });
+    }
+    const s = tracer.startSpan(
+      'actor message',
+      {
+        kind: SpanKind.CONSUMER,
+        attributes: { 'messaging.system': 'foundation', 'foundation.actor': actor!.spanLabel() },
+      },
+      parent,
+    );
+    if (!s.isRecording()) return als.run(store, fn);
+    store.traceId = s.spanContext().traceId;
+    store.spanId = s.spanContext().spanId;
+    const otelCtx = trace.setSpan(parent, s);
+    try {
+      return als.run(store, () => otelContext.with(otelCtx, fn));
+    } catch (err) {
+      endSpan(s, err);
+      throw err;
+    } finally {
+      if (s.isRecording()) s.end();
+    }
   },
 };

@@ -8,7 +8,7 @@ import type { DistContext } from '../dist/context.js';
 import type { PubSub, Subscription } from '../dist/pubsub.js';
 import { approxSize } from '../dist/wire.js';
 import { FoundationError } from '../errors.js';
-import type { TimerHandle } from '../util/clock.js';
+import { batchNow, type TimerHandle } from '../util/clock.js';
 import {
   BALANCER_NAMES,
   type Balancer,
@@ -19,7 +19,16 @@ import {
   type PickContext,
 } from './balancers.js';
 import { Catalogue, type CatalogueEntry, type Offering, type ServiceFilter } from './catalogue.js';
-import { currentDeadline, endSpan, type Outgoing, outgoing, runIncoming } from './context.js';
+import {
+  currentDeadline,
+  endSpan,
+  type Outgoing,
+  outgoing,
+  quiet,
+  runIncoming,
+  runWithDeadline,
+  tracing,
+} from './context.js';
 import { type EventHandler, ServiceEvents } from './events.js';
 import {
   type BreakerOptions,
@@ -165,6 +174,8 @@ export interface ServicesDeps {
 }
 
 interface LocalAction {
+  service: string;
+  action: string;
   fn: AnyFn;
   input: ZodType | undefined;
   idempotent: boolean;
@@ -172,6 +183,8 @@ interface LocalAction {
 
 interface LocalService {
   name: string;
+  /** `name.action` → its action (keys of `served` while offered). */
+  paths: Map<string, LocalAction>;
   value: EndpointValue;
   actions: Map<string, LocalAction>;
   self: object;
@@ -181,11 +194,32 @@ interface LocalService {
 }
 
 const NO_OPTS: ServiceCallOptions = Object.freeze({});
+const EMPTY_OFFERING: Offering = Object.freeze({ eps: [], idempotent: false });
+
+/**
+ * A `service.action` as calls see it, cached (per path, and per method of a typed client) and
+ * refreshed when `gen` no longer matches the layer's: the catalogue changed, a service was
+ * configured or a contract registered. A call without options of a plain route (no configured
+ * defaults, no schema) takes the fast path: no per-call lookups, no CallState until it fails.
+ */
+interface Route {
+  service: string;
+  action: string;
+  /** `service.action`, as sent. */
+  path: string;
+  gen: number;
+  offering: Offering;
+  /** No per-service defaults and no caller-side schema for this action. */
+  plain: boolean;
+  /** The service's default balancer (when plain). */
+  balancer: Balancer | undefined;
+}
 
 /** One call in progress, across its attempts. */
 interface CallState {
   service: string;
   action: string;
+  path: string;
   args: unknown[];
   opts: ServiceCallOptions;
   /** Clock time by which the call must be done. */
@@ -233,6 +267,8 @@ export class Services {
   private readonly limits: ServiceLimits;
   private readonly catalogue: Catalogue;
   private readonly local = new Map<string, LocalService>();
+  /** `service.action` → the action, for every service offered here. */
+  private readonly served = new Map<string, { svc: LocalService; act: LocalAction }>();
   private readonly events: ServiceEvents;
   readonly streams: Streams;
   private readonly latency = new LatencyStats();
@@ -242,12 +278,17 @@ export class Services {
   private readonly configured = new Map<string, ServiceCallOptions>();
   private readonly contracts = new Map<string, Contract<unknown>>();
   private readonly pickCtx: PickContext;
-  /** 'service.action' → [service, action], parsed once. */
-  private readonly paths = new Map<string, [string, string]>();
+  /** 'service.action' → its route, parsed once. */
+  private readonly paths = new Map<string, Route>();
+  /** Bumped whenever a route may be stale (catalogue change, configure, contract). */
+  private gen = 0;
   private stopped = false;
+  /** The clock read once per batch of calls handled together (see batchNow). */
+  private readonly now: () => number;
 
   constructor(private readonly deps: ServicesDeps) {
     const ctx = deps.dist;
+    this.now = batchNow(ctx.clock);
     this.limits = deps.limits ?? SERVICE_LIMITS;
     this.catalogue = new Catalogue(ctx, this.limits, deps.status);
     this.events = new ServiceEvents(deps.pubsub, this.limits, ctx.log);
@@ -259,6 +300,9 @@ export class Services {
       ctx.requestTimeoutMs,
     );
     this.pickCtx = { key: undefined, latency: (n) => this.latency.get(n) };
+    this.catalogue.onChange(() => {
+      this.gen++;
+    });
     deps.handle(SVC_KINDS.call, (payload, from) => this.serve(payload, from));
     deps.on(SVC_KINDS.stream, (payload, from) => {
       if (from === ctx.self || ctx.members.isPeer(from)) this.streams.receive(payload, from);
@@ -301,6 +345,7 @@ export class Services {
     if (typeof handlers !== 'object' || handlers === null)
       throw bad('handlers', 'an object of actions');
     const actions = new Map<string, LocalAction>();
+    const paths = new Map<string, LocalAction>();
     const infos: ActionInfo[] = [];
     for (const [action, h] of Object.entries(handlers)) {
       if (action.length === 0 || action.length > L.maxNameLength || action.includes('.'))
@@ -311,11 +356,14 @@ export class Services {
         c?.actions as Record<string, { input?: ZodType; idempotent?: boolean }> | undefined
       )?.[action];
       const la: LocalAction = {
+        service: name,
+        action,
         fn: spec.handler,
         input: spec.input ?? fromContract?.input,
         idempotent: spec.idempotent ?? fromContract?.idempotent ?? false,
       };
       actions.set(action, la);
+      paths.set(`${name}.${action}`, la);
       infos.push({ name: action, idempotent: la.idempotent });
     }
     if (infos.length > L.maxActionsPerService)
@@ -352,6 +400,7 @@ export class Services {
     const guards = opts.bulkhead || opts.rateLimit ? new ServerGuards(name, opts) : undefined;
     const svc: LocalService = {
       name,
+      paths,
       value,
       actions,
       self: handlers,
@@ -361,6 +410,7 @@ export class Services {
     };
     this.catalogue.set(name, value); // throws FND_ERR_DIST_LIMIT past maxServicesPerNode
     this.local.set(name, svc);
+    for (const [path, act] of paths) this.served.set(path, { svc, act });
     try {
       for (const [pattern, h] of Object.entries(opts.events ?? {}))
         svc.subs.push(...this.events.listen(name, pattern, h));
@@ -390,6 +440,7 @@ export class Services {
   private withdraw(svc: LocalService): void {
     if (this.local.get(svc.name) !== svc) return;
     this.local.delete(svc.name);
+    for (const path of svc.paths.keys()) this.served.delete(path);
     svc.timer?.cancel();
     for (const s of svc.subs) s.unsubscribe();
     this.catalogue.delete(svc.name);
@@ -405,21 +456,22 @@ export class Services {
       });
     }
     const m = d.value;
-    const svc = this.local.get(m.service);
-    const act = svc?.actions.get(m.action);
-    if (!svc || !act) {
+    const found = this.served.get(m.path);
+    if (!found) {
       this.cancelStreams(m, from, 'no such service');
+      const dot = m.path.indexOf('.');
       throw new FoundationError(
         'FND_ERR_SERVICE_NOT_FOUND',
-        `node ${this.deps.dist.self} does not offer ${m.service}.${m.action}`,
-        { service: m.service, action: m.action },
+        `node ${this.deps.dist.self} does not offer ${m.path}`,
+        { service: m.path.slice(0, dot), action: m.path.slice(dot + 1) },
       );
     }
+    const { svc, act } = found;
     if (m.deadlineMs === 0) {
       this.cancelStreams(m, from, 'deadline exceeded');
-      throw new FoundationError('FND_ERR_DEADLINE_EXCEEDED', `${m.service}.${m.action}`, {
-        service: m.service,
-        action: m.action,
+      throw new FoundationError('FND_ERR_DEADLINE_EXCEEDED', m.path, {
+        service: act.service,
+        action: act.action,
       });
     }
     let args = m.args;
@@ -437,13 +489,14 @@ export class Services {
       const r = act.input.safeParse(args);
       if (!r.success) {
         this.cancelStreams(m, from, 'invalid arguments');
-        throw validationError(m.service, m.action, r.error.issues, 'server');
+        throw validationError(act.service, act.action, r.error.issues, 'server');
       }
       args = r.data as unknown[];
     }
-    const deadline = this.deps.dist.clock.now() + m.deadlineMs;
+    const deadline = this.now() + m.deadlineMs;
+    if (!svc.guards && !m.ctx?.s) return this.runAction(svc, act, m, args, deadline, from);
     const run = () => this.runAction(svc, act, m, args, deadline, from);
-    if (!m.ctx?.s) return svc.guards ? svc.guards.run(from, run) : run();
+    if (!m.ctx?.s) return svc.guards!.run(from, run);
     // Stream arguments of a call that fails (refused by a guard, or the action threw) are
     // cancelled, so their producers stop instead of waiting for a reader that will never come.
     try {
@@ -469,13 +522,31 @@ export class Services {
     deadline: number,
     from: string,
   ): unknown {
+    if (m.ctx === undefined && !tracing()) {
+      // No context came with the call and nothing traces: the action runs with just its deadline.
+      let v: unknown;
+      try {
+        v = runWithDeadline(deadline, act.fn, svc.self, args);
+      } catch (err) {
+        throw this.actionError(act, err);
+      }
+      if (v instanceof Promise) {
+        return v.then(
+          (x) => this.replyOf(x, from),
+          (err) => {
+            throw this.actionError(act, err);
+          },
+        );
+      }
+      return this.replyOf(v, from);
+    }
     let r: ReturnType<typeof runIncoming<unknown>>;
     try {
-      r = runIncoming(m.ctx, deadline, 'call', m.service, m.action, () =>
+      r = runIncoming(m.ctx, deadline, 'call', act.service, act.action, () =>
         act.fn.apply(svc.self, args),
       );
     } catch (err) {
-      throw this.actionError(m, err);
+      throw this.actionError(act, err);
     }
     const span = r.span;
     if (r.result instanceof Promise) {
@@ -486,7 +557,7 @@ export class Services {
         },
         (err) => {
           endSpan(span, err);
-          throw this.actionError(m, err);
+          throw this.actionError(act, err);
         },
       );
     }
@@ -494,13 +565,15 @@ export class Services {
     return this.replyOf(r.result, from);
   }
 
-  private replyOf(v: unknown, to: string): unknown[] {
-    if (isStreamable(v) && !(v instanceof Uint8Array)) return [null, this.streams.produce(to, v)];
-    return [v];
+  /** The reply to send for result `v` (see ReplyMsg: only arrays and streams are wrapped). */
+  private replyOf(v: unknown, to: string): unknown {
+    if (typeof v !== 'object' || v === null || v instanceof Uint8Array) return v;
+    if (Array.isArray(v)) return [v];
+    return isStreamable(v) ? [null, this.streams.produce(to, v)] : v;
   }
 
   /** Anything an action throws reaches the caller as FND_ERR_SERVICE_ACTION with its cause. */
-  private actionError(m: CallMsg, err: unknown): FoundationError {
+  private actionError(m: LocalAction, err: unknown): FoundationError {
     const e = err as {
       code?: unknown;
       message?: unknown;
@@ -533,12 +606,16 @@ export class Services {
   configure(service: string, opts: ServiceCallOptions): void {
     this.configured.set(service, { ...this.configured.get(service), ...opts });
     this.balancers.delete(service);
+    this.gen++;
   }
 
   /** A typed client of `service` (or of a contract, which adds caller-side validation). */
   get<T>(service: string | Contract<T>, opts: ServiceCallOptions = NO_OPTS): Client<T> {
     const name = typeof service === 'string' ? service : service.service;
-    if (typeof service !== 'string') this.contracts.set(name, service as Contract<unknown>);
+    if (typeof service !== 'string') {
+      this.contracts.set(name, service as Contract<unknown>);
+      this.gen++;
+    }
     const fns = new Map<string, AnyFn>();
     return new Proxy(Object.create(null), {
       get: (_t, prop) => {
@@ -546,7 +623,8 @@ export class Services {
         if (typeof prop !== 'string' || prop === 'then') return undefined;
         let fn = fns.get(prop);
         if (!fn) {
-          fn = (...args: unknown[]) => this.invoke(name, prop, args, opts);
+          const route = this.newRoute(name, prop, `${name}.${prop}`);
+          fn = (...args: unknown[]) => this.invoke(route, args, opts);
           fns.set(prop, fn);
         }
         return fn;
@@ -560,8 +638,8 @@ export class Services {
     args: unknown = [],
     opts: ServiceCallOptions = NO_OPTS,
   ): Promise<R> {
-    let sa = this.paths.get(path);
-    if (!sa) {
+    let route = this.paths.get(path);
+    if (!route) {
       const i = typeof path === 'string' ? path.lastIndexOf('.') : -1;
       if (i <= 0 || i === path.length - 1) {
         return Promise.reject(
@@ -570,11 +648,35 @@ export class Services {
           }),
         );
       }
-      sa = [path.slice(0, i), path.slice(i + 1)];
+      route = this.newRoute(path.slice(0, i), path.slice(i + 1), path);
       if (this.paths.size >= 10_000) this.paths.clear();
-      this.paths.set(path, sa);
+      this.paths.set(path, route);
     }
-    return this.invoke(sa[0], sa[1], Array.isArray(args) ? args : [args], opts) as Promise<R>;
+    return this.invoke(route, Array.isArray(args) ? args : [args], opts) as Promise<R>;
+  }
+
+  private newRoute(service: string, action: string, path: string): Route {
+    const r: Route = {
+      service,
+      action,
+      path,
+      gen: -1,
+      offering: EMPTY_OFFERING,
+      plain: false,
+      balancer: undefined,
+    };
+    return r;
+  }
+
+  /** Brings `r` up to date with the catalogue, per-service defaults and contracts. */
+  private refresh(r: Route): void {
+    r.gen = this.gen;
+    r.offering = this.catalogue.offering(r.service, r.action);
+    const input = (
+      this.contracts.get(r.service)?.actions as Record<string, { input?: ZodType }> | undefined
+    )?.[r.action]?.input;
+    r.plain = !this.configured.has(r.service) && !input;
+    r.balancer = r.plain ? this.balancerOf(r.service, NO_OPTS) : undefined;
   }
 
   private balancerOf(service: string, opts: ServiceCallOptions): Balancer {
@@ -624,13 +726,14 @@ export class Services {
     return out ?? all;
   }
 
-  private invoke(
-    service: string,
-    action: string,
-    args: unknown[],
-    callOpts: ServiceCallOptions,
-  ): Promise<unknown> {
+  private invoke(route: Route, args: unknown[], callOpts: ServiceCallOptions): Promise<unknown> {
     if (this.stopped) return Promise.reject(new FoundationError('FND_ERR_NODE_STOPPED'));
+    if (route.gen !== this.gen) this.refresh(route);
+    if (callOpts === NO_OPTS && route.plain && quiet()) {
+      const p = this.fastCall(route, args);
+      if (p) return p;
+    }
+    const { service, action } = route;
     const conf = this.configured.get(service);
     const opts = conf ? { ...conf, ...callOpts } : callOpts;
     let st: CallState;
@@ -642,7 +745,7 @@ export class Services {
         const r = input.safeParse(args);
         if (!r.success) throw validationError(service, action, r.error.issues, 'caller');
       }
-      st = this.callState(service, action, args, opts);
+      st = this.callState(route, args, opts, undefined);
     } catch (err) {
       return Promise.reject(err);
     }
@@ -670,13 +773,64 @@ export class Services {
     return fb ? p.catch((err) => fb(err as FoundationError)) : p;
   }
 
+  /**
+   * A call without per-call options, per-service defaults, schema, streams or context, while every
+   * endpoint can take calls: one pick and one request. Its CallState (for retries and failover,
+   * with the same rules as any call) is built only when the first attempt fails. Undefined when
+   * the call needs the general path.
+   */
+  private fastCall(route: Route, args: unknown[]): Promise<unknown> | undefined {
+    for (let i = 0; i < args.length; i++) {
+      const a = args[i];
+      if (isStreamable(a) && !(a instanceof Uint8Array)) return undefined;
+    }
+    const eps = route.offering.eps;
+    if (eps.length === 0) return undefined;
+    for (let i = 0; i < eps.length; i++) {
+      const e = eps[i]!;
+      if (e.info.health === 'unhealthy' || !(e.local || this.deps.status(e.node) === 'alive'))
+        return undefined;
+    }
+    this.pickCtx.key = undefined;
+    const node = (eps.length === 1 ? eps[0]! : route.balancer!.pick(eps, this.pickCtx)).node;
+    const start = this.now();
+    const timeout = this.deps.dist.requestTimeoutMs;
+    const payload = [route.path, timeout, ...args];
+    return this.deps.request(node, SVC_KINDS.call, payload, Math.ceil(timeout / 10) * 10).then(
+      (raw) => (Array.isArray(raw) ? this.replyValue(raw, node) : raw),
+      (err) => {
+        const st = this.callState(route, args, NO_OPTS, start);
+        st.last = node;
+        return this.recover(st, err);
+      },
+    );
+  }
+
+  /** The result of a reply from `node`: its value, or a consumer of the stream it announces. */
+  private replyValue(raw: unknown, node: string): unknown {
+    const d = decodeReply(raw);
+    if (!d.ok) {
+      throw new FoundationError(
+        'FND_ERR_SERVICE_MESSAGE',
+        `reply from ${node} refused: ${d.reason}`,
+        {
+          node,
+          reason: d.reason,
+        },
+      );
+    }
+    return d.value.stream ? this.streams.consume(node, d.value.id) : d.value.value;
+  }
+
+  /** `start`: clock time the call began (now when undefined). */
   private callState(
-    service: string,
-    action: string,
+    route: Route,
     args: unknown[],
     opts: ServiceCallOptions,
+    start: number | undefined,
   ): CallState {
-    const now = this.deps.dist.clock.now();
+    const { service, action } = route;
+    const now = start ?? this.deps.dist.clock.now();
     const t = opts.timeout;
     if (t !== undefined && !(typeof t === 'number' && t > 0 && t <= 2 ** 31 - 1)) {
       throw new FoundationError('FND_ERR_INVALID_OPTION', 'option "timeout": ms, > 0', {
@@ -709,11 +863,12 @@ export class Services {
     const b = opts.breaker;
     let hasStreams = false;
     for (const a of args) if (isStreamable(a) && !(a instanceof Uint8Array)) hasStreams = true;
-    const offering = this.catalogue.offering(service, action);
+    const offering = route.offering;
     const balancer = this.balancerOf(service, opts);
     return {
       service,
       action,
+      path: route.path,
       args,
       opts,
       deadline,
@@ -782,7 +937,6 @@ export class Services {
   }
 
   private send(st: CallState, node: string, remaining: number): Promise<unknown> {
-    const { service, action } = st;
     const wire = st.out.wire;
     let payload: unknown[];
     let produced: number[] | undefined;
@@ -799,10 +953,10 @@ export class Services {
           a[i] = null;
         }
       }
-      payload = [service, action, a, Math.ceil(remaining), { ...wire, s }];
+      payload = [st.path, { ...wire, s }, Math.ceil(remaining), ...a];
     } else {
       const dl = Math.ceil(remaining);
-      payload = wire ? [service, action, st.args, dl, wire] : [service, action, st.args, dl];
+      payload = wire ? [st.path, wire, dl, ...st.args] : [st.path, dl, ...st.args];
     }
     const t0 = st.measure ? performance.now() : 0;
     // The messenger keeps one timer per distinct timeout value: hand it whole 10 ms steps (the
@@ -812,15 +966,7 @@ export class Services {
     return this.deps.request(node, SVC_KINDS.call, payload, timeout).then(
       (raw) => {
         if (st.measure) this.latency.observe(node, performance.now() - t0);
-        const d = decodeReply(raw);
-        if (!d.ok) {
-          throw new FoundationError(
-            'FND_ERR_SERVICE_MESSAGE',
-            `reply from ${node} refused: ${d.reason}`,
-            { node, reason: d.reason },
-          );
-        }
-        return d.value.stream ? this.streams.consume(node, d.value.id) : d.value.value;
+        return this.replyValue(raw, node);
       },
       (err) => {
         if (produced) for (const id of produced) this.streams.abandon(id);

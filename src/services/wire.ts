@@ -134,12 +134,14 @@ export interface WireContext {
 }
 
 /**
- * A call: `[service, action, args, deadlineMs, ctx?]`. `deadlineMs` is the time left (relative, so
- * clocks need not agree); `ctx.s` lists arguments that are streams as `[argIndex, streamId]`.
+ * A call: `[path, deadlineMs, ...args]`, or `[path, ctx, deadlineMs, ...args]` with a context
+ * (an object: never a number). `path` is `service.action` (one string: one lookup on the serving
+ * node); the arguments follow flat (no nested array to encode and decode). `deadlineMs` is the
+ * time left (relative, so clocks need not agree); `ctx.s` lists arguments that are streams as
+ * `[argIndex, streamId]`.
  */
 export interface CallMsg {
-  service: string;
-  action: string;
+  path: string;
   args: unknown[];
   deadlineMs: number;
   ctx: (WireContext & { s?: Array<[number, number]> }) | undefined;
@@ -170,16 +172,20 @@ export function decodeWireContext(v: unknown, limits: ServiceLimits): Decoded<Wi
 }
 
 export function decodeCall(p: unknown, limits: ServiceLimits): Decoded<CallMsg> {
-  if (!Array.isArray(p) || p.length < 4 || p.length > 5)
-    return fail('not [service, action, args, deadline, ctx?]');
-  const [service, action, args, dl, c] = p as unknown[];
-  if (!isName(service, limits.maxNameLength)) return fail('bad service name');
-  if (!isName(action, limits.maxNameLength)) return fail('bad action name');
-  if (!Array.isArray(args) || args.length > limits.maxArgs)
-    return fail(`args is not an array of at most ${limits.maxArgs}`);
+  if (!Array.isArray(p) || p.length < 2) return fail('not [path, ctx?, deadline, ...args]');
+  const path = p[0];
+  // 'service.action': names carry no '.', so the path has exactly one, inside.
+  if (!isName(path, 2 * limits.maxNameLength + 1)) return fail('bad path');
+  const dot = path.indexOf('.');
+  if (dot <= 0 || dot === path.length - 1 || path.indexOf('.', dot + 1) !== -1)
+    return fail('bad path');
+  const c: unknown = typeof p[1] === 'number' ? undefined : p[1];
+  const at = c === undefined ? 1 : 2;
+  const dl = p[at];
   if (!isNat(dl)) return fail('bad deadline');
-  if (c === undefined || c === null)
-    return ok({ service, action, args, deadlineMs: dl, ctx: undefined });
+  if (p.length - at - 1 > limits.maxArgs) return fail(`more than ${limits.maxArgs} arguments`);
+  const args = p.slice(at + 1);
+  if (c === undefined) return ok({ path, args, deadlineMs: dl, ctx: undefined });
   const d = decodeWireContext(c, limits);
   if (!d.ok) return d;
   const ctx: CallMsg['ctx'] = d.value;
@@ -194,14 +200,18 @@ export function decodeCall(p: unknown, limits: ServiceLimits): Decoded<CallMsg> 
     }
     ctx.s = list;
   }
-  return ok({ service, action, args, deadlineMs: dl, ctx });
+  return ok({ path, args, deadlineMs: dl, ctx });
 }
 
-/** A reply: `[value]`, or `[null, streamId]` when the result is a stream. */
+/**
+ * A reply: the value itself when it is not an array (the common case: nothing to wrap and
+ * unwrap), `[value]` when it is one, `[null, streamId]` when the result is a stream.
+ */
 export type ReplyMsg = { stream: false; value: unknown } | { stream: true; id: number };
 
 export function decodeReply(p: unknown): Decoded<ReplyMsg> {
-  if (!Array.isArray(p) || p.length < 1 || p.length > 2) return fail('not [value] / [null, id]');
+  if (!Array.isArray(p)) return ok({ stream: false, value: p });
+  if (p.length < 1 || p.length > 2) return fail('not value / [value] / [null, id]');
   if (p.length === 1) return ok({ stream: false, value: p[0] });
   if (!isNat(p[1])) return fail('bad stream id');
   return ok({ stream: true, id: p[1] });

@@ -51,6 +51,26 @@ export class SystemClock implements Clock {
 
 export const systemClock: Clock = new SystemClock();
 
+/**
+ * `clock.now()` read at most once per synchronous run: the first read is kept until the microtask
+ * queue next drains. For hot paths that stamp every message of a batch read together (64
+ * pipelined calls cost one clock read, not 64); the time is that of the batch, stale by at most
+ * the synchronous work done since it was read, which only ever makes a deadline earlier.
+ */
+export function batchNow(clock: Clock): () => number {
+  let t: number | undefined;
+  const clear = () => {
+    t = undefined;
+  };
+  return () => {
+    if (t === undefined) {
+      t = clock.now();
+      queueMicrotask(clear);
+    }
+    return t;
+  };
+}
+
 interface ManualTimer {
   id: number;
   at: number;

@@ -118,6 +118,48 @@ describe('services across real processes', () => {
     }
   });
 
+  it('carries the context from a service call through actors on two more nodes (t → s1 → actor on s2 → actor on s3)', async () => {
+    const chain = await withContext({ requestId: 'req-actors' }, async () => {
+      const mine = currentContext();
+      const r = (await t.services.call('ctx-s1.actor', ['s2', 's3'])) as Array<{
+        node: string;
+        values: Record<string, string>;
+        traceId: string;
+      }>;
+      return { r, traceId: mine?.traceId };
+    });
+    assert.deepEqual(
+      chain.r.map((x) => x.node),
+      ['s1', 's2', 's3'],
+    );
+    assert.match(chain.traceId!, /^[0-9a-f]{32}$/);
+    for (const hop of chain.r) {
+      assert.deepEqual(hop.values, { requestId: 'req-actors' }, hop.node);
+      assert.equal(hop.traceId, chain.traceId, hop.node);
+    }
+    // The one-way send from s2's actor to s3's carried it too.
+    const s3 = procs.find((p) => p.name === 's3')!;
+    await waitUntil(
+      () => s3.events.some((e) => e.event === 'actor-ctx' && e.tag === 'from-s2'),
+      'actor-ctx line from s3',
+      FORM_MS,
+    );
+    const sent = s3.events.filter((e) => e.event === 'actor-ctx' && e.tag === 'from-s2');
+    assert.equal(sent.length, 1);
+    assert.deepEqual(sent[0]!.values, { requestId: 'req-actors' });
+    assert.equal(sent[0]!.traceId, chain.traceId);
+    // Outside any context, the same path carries nothing.
+    const bare = (await t.services.call('ctx-s1.actor', ['s2', 's3'])) as Array<{
+      values?: object;
+      traceId?: string;
+    }>;
+    assert.equal(bare.length, 3);
+    for (const hop of bare.slice(1)) {
+      assert.equal(hop.values, undefined);
+      assert.equal(hop.traceId, undefined);
+    }
+  });
+
   it('streams 1 GiB into another process within the memory bound; a consumer that stops stops the producer', async () => {
     const CHUNK = 1024 * 1024;
     const N = 1024;

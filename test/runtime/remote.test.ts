@@ -42,16 +42,45 @@ describe('decodeActorMessage: accepts what nodes send', () => {
   it('round-trips every encoder', () => {
     const ref = monitorRef();
     const cases: Array<[string, unknown[], unknown]> = [
-      [ACTOR_KINDS.send, encode.message(3, { x: 1 }), { kind: 'send', to: 3, msg: { x: 1 } }],
-      [ACTOR_KINDS.cast, encode.message('svc', 'hi'), { kind: 'cast', to: 'svc', msg: 'hi' }],
-      [ACTOR_KINDS.deliver, encode.message(3, null), { kind: 'deliver', to: 3, msg: null }],
-      [ACTOR_KINDS.call, encode.call(3, 'q', p), { kind: 'call', to: 3, msg: 'q', from: p }],
+      [
+        ACTOR_KINDS.send,
+        encode.message(3, { x: 1 }),
+        { kind: 'send', to: 3, msg: { x: 1 }, ctx: undefined },
+      ],
+      [
+        ACTOR_KINDS.cast,
+        encode.message('svc', 'hi'),
+        { kind: 'cast', to: 'svc', msg: 'hi', ctx: undefined },
+      ],
+      [
+        ACTOR_KINDS.deliver,
+        encode.message(3, null),
+        { kind: 'deliver', to: 3, msg: null, ctx: undefined },
+      ],
+      [
+        ACTOR_KINDS.call,
+        encode.call(3, 'q', p),
+        { kind: 'call', to: 3, msg: 'q', from: p, ctx: undefined },
+      ],
       [
         ACTOR_KINDS.call,
         encode.call(3, 'q', undefined),
-        { kind: 'call', to: 3, msg: 'q', from: undefined },
+        { kind: 'call', to: 3, msg: 'q', from: undefined, ctx: undefined },
+      ],
+      // The sender's request context, a trailing field only when there is one.
+      [
+        ACTOR_KINDS.send,
+        encode.message(3, 'm', { tp: 'x' }),
+        { kind: 'send', to: 3, msg: 'm', ctx: { tp: 'x' } },
+      ],
+      [
+        ACTOR_KINDS.call,
+        encode.call(3, 'q', p, { bg: 'k=v' }),
+        { kind: 'call', to: 3, msg: 'q', from: p, ctx: { bg: 'k=v' } },
       ],
     ];
+    assert.equal(encode.message(3, 'm').length, 2, 'no context: nothing extra on the wire');
+    assert.equal(encode.call(3, 'q', p).length, 3, 'no context: nothing extra on the wire');
     for (const [kind, payload, want] of cases) {
       assert.deepEqual(decodeActorMessage(kind, payload, 'a'), { ok: true, value: want });
     }
@@ -136,6 +165,10 @@ describe('decodeActorMessage: refuses malformed, out-of-bounds and forged messag
       [['', 'm'], ACTOR_KINDS.send],
       [[1], ACTOR_KINDS.send],
       [[1, 'm', null], ACTOR_KINDS.cast],
+      [[1, 'm', 'ctx'], ACTOR_KINDS.send],
+      [[1, 'm', {}, 'extra'], ACTOR_KINDS.send],
+      [[1, 'm', null, []], ACTOR_KINDS.call],
+      [[1, 'm', null, {}, 'extra'], ACTOR_KINDS.call],
       [[1, 'm'], ACTOR_KINDS.call],
       [[1, 'm', ['a']], ACTOR_KINDS.call],
       [[1, 'm'], 'actor:unknown'],

@@ -72,6 +72,11 @@ describe('context propagation', () => {
         const ctx = currentContext();
         seen.push([msg, ctx?.values, ctx?.traceId]);
       });
+      const actorSeen: Array<[unknown, Record<string, string> | undefined]> = [];
+      const sub = b.spawn((msg: unknown) => {
+        actorSeen.push([msg, currentContext()?.values]);
+      });
+      b.pubsub.subscribe('jobs.*', sub);
       await tickUntil(
         c.clock,
         c.net,
@@ -87,6 +92,99 @@ describe('context propagation', () => {
       await tickUntil(c.clock, c.net, () => seen.length === 2, 'both delivered');
       assert.deepEqual(seen[0], [1, { requestId: 'pub-1' }, traceId]);
       assert.deepEqual(seen[1], [2, undefined, undefined]);
+      // An actor subscriber's handler runs in the publisher's context too.
+      await tickUntil(c.clock, c.net, () => actorSeen.length === 2, 'both delivered to the actor');
+      assert.deepEqual(actorSeen, [
+        [1, { requestId: 'pub-1' }],
+        [2, undefined],
+      ]);
+    } finally {
+      await c.stop();
+    }
+  });
+
+  it('carries the sender context with actor messages, local and remote (send, cast, call), and nothing outside one', async () => {
+    const c = await startMeshedCluster(['a', 'b', 'c']);
+    try {
+      const [a, b, cc] = c.nodes as [FoundationNode, FoundationNode, FoundationNode];
+      type Seen = [string, unknown, Record<string, string> | undefined, string | undefined];
+      const seen: Seen[] = [];
+      const record = (where: string, msg: unknown) => {
+        const x = currentContext();
+        seen.push([where, msg, x?.values ? { ...x.values } : undefined, x?.traceId]);
+      };
+      const onC = cc.spawn((msg: unknown) => {
+        record('c', msg);
+        return msg;
+      });
+      // b's actor forwards what it gets to c's, by call or by send, from inside its handler.
+      const onB = b.spawn(async (msg: unknown) => {
+        record('b', msg);
+        if (msg === 'call') return b.call(onC, 'via-call');
+        b.send(onC, 'via-send');
+        return 'sent';
+      });
+      const onA = a.spawn((msg: unknown) => {
+        record('a', msg);
+        return msg;
+      });
+      b.service('two', { fwd: (how: string) => b.call(onB, how) });
+      await ready(c, a, 'two');
+      const run = async (how: string) => {
+        let traceId: string | undefined;
+        const r = await withContext({ requestId: `act-${how}` }, () => {
+          traceId = currentContext()?.traceId;
+          return done(c, a.services.call('two.fwd', [how]));
+        });
+        return { r, traceId };
+      };
+      // service call → actor on b (call) → actor on c (call)
+      const viaCall = await run('call');
+      assert.equal(viaCall.r, 'via-call');
+      assert.deepEqual(seen.splice(0), [
+        ['b', 'call', { requestId: 'act-call' }, viaCall.traceId],
+        ['c', 'via-call', { requestId: 'act-call' }, viaCall.traceId],
+      ]);
+      // service call → actor on b (call) → actor on c (send)
+      const viaSend = await run('send');
+      await tickUntil(c.clock, c.net, () => seen.length === 2, 'send delivered');
+      assert.deepEqual(seen.splice(0), [
+        ['b', 'send', { requestId: 'act-send' }, viaSend.traceId],
+        ['c', 'via-send', { requestId: 'act-send' }, viaSend.traceId],
+      ]);
+      // Local send, cast and call inside a context; a remote cast.
+      let local: string | undefined;
+      await withContext({ requestId: 'local' }, async () => {
+        local = currentContext()?.traceId;
+        a.send(onA, 'send');
+        a.cast(onA, 'cast');
+        a.cast(onC, 'cast');
+        await done(c, a.call(onA, 'call'));
+      });
+      await tickUntil(c.clock, c.net, () => seen.length === 4, 'local and remote delivered');
+      assert.deepEqual(
+        seen.splice(0).sort(),
+        [
+          ['a', 'call', { requestId: 'local' }, local],
+          ['a', 'cast', { requestId: 'local' }, local],
+          ['a', 'send', { requestId: 'local' }, local],
+          ['c', 'cast', { requestId: 'local' }, local],
+        ].sort(),
+      );
+      // Outside any context: nothing is carried, and the handlers see none, even when the
+      // message is handled in the same run as one sent inside a context.
+      withContext({ requestId: 'first' }, () => a.send(onA, 'in'));
+      a.send(onA, 'out');
+      a.send(onC, 'out');
+      await tickUntil(c.clock, c.net, () => seen.length === 3, 'bare delivered');
+      assert.deepEqual(
+        seen.map(([w, m, v, t]) => [w, m, v, t === undefined]),
+        [
+          ['a', 'in', { requestId: 'first' }, false],
+          ['a', 'out', undefined, true],
+          ['c', 'out', undefined, true],
+        ],
+      );
     } finally {
       await c.stop();
     }
@@ -142,6 +240,43 @@ describe('context propagation', () => {
         assert.equal(parent(c2), s1.spanContext().spanId);
         assert.equal(parent(s2), c2.spanContext().spanId);
         assert.equal(s2.attributes['rpc.service'], 'three');
+      } finally {
+        await c.stop();
+      }
+    });
+
+    it("runs an actor's handler on another node in a consumer span, child of the sender's span", async () => {
+      const c = await startMeshedCluster(['a', 'b', 'c']);
+      try {
+        const [a, b, cc] = c.nodes as [FoundationNode, FoundationNode, FoundationNode];
+        let active: string | undefined;
+        const sink = cc.spawn(
+          () => {
+            active = trace.getActiveSpan()?.spanContext().spanId;
+            return 'ok';
+          },
+          { name: 'sink' },
+        );
+        b.service('two', { fwd: () => b.call(sink, 'x') });
+        await ready(c, a, 'two');
+        exporter.reset();
+        const root = trace.getTracer('test').startSpan('root');
+        assert.equal(
+          await context.with(trace.setSpan(context.active(), root), () =>
+            done(c, a.services.call('two.fwd')),
+          ),
+          'ok',
+        );
+        root.end();
+        const spans = exporter.getFinishedSpans();
+        const server = spans.find((x) => x.name === 'two.fwd' && x.kind === SpanKind.SERVER);
+        const actor = spans.find((x) => x.name === 'actor message' && x.kind === SpanKind.CONSUMER);
+        assert.ok(server && actor, `spans: ${spans.map((x) => `${x.name}/${SpanKind[x.kind]}`)}`);
+        assert.equal(actor.spanContext().traceId, root.spanContext().traceId);
+        assert.equal(actor.parentSpanContext?.spanId, server.spanContext().spanId);
+        assert.equal(actor.attributes['foundation.actor'], 'sink');
+        // The handler ran with the consumer span active (its own calls would be its children).
+        assert.equal(active, actor.spanContext().spanId);
       } finally {
         await c.stop();
       }

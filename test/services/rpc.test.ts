@@ -162,6 +162,48 @@ describe('typed service calls', () => {
     }
   });
 
+  it('returns every kind of result as it was (arrays included); a malformed reply is refused', async () => {
+    const c = await startMeshedCluster(['a', 'b']);
+    try {
+      const [a, b] = c.nodes as [FoundationNode, FoundationNode];
+      const results: unknown[] = [
+        'x',
+        7,
+        null,
+        { k: [1, 2] },
+        [],
+        [1],
+        [null, 5],
+        [[1], 2],
+        new Uint8Array([1, 2]),
+      ];
+      b.service('r', { at: (i: number) => results[i], none: () => undefined });
+      await ready(c, a, 'r');
+      for (let i = 0; i < results.length; i++) {
+        const got = await done(c, a.services.call('r.at', [i]));
+        if (results[i] instanceof Uint8Array)
+          assert.deepEqual(new Uint8Array(got as Uint8Array), results[i]);
+        else assert.deepEqual(got, results[i], `result ${i}`);
+      }
+      // undefined: null once encoded (the in-memory network passes it as is).
+      assert.equal((await done(c, a.services.call('r.none'))) ?? null, null);
+      // A member that answers with what no node sends: refused, coded.
+      for (const bad of [
+        [1, 2, 3],
+        [null, -1],
+        [null, 'id'],
+      ]) {
+        b.messenger.handle(SVC_KINDS.call, () => bad);
+        await rejectsWithCode(
+          done(c, a.services.call('r.at', [0], { retry: false })),
+          'FND_ERR_SERVICE_MESSAGE',
+        );
+      }
+    } finally {
+      await c.stop();
+    }
+  });
+
   it("refuses a malicious member's malformed call with FND_ERR_SERVICE_MESSAGE and runs nothing", async () => {
     const c = await startMeshedCluster(['a', 'b']);
     try {
@@ -171,14 +213,20 @@ describe('typed service calls', () => {
       await ready(c, b, 't');
       const bad: unknown[] = [
         'not an array',
-        ['t', 'x'],
-        ['t', 'x', 'args', 100],
-        ['t', 'x', [], -1],
-        ['t', 'x', Array.from({ length: 65 }, () => 0), 100],
-        ['t', 'x', [], 100, { tp: 'garbage' }],
-        ['t', 'x', [], 100, { bg: 'x'.repeat(9000) }],
-        ['t', 'x', [1], 100, { s: [[5, 1]] }],
-        ['x'.repeat(300), 'x', [], 100],
+        ['t.x'],
+        ['t.x', 'args', 100],
+        ['t.x', -1],
+        ['t.x', 100, ...Array.from({ length: 65 }, () => 0)],
+        ['t.x', { tp: 'garbage' }, 100],
+        ['t.x', { bg: 'x'.repeat(9000) }, 100],
+        ['t.x', { s: [[5, 1]] }, 100, 1],
+        ['t.x', [], 100],
+        ['t.x', null, 100],
+        [`${'x'.repeat(600)}.x`, 100],
+        ['tx', 100],
+        ['t.x.y', 100],
+        ['.x', 100],
+        ['t', 'x', [], 100],
       ];
       for (const p of bad) {
         await rejectsWithCode(
@@ -188,10 +236,7 @@ describe('typed service calls', () => {
       }
       assert.equal(ran, 0);
       // The same member's well-formed call still works (only the bad messages were refused).
-      assert.deepEqual(
-        await done(c, b.messenger.request('a', SVC_KINDS.call, ['t', 'x', [], 100])),
-        [0],
-      );
+      assert.deepEqual(await done(c, b.messenger.request('a', SVC_KINDS.call, ['t.x', 100])), 0);
     } finally {
       await c.stop();
     }
