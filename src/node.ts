@@ -125,8 +125,8 @@ export class FoundationNode extends EventEmitter<FoundationNodeEvents> {
     const router: RemoteRouter = {
       send: (node, kind, payload, lane) =>
         this.route(node).messenger.send(node, kind, payload, { lane }),
-      request: (node, kind, payload, timeout, lane) =>
-        this.route(node).messenger.request(node, kind, payload, { timeout, lane }),
+      request: (node, kind, payload, timeout, lane, timeoutError) =>
+        this.route(node).messenger.request(node, kind, payload, { timeout, lane, timeoutError }),
     };
     this.actors = new ActorSystem({
       nodeName: this.name,
@@ -204,8 +204,8 @@ export class FoundationNode extends EventEmitter<FoundationNodeEvents> {
         c.messenger.on(kind, (payload, from) => this.actors.handleRemote(kind, payload, from));
       }
       for (const kind of [ACTOR_KINDS.call, ACTOR_KINDS.deliver]) {
-        c.messenger.handle(kind, (payload, from) =>
-          this.actors.handleRemoteRequest(kind, payload, from),
+        c.messenger.handleDeferred(kind, (payload, from, reply) =>
+          this.actors.handleRemoteRequest(kind, payload, from, reply),
         );
       }
       const gone = (m: Member) => {

@@ -127,8 +127,40 @@ export class LaneReceiver<T> {
     private readonly limits: LaneLimits = DEFAULT_LANE_LIMITS,
   ) {}
 
+  /**
+   * The common case without an item: true when message `seq` of `lane` from `from` may be
+   * delivered now (nothing of its lane waiting, its predecessor delivered or none named), and it
+   * is then counted as delivered; the caller delivers it. False: call `receive` with the item (it
+   * is held, or stale).
+   */
+  admit(from: string, lane: number, seq: number, dep: number): boolean {
+    const l = this.lane(from, lane);
+    if (seq <= l.last || l.held.length > 0 || dep > l.last) return false;
+    l.last = seq;
+    return true;
+  }
+
   /** Message `seq` of `lane` from `from`, after `dep` (0: no predecessor to wait for). */
   receive(from: string, lane: number, seq: number, dep: number, item: T): void {
+    if (this.admit(from, lane, seq, dep)) {
+      this.deliver(from, item);
+      return;
+    }
+    const l = this.lane(from, lane);
+    if (seq <= l.last) {
+      this.stats.stale++;
+      return;
+    }
+    // Keep held messages in number order: a late predecessor goes before those waiting for it.
+    let i = l.held.length;
+    while (i > 0 && l.held[i - 1]!.seq > seq) i--;
+    l.held.splice(i, 0, { seq, dep, item });
+    this.stats.held++;
+    this.release(from, l, l.held.length > this.limits.maxHeld);
+  }
+
+  /** The state of one (node, lane), made on first use; marks it used now. */
+  private lane(from: string, lane: number): In<T> {
     const now = this.clock.now();
     this.sweep(now);
     let lanes = this.nodes.get(from);
@@ -140,24 +172,8 @@ export class LaneReceiver<T> {
     if (!l) {
       l = { last: 0, held: [], at: now };
       lanes.set(lane, l);
-    }
-    l.at = now;
-    if (seq <= l.last) {
-      this.stats.stale++;
-      return;
-    }
-    if (l.held.length === 0 && dep <= l.last) {
-      // The common case: nothing waiting, predecessor delivered (or none to wait for).
-      l.last = seq;
-      this.deliver(from, item);
-      return;
-    }
-    // Keep held messages in number order: a late predecessor goes before those waiting for it.
-    let i = l.held.length;
-    while (i > 0 && l.held[i - 1]!.seq > seq) i--;
-    l.held.splice(i, 0, { seq, dep, item });
-    this.stats.held++;
-    this.release(from, l, l.held.length > this.limits.maxHeld);
+    } else l.at = now;
+    return l;
   }
 
   /** Delivers held messages, in order, while their predecessor was delivered (all when `force`). */
