@@ -94,6 +94,8 @@ export class FoundationNode extends EventEmitter<FoundationNodeEvents> {
    */
   root!: Supervisor;
   private readonly byName: Map<string, ClusterNode>;
+  /** The only cluster, when there is one. */
+  private readonly single: ClusterNode | undefined;
   /** The cluster-wide layer's context (built over the first cluster; see docs/distributed.md). */
   private readonly dist: DistContext;
   /** The cluster-wide name registry (docs/distributed.md): names unique across the cluster. */
@@ -120,6 +122,7 @@ export class FoundationNode extends EventEmitter<FoundationNodeEvents> {
   private constructor(clusters: ClusterNode[], prepared: PreparedCore) {
     super();
     this.byName = new Map(clusters.map((c) => [c.clusterName, c]));
+    this.single = clusters.length === 1 ? clusters[0] : undefined;
     const first = clusters[0]!;
     this.name = first.name;
     const router: RemoteRouter = {
@@ -227,6 +230,8 @@ export class FoundationNode extends EventEmitter<FoundationNodeEvents> {
 
   /** The cluster through which `node` is reachable (the first that has it alive). */
   private route(node: string): ClusterNode {
+    // One cluster (the common case): its messenger checks membership itself, with the same code.
+    if (this.single !== undefined) return this.single;
     for (const c of this.byName.values()) {
       const s = c.memberStatus(node);
       if (s === 'alive' || s === 'suspect') return c;

@@ -53,9 +53,11 @@ export class LaneSender {
     private readonly limits: LaneLimits = DEFAULT_LANE_LIMITS,
   ) {}
 
-  /** Numbers the next message of `lane` to `to`: `[seq, dep]` (dep 0: nothing to wait for). */
-  next(to: string, lane: number): [number, number] {
-    const now = this.clock.now();
+  /**
+   * Numbers the next message of `lane` to `to`: `[seq, dep]` (dep 0: nothing to wait for). `now`:
+   * the clock's time, when the caller has just read it.
+   */
+  next(to: string, lane: number, now = this.clock.now()): [number, number] {
     this.sweep(now);
     let lanes = this.lanes.get(to);
     if (!lanes) {
@@ -119,6 +121,10 @@ export class LaneReceiver<T> {
   private readonly nodes = new Map<string, Map<number, In<T>>>();
   private readonly timers = new Map<string, TimerHandle>();
   private sweepAt = 0;
+  /** The lane used last, found again without two map lookups (a stream from one lane is common). */
+  private lastFrom: string | undefined = undefined;
+  private lastLane = -1;
+  private lastIn: In<T> | undefined = undefined;
   readonly stats: LaneStats = { held: 0, skipped: 0, stale: 0 };
 
   constructor(
@@ -163,6 +169,11 @@ export class LaneReceiver<T> {
   private lane(from: string, lane: number): In<T> {
     const now = this.clock.now();
     this.sweep(now);
+    if (lane === this.lastLane && from === this.lastFrom) {
+      const l = this.lastIn!;
+      l.at = now;
+      return l;
+    }
     let lanes = this.nodes.get(from);
     if (!lanes) {
       lanes = new Map();
@@ -173,7 +184,17 @@ export class LaneReceiver<T> {
       l = { last: 0, held: [], at: now };
       lanes.set(lane, l);
     } else l.at = now;
+    this.lastFrom = from;
+    this.lastLane = lane;
+    this.lastIn = l;
     return l;
+  }
+
+  /** Forgets the cached lane (its entry may be going away). */
+  private uncache(): void {
+    this.lastFrom = undefined;
+    this.lastLane = -1;
+    this.lastIn = undefined;
   }
 
   /** Delivers held messages, in order, while their predecessor was delivered (all when `force`). */
@@ -210,12 +231,14 @@ export class LaneReceiver<T> {
 
   /** The node is gone: drop its lanes (and anything held for them). */
   forget(from: string): void {
+    this.uncache();
     this.nodes.delete(from);
     this.timers.get(from)?.cancel();
     this.timers.delete(from);
   }
 
   stop(): void {
+    this.uncache();
     for (const t of this.timers.values()) t.cancel();
     this.timers.clear();
     this.nodes.clear();
@@ -224,6 +247,7 @@ export class LaneReceiver<T> {
   private sweep(now: number): void {
     if (now < this.sweepAt) return;
     this.sweepAt = now + this.limits.windowMs;
+    this.uncache();
     const idle = 2 * this.limits.windowMs;
     for (const lanes of this.nodes.values())
       for (const [lane, l] of lanes)

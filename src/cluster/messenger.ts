@@ -331,13 +331,14 @@ export class Messenger {
     if (this.deps.unreachable?.(to)) return Promise.reject(unreachableError(to));
     const id = this.nextId++;
     const timeout = opts?.timeout ?? this.deps.requestTimeoutMs;
+    const now = this.deps.clock.now();
     const promise = new Promise<T>(capture);
     const p: Pending = {
       id,
       to,
       kind,
       timeout,
-      deadline: this.deps.clock.now() + timeout,
+      deadline: now + timeout,
       resolve: capturedResolve,
       reject: capturedReject,
       done: false,
@@ -352,7 +353,7 @@ export class Messenger {
       else if (lane === undefined)
         this.out(to, opts?.channel ?? 'default', [MSG.REQUEST, id, kind, payload]);
       else {
-        const [seq, dep] = this.lanesOut.next(to, lane);
+        const [seq, dep] = this.lanesOut.next(to, lane, now);
         try {
           this.out(to, opts?.channel ?? 'default', [
             MSG.REQUEST_LANE,
