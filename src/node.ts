@@ -95,6 +95,8 @@ export class FoundationNode extends EventEmitter<FoundationNodeEvents> {
    */
   root!: Supervisor;
   private readonly byName: Map<string, ClusterNode>;
+  /** The only cluster, when there is one. */
+  private readonly single: ClusterNode | undefined;
   /** The cluster-wide layer's context (built over the first cluster; see docs/distributed.md). */
   private readonly dist: DistContext;
   /** The cluster-wide name registry (docs/distributed.md): names unique across the cluster. */
@@ -121,13 +123,14 @@ export class FoundationNode extends EventEmitter<FoundationNodeEvents> {
   private constructor(clusters: ClusterNode[], prepared: PreparedCore) {
     super();
     this.byName = new Map(clusters.map((c) => [c.clusterName, c]));
+    this.single = clusters.length === 1 ? clusters[0] : undefined;
     const first = clusters[0]!;
     this.name = first.name;
     const router: RemoteRouter = {
       send: (node, kind, payload, lane) =>
         this.route(node).messenger.send(node, kind, payload, { lane }),
-      request: (node, kind, payload, timeout, lane) =>
-        this.route(node).messenger.request(node, kind, payload, { timeout, lane }),
+      request: (node, kind, payload, timeout, lane, timeoutError) =>
+        this.route(node).messenger.request(node, kind, payload, { timeout, lane, timeoutError }),
     };
     this.actors = new ActorSystem({
       nodeName: this.name,
@@ -207,8 +210,8 @@ export class FoundationNode extends EventEmitter<FoundationNodeEvents> {
         c.messenger.on(kind, (payload, from) => this.actors.handleRemote(kind, payload, from));
       }
       for (const kind of [ACTOR_KINDS.call, ACTOR_KINDS.deliver]) {
-        c.messenger.handle(kind, (payload, from) =>
-          this.actors.handleRemoteRequest(kind, payload, from),
+        c.messenger.handleDeferred(kind, (payload, from, reply) =>
+          this.actors.handleRemoteRequest(kind, payload, from, reply),
         );
       }
       const gone = (m: Member) => {
@@ -230,6 +233,8 @@ export class FoundationNode extends EventEmitter<FoundationNodeEvents> {
 
   /** The cluster through which `node` is reachable (the first that has it alive). */
   private route(node: string): ClusterNode {
+    // One cluster (the common case): its messenger checks membership itself, with the same code.
+    if (this.single !== undefined) return this.single;
     for (const c of this.byName.values()) {
       const s = c.memberStatus(node);
       if (s === 'alive' || s === 'suspect') return c;

@@ -53,9 +53,11 @@ export class LaneSender {
     private readonly limits: LaneLimits = DEFAULT_LANE_LIMITS,
   ) {}
 
-  /** Numbers the next message of `lane` to `to`: `[seq, dep]` (dep 0: nothing to wait for). */
-  next(to: string, lane: number): [number, number] {
-    const now = this.clock.now();
+  /**
+   * Numbers the next message of `lane` to `to`: `[seq, dep]` (dep 0: nothing to wait for). `now`:
+   * the clock's time, when the caller has just read it.
+   */
+  next(to: string, lane: number, now = this.clock.now()): [number, number] {
     this.sweep(now);
     let lanes = this.lanes.get(to);
     if (!lanes) {
@@ -119,6 +121,10 @@ export class LaneReceiver<T> {
   private readonly nodes = new Map<string, Map<number, In<T>>>();
   private readonly timers = new Map<string, TimerHandle>();
   private sweepAt = 0;
+  /** The lane used last, found again without two map lookups (a stream from one lane is common). */
+  private lastFrom: string | undefined = undefined;
+  private lastLane = -1;
+  private lastIn: In<T> | undefined = undefined;
   readonly stats: LaneStats = { held: 0, skipped: 0, stale: 0 };
 
   constructor(
@@ -127,10 +133,47 @@ export class LaneReceiver<T> {
     private readonly limits: LaneLimits = DEFAULT_LANE_LIMITS,
   ) {}
 
+  /**
+   * The common case without an item: true when message `seq` of `lane` from `from` may be
+   * delivered now (nothing of its lane waiting, its predecessor delivered or none named), and it
+   * is then counted as delivered; the caller delivers it. False: call `receive` with the item (it
+   * is held, or stale).
+   */
+  admit(from: string, lane: number, seq: number, dep: number): boolean {
+    const l = this.lane(from, lane);
+    if (seq <= l.last || l.held.length > 0 || dep > l.last) return false;
+    l.last = seq;
+    return true;
+  }
+
   /** Message `seq` of `lane` from `from`, after `dep` (0: no predecessor to wait for). */
   receive(from: string, lane: number, seq: number, dep: number, item: T): void {
+    if (this.admit(from, lane, seq, dep)) {
+      this.deliver(from, item);
+      return;
+    }
+    const l = this.lane(from, lane);
+    if (seq <= l.last) {
+      this.stats.stale++;
+      return;
+    }
+    // Keep held messages in number order: a late predecessor goes before those waiting for it.
+    let i = l.held.length;
+    while (i > 0 && l.held[i - 1]!.seq > seq) i--;
+    l.held.splice(i, 0, { seq, dep, item });
+    this.stats.held++;
+    this.release(from, l, l.held.length > this.limits.maxHeld);
+  }
+
+  /** The state of one (node, lane), made on first use; marks it used now. */
+  private lane(from: string, lane: number): In<T> {
     const now = this.clock.now();
     this.sweep(now);
+    if (lane === this.lastLane && from === this.lastFrom) {
+      const l = this.lastIn!;
+      l.at = now;
+      return l;
+    }
     let lanes = this.nodes.get(from);
     if (!lanes) {
       lanes = new Map();
@@ -140,24 +183,18 @@ export class LaneReceiver<T> {
     if (!l) {
       l = { last: 0, held: [], at: now };
       lanes.set(lane, l);
-    }
-    l.at = now;
-    if (seq <= l.last) {
-      this.stats.stale++;
-      return;
-    }
-    if (l.held.length === 0 && dep <= l.last) {
-      // The common case: nothing waiting, predecessor delivered (or none to wait for).
-      l.last = seq;
-      this.deliver(from, item);
-      return;
-    }
-    // Keep held messages in number order: a late predecessor goes before those waiting for it.
-    let i = l.held.length;
-    while (i > 0 && l.held[i - 1]!.seq > seq) i--;
-    l.held.splice(i, 0, { seq, dep, item });
-    this.stats.held++;
-    this.release(from, l, l.held.length > this.limits.maxHeld);
+    } else l.at = now;
+    this.lastFrom = from;
+    this.lastLane = lane;
+    this.lastIn = l;
+    return l;
+  }
+
+  /** Forgets the cached lane (its entry may be going away). */
+  private uncache(): void {
+    this.lastFrom = undefined;
+    this.lastLane = -1;
+    this.lastIn = undefined;
   }
 
   /** Delivers held messages, in order, while their predecessor was delivered (all when `force`). */
@@ -194,12 +231,14 @@ export class LaneReceiver<T> {
 
   /** The node is gone: drop its lanes (and anything held for them). */
   forget(from: string): void {
+    this.uncache();
     this.nodes.delete(from);
     this.timers.get(from)?.cancel();
     this.timers.delete(from);
   }
 
   stop(): void {
+    this.uncache();
     for (const t of this.timers.values()) t.cancel();
     this.timers.clear();
     this.nodes.clear();
@@ -208,6 +247,7 @@ export class LaneReceiver<T> {
   private sweep(now: number): void {
     if (now < this.sweepAt) return;
     this.sweepAt = now + this.limits.windowMs;
+    this.uncache();
     const idle = 2 * this.limits.windowMs;
     for (const lanes of this.nodes.values())
       for (const [lane, l] of lanes)

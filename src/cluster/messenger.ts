@@ -34,7 +34,28 @@ export interface SendOptions {
 export interface RequestOptions extends SendOptions {
   /** Milliseconds to wait for the reply. Default: the node's `requestTimeoutMs`. */
   timeout?: number;
+  /**
+   * Makes the error a timed-out request rejects with (default: FND_ERR_REQUEST_TIMEOUT). Lets a
+   * layer above report its own code (the actor runtime's FND_ERR_CALL_TIMEOUT) without wrapping
+   * every request's promise; called only when the request times out.
+   */
+  timeoutError?: () => Error;
 }
+
+/**
+ * Answers one request, once: a later call is ignored. `ok` false sends `value` as an error (a
+ * FoundationError keeps its code, as when a handler throws).
+ */
+export interface ReplySink {
+  reply(ok: boolean, value: unknown): void;
+}
+
+/**
+ * A request handler that answers through `reply` when it is ready, without a promise (the actor
+ * runtime's calls: the reply goes from the actor straight to the wire). A synchronous throw is
+ * sent back as the error, unless `reply` was called first.
+ */
+export type DeferredRequestHandler = (payload: unknown, from: string, reply: ReplySink) => void;
 
 export interface MessengerDeps {
   selfName: string;
@@ -67,6 +88,30 @@ interface Pending {
   reject(e: Error): void;
   /** Settled (replied, rejected or timed out); its slot in a TimeoutQueue is then dead. */
   done: boolean;
+  timeoutError: (() => Error) | undefined;
+}
+
+/** A registered request handler; `deferred` ones answer through a ReplySink. */
+interface Handler {
+  fn: RequestHandler | DeferredRequestHandler;
+  deferred: boolean;
+}
+
+/** The ReplySink of one request: one small object instead of a promise and its reactions. */
+class Reply implements ReplySink {
+  private done = false;
+  constructor(
+    private readonly messenger: Messenger,
+    private readonly to: string,
+    private readonly channel: ChannelName,
+    private readonly id: number,
+  ) {}
+
+  reply(ok: boolean, value: unknown): void {
+    if (this.done) return;
+    this.done = true;
+    this.messenger.answer(this.to, this.channel, this.id, ok, value);
+  }
 }
 
 // `new Promise(capture)` hands out resolve/reject without allocating an executor closure per
@@ -149,19 +194,20 @@ class TimeoutQueue {
 
 export class Messenger {
   private readonly oneWay = new Map<string, MessageHandler>();
-  private readonly handlers = new Map<string, RequestHandler>();
+  private readonly handlers = new Map<string, Handler>();
   private readonly pending = new Map<number, Pending>();
   /** One TimeoutQueue per distinct timeout value in use. */
   private readonly timeouts = new Map<number, TimeoutQueue>();
   private nextId = 1;
   private stopped = false;
   private readonly lanesOut: LaneSender;
+  /** Held lane messages, as they came off the wire (`[33, ...]` / `[34, ...]`), with their channel. */
   private readonly lanesIn: LaneReceiver<{ channel: ChannelName; msg: unknown[] }>;
 
   constructor(private readonly deps: MessengerDeps) {
     this.lanesOut = new LaneSender(deps.clock);
     this.lanesIn = new LaneReceiver(deps.clock, (from, { channel, msg }) =>
-      this.dispatchPlain(from, channel, msg),
+      this.dispatchLane(from, channel, msg),
     );
   }
 
@@ -187,7 +233,12 @@ export class Messenger {
 
   /** Registers the handler for requests of `kind` (replacing any previous one). */
   handle(kind: string, handler: RequestHandler): void {
-    this.handlers.set(kind, handler);
+    this.handlers.set(kind, { fn: handler, deferred: false });
+  }
+
+  /** Registers a handler of `kind` that answers through a ReplySink (replacing any previous one). */
+  handleDeferred(kind: string, handler: DeferredRequestHandler): void {
+    this.handlers.set(kind, { fn: handler, deferred: true });
   }
 
   /** Requests awaiting a reply. */
@@ -280,16 +331,18 @@ export class Messenger {
     if (this.deps.unreachable?.(to)) return Promise.reject(unreachableError(to));
     const id = this.nextId++;
     const timeout = opts?.timeout ?? this.deps.requestTimeoutMs;
+    const now = this.deps.clock.now();
     const promise = new Promise<T>(capture);
     const p: Pending = {
       id,
       to,
       kind,
       timeout,
-      deadline: this.deps.clock.now() + timeout,
+      deadline: now + timeout,
       resolve: capturedResolve,
       reject: capturedReject,
       done: false,
+      timeoutError: opts?.timeoutError,
     };
     this.pending.set(id, p);
     this.timeoutQueue(timeout).add(p);
@@ -300,7 +353,7 @@ export class Messenger {
       else if (lane === undefined)
         this.out(to, opts?.channel ?? 'default', [MSG.REQUEST, id, kind, payload]);
       else {
-        const [seq, dep] = this.lanesOut.next(to, lane);
+        const [seq, dep] = this.lanesOut.next(to, lane, now);
         try {
           this.out(to, opts?.channel ?? 'default', [
             MSG.REQUEST_LANE,
@@ -340,11 +393,13 @@ export class Messenger {
     this.pending.delete(p.id);
     p.done = true;
     p.reject(
-      new FoundationError(
-        'FND_ERR_REQUEST_TIMEOUT',
-        `no reply from ${p.to} to "${p.kind}" within ${p.timeout} ms`,
-        { node: p.to, kind: p.kind, timeout: p.timeout },
-      ),
+      p.timeoutError
+        ? p.timeoutError()
+        : new FoundationError(
+            'FND_ERR_REQUEST_TIMEOUT',
+            `no reply from ${p.to} to "${p.kind}" within ${p.timeout} ms`,
+            { node: p.to, kind: p.kind, timeout: p.timeout },
+          ),
     );
   }
 
@@ -398,81 +453,108 @@ export class Messenger {
 
   /** Handles one data message from `from`. Never throws. */
   dispatch(from: string, channel: ChannelName, msg: unknown[]): void {
-    const type = msg[0];
-    if (type === MSG.SEND_LANE || type === MSG.REQUEST_LANE) {
-      // [33, kind, lane, seq, dep, payload] / [34, id, kind, lane, seq, dep, payload]
-      const at = type === MSG.SEND_LANE ? 2 : 3;
-      const lane = msg[at];
-      const seq = msg[at + 1];
-      const dep = msg[at + 2];
-      if (!laneNumber(lane) || !laneNumber(seq) || seq < 1 || !laneNumber(dep) || dep >= seq) {
-        this.deps.log.debug({ from, type }, 'malformed lane message; dropped');
+    switch (msg[0]) {
+      case MSG.SEND:
+        this.oneWayIn(from, msg[1], msg[2]);
+        return;
+      case MSG.REQUEST:
+        this.requestIn(from, channel, msg[1], msg[2], msg[3]);
+        return;
+      case MSG.RESPONSE:
+        this.responseIn(from, msg);
+        return;
+      case MSG.SEND_LANE:
+      case MSG.REQUEST_LANE: {
+        // [33, kind, lane, seq, dep, payload] / [34, id, kind, lane, seq, dep, payload]
+        const at = msg[0] === MSG.SEND_LANE ? 2 : 3;
+        const lane = msg[at];
+        const seq = msg[at + 1];
+        const dep = msg[at + 2];
+        if (!laneNumber(lane) || !laneNumber(seq) || seq < 1 || !laneNumber(dep) || dep >= seq) {
+          this.deps.log.debug({ from, type: msg[0] }, 'malformed lane message; dropped');
+          return;
+        }
+        // The common case (nothing of its lane waiting) is delivered here, allocating nothing.
+        if (this.lanesIn.admit(from, lane, seq, dep)) this.dispatchLane(from, channel, msg);
+        else this.lanesIn.receive(from, lane, seq, dep, { channel, msg });
         return;
       }
-      const plain =
-        type === MSG.SEND_LANE ? [MSG.SEND, msg[1], msg[5]] : [MSG.REQUEST, msg[1], msg[2], msg[6]];
-      this.lanesIn.receive(from, lane, seq, dep, { channel, msg: plain });
-      return;
     }
-    this.dispatchPlain(from, channel, msg);
   }
 
-  private dispatchPlain(from: string, channel: ChannelName, msg: unknown[]): void {
-    switch (msg[0]) {
-      case MSG.SEND: {
-        const h = typeof msg[1] === 'string' ? this.oneWay.get(msg[1]) : undefined;
-        if (!h) {
-          this.deps.log.debug({ from, kind: msg[1] }, 'no handler for message; dropped');
-          return;
-        }
-        try {
-          h(msg[2], from);
-        } catch (err) {
-          this.deps.log.error(
-            { from, kind: msg[1], err: (err as Error).message },
-            'message handler threw',
-          );
-        }
-        return;
-      }
-      case MSG.REQUEST: {
-        const [, id, kind] = msg;
-        if (typeof id !== 'number' || typeof kind !== 'string') return;
-        const h = this.handlers.get(kind);
-        if (!h) {
-          const e = new FoundationError(
-            'FND_ERR_NO_HANDLER',
-            `node ${this.deps.selfName} has no handler for "${kind}"`,
-            { kind },
-          );
-          this.reply(from, channel, id, false, e.toJSON());
-          return;
-        }
-        let result: unknown;
-        try {
-          result = h(msg[3], from);
-        } catch (err) {
-          this.reply(from, channel, id, false, serializeError(err));
-          return;
-        }
-        if (result instanceof Promise) {
-          result.then(
-            (v) => this.reply(from, channel, id, true, v),
-            (err) => this.reply(from, channel, id, false, serializeError(err)),
-          );
-        } else this.reply(from, channel, id, true, result);
-        return;
-      }
-      case MSG.RESPONSE: {
-        const id = msg[1];
-        const p = typeof id === 'number' ? this.pending.get(id) : undefined;
-        if (!p || p.to !== from) return;
-        this.settle(id as number, p);
-        if (msg[2]) p.resolve(msg[3]);
-        else p.reject(remoteError(from, msg[3]));
-        return;
-      }
+  /** Delivers a lane message (its predecessor was delivered). */
+  private dispatchLane(from: string, channel: ChannelName, msg: unknown[]): void {
+    if (msg[0] === MSG.SEND_LANE) this.oneWayIn(from, msg[1], msg[5]);
+    else this.requestIn(from, channel, msg[1], msg[2], msg[6]);
+  }
+
+  private oneWayIn(from: string, kind: unknown, payload: unknown): void {
+    const h = typeof kind === 'string' ? this.oneWay.get(kind) : undefined;
+    if (!h) {
+      this.deps.log.debug({ from, kind }, 'no handler for message; dropped');
+      return;
     }
+    try {
+      h(payload, from);
+    } catch (err) {
+      this.deps.log.error({ from, kind, err: (err as Error).message }, 'message handler threw');
+    }
+  }
+
+  private requestIn(
+    from: string,
+    channel: ChannelName,
+    id: unknown,
+    kind: unknown,
+    payload: unknown,
+  ): void {
+    if (typeof id !== 'number' || typeof kind !== 'string') return;
+    const h = this.handlers.get(kind);
+    if (!h) {
+      const e = new FoundationError(
+        'FND_ERR_NO_HANDLER',
+        `node ${this.deps.selfName} has no handler for "${kind}"`,
+        { kind },
+      );
+      this.reply(from, channel, id, false, e.toJSON());
+      return;
+    }
+    if (h.deferred) {
+      const sink = new Reply(this, from, channel, id);
+      try {
+        (h.fn as DeferredRequestHandler)(payload, from, sink);
+      } catch (err) {
+        sink.reply(false, err);
+      }
+      return;
+    }
+    let result: unknown;
+    try {
+      result = (h.fn as RequestHandler)(payload, from);
+    } catch (err) {
+      this.reply(from, channel, id, false, serializeError(err));
+      return;
+    }
+    if (result instanceof Promise) {
+      result.then(
+        (v) => this.reply(from, channel, id, true, v),
+        (err) => this.reply(from, channel, id, false, serializeError(err)),
+      );
+    } else this.reply(from, channel, id, true, result);
+  }
+
+  private responseIn(from: string, msg: unknown[]): void {
+    const id = msg[1];
+    const p = typeof id === 'number' ? this.pending.get(id) : undefined;
+    if (!p || p.to !== from) return;
+    this.settle(id as number, p);
+    if (msg[2]) p.resolve(msg[3]);
+    else p.reject(remoteError(from, msg[3]));
+  }
+
+  /** @internal A ReplySink's answer: `value` is the reply, or (ok false) the error to send. */
+  answer(to: string, channel: ChannelName, id: number, ok: boolean, value: unknown): void {
+    this.reply(to, channel, id, ok, ok ? value : serializeError(value));
   }
 
   private reply(to: string, channel: ChannelName, id: number, ok: boolean, value: unknown): void {

@@ -27,25 +27,42 @@ function capture(resolve: (v: unknown) => void, reject: (e: unknown) => void): v
   capturedReject = reject;
 }
 
+/** Where the answer of a call from another node goes: to the wire, without a promise. */
+export interface ReplySink {
+  reply(ok: boolean, value: unknown): void;
+}
+
 /**
- * A call waiting in a mailbox (or being handled), with the promise its caller waits on. `reply`
- * settles it; only the first reply counts, so the actor's answer, its exit and the caller's
- * timeout may race harmlessly. One object per call: no executor, no reply closure.
+ * A call waiting in a mailbox (or being handled). `reply` settles it; only the first reply counts,
+ * so the actor's answer, its exit and the caller's timeout may race harmlessly. A local call
+ * carries the promise its caller waits on (one object per call: no executor, no reply closure);
+ * a call from another node carries its ReplySink instead, and makes no promise at all.
  */
 export class CallEnvelope {
-  readonly promise: Promise<unknown>;
-  private readonly resolve: (v: unknown) => void;
-  private readonly reject: (e: unknown) => void;
+  /** The caller's promise (local calls; undefined when the call has a ReplySink). */
+  readonly promise: Promise<unknown> | undefined;
+  private resolve: ((v: unknown) => void) | undefined;
+  private reject: ((e: unknown) => void) | undefined;
+  private sink: ReplySink | undefined;
   /** The caller's timeout (local calls), cancelled by the reply. */
   timer: TimerHandle | undefined = undefined;
 
   constructor(
     readonly msg: unknown,
     readonly from: PidLike | undefined,
+    sink?: ReplySink,
   ) {
+    if (sink !== undefined) {
+      this.promise = undefined;
+      this.resolve = undefined;
+      this.reject = undefined;
+      this.sink = sink;
+      return;
+    }
     this.promise = new Promise(capture);
     this.resolve = capturedResolve;
     this.reject = capturedReject;
+    this.sink = undefined;
   }
 
   reply(ok: boolean, value: unknown): void {
@@ -53,10 +70,17 @@ export class CallEnvelope {
       this.timer.cancel();
       this.timer = undefined;
     }
-    if (ok) this.resolve(value);
-    else this.reject(value);
+    const sink = this.sink;
+    if (sink !== undefined) {
+      this.sink = ANSWERED;
+      sink.reply(ok, value);
+    } else if (ok) this.resolve!(value);
+    else this.reject!(value);
   }
 }
+
+/** A sink call envelopes switch to once answered: later replies go nowhere. */
+const ANSWERED: ReplySink = { reply() {} };
 
 export class CastEnvelope {
   constructor(readonly msg: unknown) {}

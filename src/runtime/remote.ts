@@ -6,7 +6,13 @@ import { randomBytes } from 'node:crypto';
 import { type ErrorCode, FoundationError } from '../errors.js';
 import type { Clock } from '../util/clock.js';
 import type { Logger } from '../util/log.js';
-import { CallEnvelope, CallRefusal, CastEnvelope, ContextEnvelope } from './actor.js';
+import {
+  CallEnvelope,
+  CallRefusal,
+  CastEnvelope,
+  ContextEnvelope,
+  type ReplySink,
+} from './actor.js';
 import type { ExitReason } from './behaviour.js';
 import { Pid, type PidLike } from './pid.js';
 import type { ActorSystem } from './system.js';
@@ -18,13 +24,17 @@ export interface RemoteRouter {
    * the node itself); one lane's messages to a node arrive in send order whatever their size.
    */
   send(node: string, kind: string, payload: unknown, lane: number): void;
-  /** Request/response; rejects with coded errors (timeout, node down, ...). Ordered in `lane`. */
+  /**
+   * Request/response; rejects with coded errors (node down, ...), and with `timeoutError()` when
+   * no reply came within `timeoutMs`. Ordered in `lane`.
+   */
   request(
     node: string,
     kind: string,
     payload: unknown,
     timeoutMs: number,
     lane: number,
+    timeoutError?: () => Error,
   ): Promise<unknown>;
 }
 
@@ -345,8 +355,11 @@ export class RemoteEndpoint {
     }
   }
 
-  /** A request (deliver with ack, or call) from member `from`. Throws coded errors back. */
-  handleRequest(kind: string, payload: unknown, from: string): unknown {
+  /**
+   * A request (deliver with ack, or call) from member `from`, answered through `sink` (a call when
+   * its actor replies). Throws coded errors back instead when it is refused at once.
+   */
+  handleRequest(kind: string, payload: unknown, from: string, sink: ReplySink): void {
     const d = decodeActorMessage(kind, payload, from);
     if (!d.ok) {
       this.refuse(d.code, from, d.detail);
@@ -371,12 +384,12 @@ export class RemoteEndpoint {
     if (m.kind !== 'call') {
       // deliver: the ack is the reply (FND_ERR_MAILBOX_FULL when refused)
       actor.enqueue(ctx === undefined ? m.msg : new ContextEnvelope(m.msg, ctx));
-      return null;
+      sink.reply(true, null);
+      return;
     }
-    const call = new CallEnvelope(m.msg, m.from ?? { node: from, id: 0 });
-    // FND_ERR_MAILBOX_FULL thrown back to the caller when refused
+    const call = new CallEnvelope(m.msg, m.from ?? { node: from, id: 0 }, sink);
+    // FND_ERR_MAILBOX_FULL thrown back to the caller when refused.
     actor.enqueue(ctx === undefined ? call : new ContextEnvelope(call, ctx));
-    return call.promise;
   }
 
   private signal(s: Signal, from: string): void {

@@ -12,6 +12,7 @@ import {
   ContextEnvelope,
   type ContextPropagation,
   callIn,
+  type ReplySink,
 } from './actor.js';
 import {
   type ActorContext,
@@ -476,23 +477,20 @@ export class ActorSystem {
     const timeout = opts?.timeout ?? this.callTimeoutMs;
     const ctx = this.propagation?.capture();
     if (this.isRemote(target)) {
-      let reply: Promise<unknown>;
       try {
-        reply = this.router().request(
+        return this.router().request(
           target.node,
           ACTOR_KINDS.call,
           encode.call(this.remoteRef(target), msg, from, ctx),
           timeout,
           from !== undefined && from.node === this.nodeName ? from.id : 0,
+          // Made only if the call times out (no wrapper promise per call to translate the code).
+          () => callTimeout(target, timeout),
         );
       } catch (err) {
         // An unknown or unreachable node: a rejected promise like every other failure of a call.
         return Promise.reject(err);
       }
-      return reply.catch((err: FoundationError) => {
-        if (err.code === 'FND_ERR_REQUEST_TIMEOUT') throw callTimeout(target, timeout);
-        throw err;
-      });
     }
     const actor = this.local(target);
     if (!actor?.alive) return Promise.reject(noproc(target));
@@ -507,7 +505,7 @@ export class ActorSystem {
     } catch (err) {
       call.reply(false, err);
     }
-    return call.promise;
+    return call.promise!;
   }
 
   // ---- links, monitors, exits ----
@@ -830,9 +828,28 @@ export class ActorSystem {
     this.endpoint.handle(kind, payload, from);
   }
 
-  /** A remote request (deliver with ack, or call). Throws coded errors back to the caller. */
-  handleRemoteRequest(kind: string, payload: unknown, from: string): unknown {
-    return this.endpoint.handleRequest(kind, payload, from);
+  /**
+   * A remote request (deliver with ack, or call), answered through `sink`; without one, the
+   * answer is the promise returned. Throws coded errors back to the caller when refused at once.
+   */
+  handleRemoteRequest(kind: string, payload: unknown, from: string): Promise<unknown>;
+  handleRemoteRequest(kind: string, payload: unknown, from: string, sink: ReplySink): void;
+  handleRemoteRequest(
+    kind: string,
+    payload: unknown,
+    from: string,
+    sink?: ReplySink,
+  ): Promise<unknown> | undefined {
+    if (sink !== undefined) {
+      this.endpoint.handleRequest(kind, payload, from, sink);
+      return undefined;
+    }
+    let answer!: ReplySink;
+    const promise = new Promise<unknown>((resolve, reject) => {
+      answer = { reply: (ok, value) => (ok ? resolve(value) : reject(value)) };
+    });
+    this.endpoint.handleRequest(kind, payload, from, answer);
+    return promise;
   }
 
   /**

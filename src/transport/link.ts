@@ -100,8 +100,13 @@ export class Link {
   ) {
     this.peer = est.peer;
     this.decoder = new FrameDecoder(est.maxFrameSize, budget);
-    this.sealer = new RecordSealer(est.sendKey, est.peer.encrypted);
-    this.opener = new RecordOpener(est.recvKey, est.peer.encrypted, this.onPayload);
+    this.sealer = new RecordSealer(est.sendKey, est.peer.encrypted, est.peer.version);
+    this.opener = new RecordOpener(
+      est.recvKey,
+      est.peer.encrypted,
+      this.onPayload,
+      est.peer.version,
+    );
     conn.setHandlers({
       data: (chunk) => this.onData(chunk),
       drain: () => this.handlers.drain(),

@@ -3,11 +3,13 @@
 
 export const MAGIC = 'FNDN';
 /** Versions this build speaks; the handshake picks the highest both sides share. */
-// Version 2 (this build): transcript-bound proofs, per-connection keys, every frame inside an
-// authenticated record. Version 1 frames were not authenticated, so it is not spoken any more:
-// a version 1 node is refused with FND_ERR_HANDSHAKE_VERSION.
+// Version 2: transcript-bound proofs, per-connection keys, every frame inside an authenticated
+// record. Version 3 (this build's newest) differs only in the tags of authenticate-only records:
+// small ones are HMAC-SHA256, which costs less per record than GMAC (record.ts). Version 1 frames
+// were not authenticated, so it is not spoken any more: a version 1 node is refused with
+// FND_ERR_HANDSHAKE_VERSION.
 export const PROTOCOL_MIN = 2;
-export const PROTOCOL_MAX = 2;
+export const PROTOCOL_MAX = 3;
 
 /** Frames before authentication are tiny; anything larger is not a Foundation peer. */
 export const HANDSHAKE_MAX_FRAME = 4 * 1024;

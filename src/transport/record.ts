@@ -1,17 +1,31 @@
 // The record layer: after the handshake, every byte of a connection travels inside records
-// sealed with that connection's key (AES-256-GCM). By default a record is authenticated only
-// (GMAC: the payload is the GCM additional data, sent in the clear, so large payloads are not
-// copied); with `encrypt` the payload is also encrypted. A record's sequence number is never sent:
-// it is the GCM nonce, counted on both sides, so a record dropped, reordered, replayed, cut or
-// forged fails verification and closes the connection. Frames (frame.ts) are cut from the verified
-// byte stream, so one frame may span records and one record may hold many frames.
+// sealed with that connection's key. By default a record is authenticated only (the payload is
+// sent in the clear, so large payloads are not copied); with `encrypt` the payload is also
+// encrypted (AES-256-GCM). A record's sequence number is never sent: it is counted on both sides
+// and enters every tag (as the GCM nonce, or as the first 8 bytes HMAC'd), so a record dropped,
+// reordered, replayed, cut or forged fails verification and closes the connection. Frames
+// (frame.ts) are cut from the verified byte stream, so one frame may span records and one record
+// may hold many frames.
 //
 //   record = | payload length L: uint32 BE | payload: L bytes | tag: 16 bytes |
 //
 // The header is authenticated too. Nothing from a record reaches the frame decoder before its tag
-// checked out.
-import { createCipheriv, createDecipheriv, type DecipherGCM } from 'node:crypto';
+// checked out. Authenticate-only tags (docs/protocol.md, "Records"): protocol version 2, GMAC for
+// every record; version 3, HMAC-SHA256 (cut to 16 bytes) for records of at most SMALL_RECORD_MAX
+// bytes, which costs less than setting up a GCM context (the round trip of a small request costs
+// four tags), and GMAC for larger ones, which is several times faster per byte.
+
+import * as nodeCrypto from 'node:crypto';
+import {
+  createCipheriv,
+  createDecipheriv,
+  createHmac,
+  type DecipherGCM,
+  hkdfSync,
+  timingSafeEqual,
+} from 'node:crypto';
 import { FoundationError } from '../errors.js';
+import { PROTOCOL_MAX } from './protocol.js';
 
 export const RECORD_HEADER = 4;
 export const RECORD_TAG = 16;
@@ -21,6 +35,11 @@ export const RECORD_TAG = 16;
  * verified as it arrives instead of all at the end).
  */
 export const RECORD_MAX = 256 * 1024;
+/**
+ * Version 3, authenticate only: records with at most this many payload bytes are tagged with
+ * HMAC-SHA256, larger ones with GMAC (where the two cost the same, measured: about 1–2 KiB).
+ */
+export const SMALL_RECORD_MAX = 1024;
 
 const ALGO = 'aes-256-gcm';
 
@@ -32,15 +51,82 @@ function ivFor(iv: Buffer, seq: number): Buffer {
   return iv;
 }
 
+/**
+ * One direction's keys for `version`: version 2 uses the direction key itself as the GCM key;
+ * version 3 derives a GCM key and an HMAC key from it (HKDF-SHA256, labels in docs/protocol.md),
+ * so no key serves two algorithms.
+ */
+function subkeys(key: Buffer, version: number): { gcm: Buffer; mac: Buffer | undefined } {
+  if (version < 3) return { gcm: key, mac: undefined };
+  const sub = (label: string) =>
+    Buffer.from(hkdfSync('sha256', key, Buffer.alloc(0), Buffer.from(label), 32));
+  return { gcm: sub('FND3 record gcm'), mac: sub('FND3 record hmac') };
+}
+
+/** One-shot SHA-256 (Node ≥ 20.12); older versions fall back to createHmac. */
+const oneShot = (nodeCrypto as { hash?: (alg: string, data: Uint8Array, enc: 'buffer') => Buffer })
+  .hash;
+
+/**
+ * HMAC-SHA256 over `u64(seq) ‖ header ‖ payload` of one small record, built up in place. With
+ * the one-shot hash it is two hash calls over buffers prepared once (the key's inner and outer
+ * pads stay in front), which is RFC 2104's HMAC exactly, without creating an Hmac object per
+ * record.
+ */
+class SmallMac {
+  /** ipad ‖ seq ‖ header ‖ payload */
+  private readonly inner = Buffer.alloc(64 + 8 + RECORD_HEADER + SMALL_RECORD_MAX);
+  /** opad ‖ inner digest */
+  private readonly outer = Buffer.alloc(64 + 32);
+  private fill = 0;
+
+  constructor(private readonly key: Buffer) {
+    for (let i = 0; i < 64; i++) {
+      const k = key[i] ?? 0;
+      this.inner[i] = k ^ 0x36;
+      this.outer[i] = k ^ 0x5c;
+    }
+  }
+
+  begin(seq: number, header: Uint8Array): void {
+    this.inner.writeUInt32BE(Math.floor(seq / 0x1_0000_0000), 64);
+    this.inner.writeUInt32BE(seq >>> 0, 68);
+    this.inner.set(header, 72);
+    this.fill = 72 + RECORD_HEADER;
+  }
+
+  add(piece: Uint8Array): void {
+    this.inner.set(piece, this.fill);
+    this.fill += piece.length;
+  }
+
+  /** The full 32-byte HMAC; the record carries its first RECORD_TAG bytes. */
+  digest(): Buffer {
+    if (oneShot === undefined)
+      return createHmac('sha256', this.key).update(this.inner.subarray(64, this.fill)).digest();
+    oneShot('sha256', this.inner.subarray(0, this.fill), 'buffer').copy(this.outer, 64);
+    return oneShot('sha256', this.outer, 'buffer');
+  }
+}
+
 /** Seals outgoing records for one direction of one connection. */
 export class RecordSealer {
   private seq = 0;
   private readonly iv = Buffer.alloc(12);
+  private readonly key: Buffer;
+  /** Tags small authenticate-only records (version 3). */
+  private readonly mac: SmallMac | undefined;
 
+  /** `version`: the connection's protocol version (it decides the tags, see the top). */
   constructor(
-    private readonly key: Buffer,
+    key: Buffer,
     readonly encrypt: boolean,
-  ) {}
+    version: number = PROTOCOL_MAX,
+  ) {
+    const k = subkeys(key, version);
+    this.key = k.gcm;
+    this.mac = encrypt || !k.mac ? undefined : new SmallMac(k.mac);
+  }
 
   /**
    * Seals in place: `buf` holds RECORD_HEADER free bytes, then the payload (at most RECORD_MAX),
@@ -50,6 +136,13 @@ export class RecordSealer {
   sealInPlace(buf: Buffer): Buffer {
     const len = buf.length - RECORD_HEADER - RECORD_TAG;
     buf.writeUInt32BE(len, 0);
+    const mac = this.mac;
+    if (mac !== undefined && len <= SMALL_RECORD_MAX) {
+      mac.begin(this.seq++, buf.subarray(0, RECORD_HEADER));
+      mac.add(buf.subarray(RECORD_HEADER, RECORD_HEADER + len));
+      mac.digest().copy(buf, RECORD_HEADER + len, 0, RECORD_TAG);
+      return buf;
+    }
     const c = createCipheriv(ALGO, this.key, ivFor(this.iv, this.seq++));
     const header = buf.subarray(0, RECORD_HEADER);
     const payload = buf.subarray(RECORD_HEADER, RECORD_HEADER + len);
@@ -80,19 +173,29 @@ export class RecordSealer {
       const head = glue ?? Buffer.allocUnsafe(RECORD_HEADER);
       const hoff = glue ? RECORD_TAG : 0;
       head.writeUInt32BE(payload.length, hoff);
-      const c = createCipheriv(ALGO, this.key, ivFor(this.iv, this.seq++));
       const header = head.subarray(hoff, hoff + RECORD_HEADER);
-      c.setAAD(header);
       out.push(head);
-      if (this.encrypt) out.push(c.update(payload));
-      else {
-        c.setAAD(payload);
+      let tag: Buffer;
+      const mac = this.mac;
+      if (mac !== undefined && payload.length <= SMALL_RECORD_MAX) {
+        mac.begin(this.seq++, header);
+        mac.add(payload);
         out.push(payload);
+        tag = mac.digest();
+      } else {
+        const c = createCipheriv(ALGO, this.key, ivFor(this.iv, this.seq++));
+        c.setAAD(header);
+        if (this.encrypt) out.push(c.update(payload));
+        else {
+          c.setAAD(payload);
+          out.push(payload);
+        }
+        c.final();
+        tag = c.getAuthTag();
       }
-      c.final();
       const last = off + RECORD_MAX >= buf.length;
       glue = Buffer.allocUnsafe(RECORD_TAG + (last ? 0 : RECORD_HEADER));
-      c.getAuthTag().copy(glue, 0);
+      tag.copy(glue, 0, 0, RECORD_TAG);
       if (last) {
         out.push(glue);
         break;
@@ -119,14 +222,24 @@ export class RecordOpener {
   /** Tag bytes still to come, once the payload is complete. */
   private tagNeed = 0;
   private decipher: DecipherGCM | undefined;
+  /** The current record is small and tagged by `mac` (version 3, authenticate only). */
+  private macced = false;
   private pieces: Buffer[] = [];
   private held = 0;
+  private readonly key: Buffer;
+  private readonly mac: SmallMac | undefined;
 
+  /** `version`: the connection's protocol version (it decides the tags, see the top). */
   constructor(
-    private readonly key: Buffer,
+    key: Buffer,
     readonly encrypt: boolean,
     private readonly onPayload: (piece: Buffer) => void,
-  ) {}
+    version: number = PROTOCOL_MAX,
+  ) {
+    const k = subkeys(key, version);
+    this.key = k.gcm;
+    this.mac = encrypt || !k.mac ? undefined : new SmallMac(k.mac);
+  }
 
   /** Unverified bytes held for the current record. */
   get pending(): number {
@@ -165,11 +278,16 @@ export class RecordOpener {
         const piece = buf.subarray(off, off + k);
         off += k;
         this.need -= k;
-        const d = this.decipher!;
-        if (this.encrypt) this.pieces.push(d.update(piece));
-        else {
-          d.setAAD(piece);
+        if (this.macced) {
+          this.mac!.add(piece);
           this.pieces.push(piece);
+        } else {
+          const d = this.decipher!;
+          if (this.encrypt) this.pieces.push(d.update(piece));
+          else {
+            d.setAAD(piece);
+            this.pieces.push(piece);
+          }
         }
         this.held += k;
         if (this.need === 0) this.startTag();
@@ -193,10 +311,17 @@ export class RecordOpener {
         { length: len, max: RECORD_MAX },
       );
     }
+    this.need = len;
+    const mac = this.mac;
+    if (mac !== undefined && len <= SMALL_RECORD_MAX) {
+      this.macced = true;
+      mac.begin(this.seq++, header);
+      return;
+    }
+    this.macced = false;
     const d = createDecipheriv(ALGO, this.key, ivFor(this.iv, this.seq++));
     d.setAAD(header);
     this.decipher = d;
-    this.need = len;
   }
 
   private startTag(): void {
@@ -206,7 +331,7 @@ export class RecordOpener {
   }
 
   private finish(): void {
-    const d = this.decipher!;
+    const d = this.decipher;
     this.decipher = undefined;
     this.smallFill = 0;
     const pieces = this.pieces;
@@ -214,8 +339,13 @@ export class RecordOpener {
     this.held = 0;
     let last: Buffer | undefined;
     try {
-      d.setAuthTag(this.small);
-      last = d.final();
+      if (this.macced) {
+        if (!timingSafeEqual(this.mac!.digest().subarray(0, RECORD_TAG), this.small))
+          throw new Error('tag mismatch');
+      } else {
+        d!.setAuthTag(this.small);
+        last = d!.final();
+      }
     } catch {
       throw new FoundationError(
         'FND_ERR_RECORD_AUTH',

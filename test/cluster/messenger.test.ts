@@ -6,8 +6,10 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import diagnostics from 'node:diagnostics_channel';
 import { afterEach, describe, it } from 'node:test';
+import type { ReplySink } from '../../src/cluster/messenger.js';
+import { FoundationError } from '../../src/errors.js';
 import { CHANNELS } from '../../src/util/diagnostics.js';
-import { assertCoded, rejectedWith, rejectsWithCode, track } from '../helpers/assert.js';
+import { assertCoded, fulfilled, rejectedWith, rejectsWithCode, track } from '../helpers/assert.js';
 import { type MeshedCluster, startMeshedCluster, tickUntil } from '../helpers/nodes.js';
 
 const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
@@ -152,6 +154,56 @@ describe('Messenger between nodes', () => {
     await clock.tickAsync(1);
     const err = rejectedWith(r, 'FND_ERR_REQUEST_TIMEOUT', 'request');
     assert.equal(err.data?.timeout, 1000);
+    assert.equal(a.messenger.inFlight, 0);
+  });
+
+  it('timeoutError makes the error a timed-out request rejects with (and is not called otherwise)', async () => {
+    const { nodes, net, clock } = await cluster(['a', 'b']);
+    const [a, b] = nodes as [(typeof nodes)[0], (typeof nodes)[0]];
+    b.messenger.handle('never', never);
+    b.messenger.handle('echo', (p) => p);
+    let made = 0;
+    const timeoutError = () => {
+      made++;
+      return new FoundationError('FND_ERR_CALL_TIMEOUT', 'made by the caller');
+    };
+    assert.equal(await a.messenger.request('b', 'echo', 7, { timeout: 1000, timeoutError }), 7);
+    const r = track(a.messenger.request('b', 'never', 1, { timeout: 1000, timeoutError }));
+    await net.settle();
+    await clock.tickAsync(1000);
+    const err = rejectedWith(r, 'FND_ERR_CALL_TIMEOUT', 'request');
+    assert.equal(err.message.includes('made by the caller'), true);
+    assert.equal(made, 1, 'made once, for the request that timed out');
+  });
+
+  it('a deferred handler answers once through its ReplySink: later answers are dropped, a throw before answering is the error', async () => {
+    const { nodes, net } = await cluster(['a', 'b']);
+    const [a, b] = nodes as [(typeof nodes)[0], (typeof nodes)[0]];
+    const held: ReplySink[] = [];
+    b.messenger.handleDeferred('later', (payload, from, reply) => {
+      if (payload === 'throw') throw new FoundationError('FND_ERR_NOPROC', 'no such thing');
+      if (payload === 'answer-then-throw') {
+        reply.reply(true, 'first');
+        throw new Error('ignored: already answered');
+      }
+      held.push(reply);
+      assert.equal(from, 'a');
+    });
+    const r1 = track(a.messenger.request('b', 'later', 1));
+    const r2 = track(a.messenger.request('b', 'later', 2));
+    await net.settle();
+    assert.equal(held.length, 2);
+    assert.equal(r1.result.state, 'pending', 'no answer until the sink is called');
+    held[1]!.reply(true, 'two');
+    held[0]!.reply(false, new FoundationError('FND_ERR_MAILBOX_FULL', 'full'));
+    held[0]!.reply(true, 'too late');
+    held[1]!.reply(true, 'too late');
+    await net.settle();
+    assert.equal(fulfilled(r2, 'request'), 'two');
+    const e1 = rejectedWith(r1, 'FND_ERR_MAILBOX_FULL', 'request');
+    assert.equal(e1.data?.node, 'b');
+    await rejectsWithCode(a.messenger.request('b', 'later', 'throw'), 'FND_ERR_NOPROC');
+    assert.equal(await a.messenger.request('b', 'later', 'answer-then-throw'), 'first');
     assert.equal(a.messenger.inFlight, 0);
   });
 

@@ -19,7 +19,7 @@ import {
 } from '../../src/transport/handshake.js';
 import { Link, type LinkOptions, type PeerHello } from '../../src/transport/link.js';
 import { InMemoryNetwork } from '../../src/transport/memory.js';
-import { type ChannelName, MSG } from '../../src/transport/protocol.js';
+import { type ChannelName, MSG, PROTOCOL_MAX } from '../../src/transport/protocol.js';
 import { TcpTransport } from '../../src/transport/tcp.js';
 import type { RawConnection } from '../../src/transport/types.js';
 import type { Clock } from '../../src/util/clock.js';
@@ -112,7 +112,7 @@ describe('handshake on the in-memory network', () => {
       incarnation: identity({ name: 'bob' }).incarnation,
       address: { host: '127.0.0.1', port: 7202 },
       channel: 'bulk',
-      version: 2,
+      version: PROTOCOL_MAX,
       encrypted: false,
     });
     assert.deepEqual(s.peer, {
@@ -120,7 +120,7 @@ describe('handshake on the in-memory network', () => {
       incarnation: identity({ name: 'alice' }).incarnation,
       address: { host: '127.0.0.1', port: 7101 },
       channel: 'bulk',
-      version: 2,
+      version: PROTOCOL_MAX,
       encrypted: false,
     });
     // The authenticated links carry framed messages both ways.

@@ -3,7 +3,7 @@
 // a record dropped, swapped, replayed, injected, or a different key) is refused before a single
 // byte of the affected record is handed on.
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
+import { createCipheriv, createHmac, hkdfSync, randomBytes } from 'node:crypto';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { FoundationError } from '../../src/errors.js';
@@ -13,13 +13,14 @@ import {
   RECORD_TAG,
   RecordOpener,
   RecordSealer,
+  SMALL_RECORD_MAX,
 } from '../../src/transport/record.js';
 
 const KEY = randomBytes(32);
 
 /** Seals each payload as its own record(s) and returns the wire bytes of each. */
-function sealAll(payloads: Buffer[], encrypt: boolean, key = KEY): Buffer[] {
-  const s = new RecordSealer(key, encrypt);
+function sealAllV(payloads: Buffer[], encrypt: boolean, key = KEY, version = 3): Buffer[] {
+  const s = new RecordSealer(key, encrypt, version);
   return payloads.map((p, i) => {
     if (i % 2 === 0) {
       // Alternate the two write paths: in place (one buffer) and borrowed (pieces).
@@ -32,9 +33,9 @@ function sealAll(payloads: Buffer[], encrypt: boolean, key = KEY): Buffer[] {
 }
 
 /** Feeds `wire` to an opener in the given chunk sizes; returns what it delivered and any error. */
-function open(wire: Buffer, cuts: number[], encrypt: boolean, key = KEY) {
+function openV(wire: Buffer, cuts: number[], encrypt: boolean, key = KEY, version = 3) {
   const out: Buffer[] = [];
-  const o = new RecordOpener(key, encrypt, (p) => out.push(Buffer.from(p)));
+  const o = new RecordOpener(key, encrypt, (p) => out.push(Buffer.from(p)), version);
   let err: unknown;
   try {
     let off = 0;
@@ -52,8 +53,18 @@ function open(wire: Buffer, cuts: number[], encrypt: boolean, key = KEY) {
 
 const code = (e: unknown) => (e instanceof FoundationError ? e.code : String(e));
 
-for (const encrypt of [false, true]) {
-  describe(`records (${encrypt ? 'encrypted' : 'authenticated'})`, () => {
+for (const [version, encrypt] of [
+  [2, false],
+  [2, true],
+  [3, false],
+  [3, true],
+] as const) {
+  // This suite's sealAll/open speak `version`.
+  const sealAll = (payloads: Buffer[], enc: boolean, key = KEY) =>
+    sealAllV(payloads, enc, key, version);
+  const open = (wire: Buffer, cuts: number[], enc: boolean, key = KEY) =>
+    openV(wire, cuts, enc, key, version);
+  describe(`records, protocol ${version} (${encrypt ? 'encrypted' : 'authenticated'})`, () => {
     it('round-trips payloads of any size, cut into any chunks', () => {
       fc.assert(
         fc.property(
@@ -76,7 +87,7 @@ for (const encrypt of [false, true]) {
 
     it('a payload larger than one record is cut into records and read back whole', () => {
       const big = randomBytes(RECORD_MAX * 2 + 12345);
-      const pieces = new RecordSealer(KEY, encrypt).seal(big);
+      const pieces = new RecordSealer(KEY, encrypt, version).seal(big);
       const wire = Buffer.concat(pieces);
       assert.equal(wire.length, big.length + 3 * (RECORD_HEADER + RECORD_TAG), 'three records');
       const { data, err } = open(wire, [65536, 1, 4, 100_000], encrypt);
@@ -127,6 +138,35 @@ for (const encrypt of [false, true]) {
       }
     });
 
+    it('a dropped, swapped or replayed record fails authentication among records of mixed sizes', () => {
+      // Small and large records alternate (in protocol 3 their tags are made differently).
+      const sizes = [40, SMALL_RECORD_MAX, SMALL_RECORD_MAX + 1, 3000, 7];
+      const payloads = sizes.map((n) => randomBytes(n));
+      const r = sealAll(payloads, encrypt);
+      const cases: Record<string, Buffer[]> = {
+        'small dropped': [r[0]!, r[2]!, r[3]!],
+        'large dropped': [r[0]!, r[1]!, r[3]!],
+        'small and large swapped': [r[0]!, r[2]!, r[1]!],
+        'large replayed after small': [r[0]!, r[1]!, r[2]!, r[3]!, r[3]!],
+        'small replayed after large': [r[0]!, r[1]!, r[2]!, r[3]!, r[1]!],
+      };
+      const delivered: Record<string, number> = {
+        'small dropped': 1,
+        'large dropped': 2,
+        'small and large swapped': 1,
+        'large replayed after small': 4,
+        'small replayed after large': 4,
+      };
+      for (const [what, records] of Object.entries(cases)) {
+        const { data, err } = open(Buffer.concat(records), [1 << 20], encrypt);
+        assert.equal(code(err), 'FND_ERR_RECORD_AUTH', what);
+        assert.ok(data.equals(Buffer.concat(payloads.slice(0, delivered[what]))), what);
+      }
+      const { data, err } = open(Buffer.concat(r), [1000, 3, 5000], encrypt);
+      assert.equal(err, undefined);
+      assert.ok(data.equals(Buffer.concat(payloads)));
+    });
+
     it('records sealed with another key are refused', () => {
       const wire = Buffer.concat(sealAll([randomBytes(64)], encrypt, randomBytes(32)));
       const { data, err } = open(wire, [wire.length], encrypt);
@@ -155,11 +195,72 @@ for (const encrypt of [false, true]) {
   });
 }
 
+describe('records: protocol 3 tags', () => {
+  // The format as docs/protocol.md gives it, computed here independently of record.ts.
+  const sub = (label: string) =>
+    Buffer.from(hkdfSync('sha256', KEY, Buffer.alloc(0), Buffer.from(label), 32));
+  const u64 = (n: number) => {
+    const b = Buffer.alloc(8);
+    b.writeBigUInt64BE(BigInt(n));
+    return b;
+  };
+  const header = (n: number) => {
+    const h = Buffer.alloc(RECORD_HEADER);
+    h.writeUInt32BE(n, 0);
+    return h;
+  };
+
+  it('authenticate-only: a small record is tagged HMAC-SHA256(k_hmac, u64(seq) ‖ header ‖ payload) cut to 16 bytes, a larger one GMAC with k_gcm', () => {
+    const payloads = [
+      randomBytes(10),
+      randomBytes(SMALL_RECORD_MAX),
+      randomBytes(SMALL_RECORD_MAX + 1),
+    ];
+    const wire = sealAllV(payloads, false, KEY, 3);
+    payloads.forEach((p, seq) => {
+      const r = wire[seq]!;
+      assert.ok(r.subarray(0, RECORD_HEADER).equals(header(p.length)));
+      assert.ok(
+        r.subarray(RECORD_HEADER, RECORD_HEADER + p.length).equals(p),
+        'payload in the clear',
+      );
+      const tag = r.subarray(RECORD_HEADER + p.length);
+      let expected: Buffer;
+      if (p.length <= SMALL_RECORD_MAX) {
+        expected = createHmac('sha256', sub('FND3 record hmac'))
+          .update(Buffer.concat([u64(seq), header(p.length), p]))
+          .digest()
+          .subarray(0, RECORD_TAG);
+      } else {
+        const iv = Buffer.concat([Buffer.alloc(4), u64(seq)]);
+        const c = createCipheriv('aes-256-gcm', sub('FND3 record gcm'), iv);
+        c.setAAD(Buffer.concat([header(p.length), p]));
+        c.final();
+        expected = c.getAuthTag();
+      }
+      assert.ok(tag.equals(expected), `record ${seq} (${p.length} bytes)`);
+    });
+  });
+
+  it('a record of protocol 2 does not open as protocol 3, nor the reverse, whatever its size', () => {
+    for (const n of [10, SMALL_RECORD_MAX + 1]) {
+      for (const encrypt of [false, true]) {
+        const p = randomBytes(n);
+        const v2 = Buffer.concat(sealAllV([p], encrypt, KEY, 2));
+        const v3 = Buffer.concat(sealAllV([p], encrypt, KEY, 3));
+        assert.equal(code(openV(v2, [v2.length], encrypt, KEY, 3).err), 'FND_ERR_RECORD_AUTH');
+        assert.equal(code(openV(v3, [v3.length], encrypt, KEY, 2).err), 'FND_ERR_RECORD_AUTH');
+        assert.equal(openV(v3, [v3.length], encrypt, KEY, 3).err, undefined);
+      }
+    }
+  });
+});
+
 describe('records: authenticate-only versus encrypted', () => {
   it('authenticate-only sends the payload in the clear; encrypted does not', () => {
     const secret = Buffer.from('a recognisable plaintext message, long enough to search for');
-    const clear = Buffer.concat(sealAll([secret], false));
-    const hidden = Buffer.concat(sealAll([secret], true));
+    const clear = Buffer.concat(sealAllV([secret], false));
+    const hidden = Buffer.concat(sealAllV([secret], true));
     assert.ok(clear.includes(secret));
     assert.ok(!hidden.includes(secret.subarray(0, 16)));
   });
@@ -167,11 +268,11 @@ describe('records: authenticate-only versus encrypted', () => {
   it('an encrypted stream does not open as authenticate-only, nor the reverse', () => {
     const p = randomBytes(100);
     assert.equal(
-      code(open(Buffer.concat(sealAll([p], true)), [1000], false).err),
+      code(openV(Buffer.concat(sealAllV([p], true)), [1000], false).err),
       'FND_ERR_RECORD_AUTH',
     );
     assert.equal(
-      code(open(Buffer.concat(sealAll([p], false)), [1000], true).err),
+      code(openV(Buffer.concat(sealAllV([p], false)), [1000], true).err),
       'FND_ERR_RECORD_AUTH',
     );
   });
