@@ -6,6 +6,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { randomBytes } from 'node:crypto';
 import {
+  type Context,
   context as otelContext,
   ProxyTracerProvider,
   ROOT_CONTEXT,
@@ -181,6 +182,16 @@ export function decodeBaggage(bg: string): ContextValues {
  * OpenTelemetry RPC attributes; an event is `event <name>` with the messaging destination (and,
  * on the consuming side, the listening service in `action`).
  */
+/** An OTel context whose parent span is the W3C trace position `store` carries (from another node). */
+function remoteParent(store: Pick<Store, 'traceId' | 'spanId' | 'sampled'>): Context {
+  return trace.setSpanContext(ROOT_CONTEXT, {
+    traceId: store.traceId!,
+    spanId: store.spanId!,
+    traceFlags: store.sampled ? TraceFlags.SAMPLED : TraceFlags.NONE,
+    isRemote: true,
+  });
+}
+
 function spanName(kind: 'call' | 'event', a: string, b: string): string {
   return kind === 'call' ? `${a}.${b}` : `event ${a}`;
 }
@@ -213,12 +224,7 @@ export function outgoing(kind: 'call' | 'event', service: string, action: string
     const active = otelContext.active();
     let parent = active;
     if (store?.traceId && !trace.getSpan(active)) {
-      parent = trace.setSpanContext(ROOT_CONTEXT, {
-        traceId: store.traceId,
-        spanId: store.spanId!,
-        traceFlags: store.sampled ? TraceFlags.SAMPLED : TraceFlags.NONE,
-        isRemote: true,
-      });
+      parent = remoteParent(store);
     }
     const s = tracer.startSpan(
       spanName(kind, service, action),
@@ -289,12 +295,7 @@ export function runIncoming<T>(
   if (!tracer) return { result: als.run(store, fn), span: undefined };
   let otelCtx = ROOT_CONTEXT;
   if (traceId) {
-    otelCtx = trace.setSpanContext(ROOT_CONTEXT, {
-      traceId,
-      spanId: spanId!,
-      traceFlags: sampled ? TraceFlags.SAMPLED : TraceFlags.NONE,
-      isRemote: true,
-    });
+    otelCtx = remoteParent({ traceId, spanId, sampled });
   }
   const s = tracer.startSpan(
     spanName(kind, service, action),
@@ -359,12 +360,7 @@ export const propagation = {
     if (!tracer) return als.run(store, fn);
     let parent = ROOT_CONTEXT;
     if (store.traceId) {
-      parent = trace.setSpanContext(ROOT_CONTEXT, {
-        traceId: store.traceId,
-        spanId: store.spanId!,
-        traceFlags: store.sampled ? TraceFlags.SAMPLED : TraceFlags.NONE,
-        isRemote: true,
-      });
+      parent = remoteParent(store);
     }
     const s = tracer.startSpan(
       'actor message',
