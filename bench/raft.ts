@@ -108,15 +108,24 @@ async function leaderOf(
   }
 }
 
-async function realElections(): Promise<void> {
+/**
+ * `trials` fresh 5-process groups: in each, `end` removes the leader (a SIGKILL or a planned stop)
+ * and the time until a survivor leads in a later term is one sample.
+ */
+async function timeNewLeader(
+  trials: number,
+  prefix: string,
+  end: (leader: NodeProc) => unknown,
+  line: Record<string, unknown>,
+): Promise<void> {
   const ms: number[] = [];
-  for (let i = 0; i < REAL_TRIALS; i++) {
-    const g = await group(5, `e${i}`);
+  for (let i = 0; i < trials; i++) {
+    const g = await group(5, `${prefix}${i}`);
     try {
       const l = await leaderOf(g.procs, 0);
       await ok(g.procs.find((p) => p !== l.p)!, { cmd: 'cput', key: 'warm', value: 1 });
       const t0 = performance.now();
-      await l.p.kill('SIGKILL');
+      await end(l.p);
       await leaderOf(
         g.procs.filter((p) => p !== l.p),
         l.term,
@@ -129,7 +138,7 @@ async function realElections(): Promise<void> {
   ms.sort((a, b) => a - b);
   emit({
     bench: BENCH,
-    case: 'election-after-leader-kill',
+    ...line,
     mode: 'real',
     trials: ms.length,
     p50_ms: round(percentile(ms, 50), 1),
@@ -138,36 +147,16 @@ async function realElections(): Promise<void> {
   });
 }
 
-async function plannedStops(): Promise<void> {
-  const ms: number[] = [];
-  for (let i = 0; i < PLANNED_TRIALS; i++) {
-    const g = await group(5, `p${i}`);
-    try {
-      const l = await leaderOf(g.procs, 0);
-      await ok(g.procs.find((p) => p !== l.p)!, { cmd: 'cput', key: 'warm', value: 1 });
-      const t0 = performance.now();
-      l.p.command({ cmd: 'stop' });
-      await leaderOf(
-        g.procs.filter((p) => p !== l.p),
-        l.term,
-      );
-      ms.push(performance.now() - t0);
-    } finally {
-      await g.stop();
-    }
-  }
-  ms.sort((a, b) => a - b);
-  emit({
-    bench: BENCH,
-    case: 'new-leader-after-planned-stop',
-    mode: 'real',
-    transfer: true,
-    trials: ms.length,
-    p50_ms: round(percentile(ms, 50), 1),
-    p99_ms: round(percentile(ms, 99), 1),
-    samples_ms: ms.map((x) => round(x, 1)),
+const realElections = () =>
+  timeNewLeader(REAL_TRIALS, 'e', (leader) => leader.kill('SIGKILL'), {
+    case: 'election-after-leader-kill',
   });
-}
+
+const plannedStops = () =>
+  timeNewLeader(PLANNED_TRIALS, 'p', (leader) => leader.command({ cmd: 'stop' }), {
+    case: 'new-leader-after-planned-stop',
+    transfer: true,
+  });
 
 async function throughput(n: number): Promise<number> {
   const g = await group(n, `w${n}`);
