@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Packet } from 'dns-packet';
 import type { NetnsHost } from './netns.js';
-import { until } from './proc.js';
+import { eachLine, until } from './proc.js';
 import { repoRoot } from './repo.js';
 
 export const PYTHON = '/usr/bin/python3'; // Debian's, where python3-zeroconf installs
@@ -72,19 +72,9 @@ export class NsProcess {
       env: { ...process.env, ...env },
       cwd: repoRoot(), // `node -e` scripts resolve dns-packet from here
     });
-    let buf = '';
-    this.child.stdout!.setEncoding('utf8').on('data', (d: string) => {
-      buf += d;
-      for (let i = buf.indexOf('\n'); i >= 0; i = buf.indexOf('\n')) {
-        const line = buf.slice(0, i);
-        buf = buf.slice(i + 1);
-        this.lines.push(line);
-        try {
-          this.json.push(JSON.parse(line));
-        } catch {
-          // a plain text line
-        }
-      }
+    eachLine(this.child.stdout!, (line, json) => {
+      this.lines.push(line);
+      if (json !== undefined) this.json.push(json);
     });
     this.child.stderr!.setEncoding('utf8').on('data', (d: string) => {
       this.stderr += d;

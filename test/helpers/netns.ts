@@ -11,7 +11,7 @@ import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Event } from './proc.js';
-import { until } from './proc.js';
+import { eachLine, until } from './proc.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 export const NETNS_FIXTURE = path.join(here, '..', 'fixtures', 'netns-node.js');
@@ -227,20 +227,15 @@ export class NsNode {
       ],
       { stdio: ['pipe', 'pipe', 'pipe'] },
     );
-    let buf = '';
-    this.child.stdout!.setEncoding('utf8').on('data', (d: string) => {
-      buf += d;
-      for (let i = buf.indexOf('\n'); i >= 0; i = buf.indexOf('\n')) {
-        const line = buf.slice(0, i);
-        buf = buf.slice(i + 1);
-        try {
-          this.events.push(JSON.parse(line));
-        } catch {
-          // not an event line
-        }
-      }
-      for (const w of [...this.waiters]) w();
-    });
+    eachLine(
+      this.child.stdout!,
+      (_line, json) => {
+        if (json !== undefined) this.events.push(json);
+      },
+      () => {
+        for (const w of [...this.waiters]) w();
+      },
+    );
     this.child.stderr!.setEncoding('utf8').on('data', (d: string) => {
       this.stderr += d;
     });

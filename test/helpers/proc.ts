@@ -9,6 +9,34 @@ export const FIXTURE = path.join(here, '..', 'fixtures', 'node-process.js');
 // biome-ignore lint/suspicious/noExplicitAny: events are free-form JSON from the child
 export type Event = Record<string, any>;
 
+/**
+ * Calls `onLine` with every complete line `stream` prints (UTF-8), and `onChunk` after each chunk's
+ * lines; `onLine` gets the line and, when it is JSON, the parsed value.
+ */
+export function eachLine(
+  stream: NodeJS.ReadableStream,
+  onLine: (line: string, json: Event | undefined) => void,
+  onChunk?: () => void,
+): void {
+  let buf = '';
+  stream.setEncoding('utf8');
+  stream.on('data', (d: string) => {
+    buf += d;
+    for (let i = buf.indexOf('\n'); i >= 0; i = buf.indexOf('\n')) {
+      const line = buf.slice(0, i);
+      buf = buf.slice(i + 1);
+      let json: Event | undefined;
+      try {
+        json = JSON.parse(line);
+      } catch {
+        // a plain text line
+      }
+      onLine(line, json);
+    }
+    onChunk?.();
+  });
+}
+
 export class NodeProc {
   readonly events: Event[] = [];
   stderr = '';
@@ -24,20 +52,15 @@ export class NodeProc {
     this.child = spawn(process.execPath, [FIXTURE, '--name', name, ...args], {
       stdio: ['pipe', 'pipe', 'pipe'],
     });
-    let buf = '';
-    this.child.stdout!.setEncoding('utf8').on('data', (d: string) => {
-      buf += d;
-      for (let i = buf.indexOf('\n'); i >= 0; i = buf.indexOf('\n')) {
-        const line = buf.slice(0, i);
-        buf = buf.slice(i + 1);
-        try {
-          this.events.push(JSON.parse(line));
-        } catch {
-          // not an event line
-        }
-      }
-      for (const w of this.waiters) w();
-    });
+    eachLine(
+      this.child.stdout!,
+      (_line, json) => {
+        if (json !== undefined) this.events.push(json);
+      },
+      () => {
+        for (const w of this.waiters) w();
+      },
+    );
     this.child.stderr!.setEncoding('utf8').on('data', (d: string) => {
       this.stderr += d;
     });

@@ -15,6 +15,7 @@ import { hash32 } from '../../src/services/balancers.js';
 import { greeter } from '../fixtures/svc-contract.js';
 import { rejectsWithCode, track } from '../helpers/assert.js';
 import { waitUntil } from '../helpers/nodes.js';
+import { eachLine } from '../helpers/proc.js';
 
 const FIXTURE = path.join(
   path.dirname(fileURLToPath(import.meta.url)),
@@ -42,17 +43,8 @@ function start(name: string, cluster: string): Proc {
     },
   );
   const p: Proc = { name, child, events: [] };
-  let buf = '';
-  child.stdout!.setEncoding('utf8').on('data', (d: string) => {
-    buf += d;
-    for (let i = buf.indexOf('\n'); i >= 0; i = buf.indexOf('\n')) {
-      try {
-        p.events.push(JSON.parse(buf.slice(0, i)));
-      } catch {
-        // not an event line
-      }
-      buf = buf.slice(i + 1);
-    }
+  eachLine(child.stdout!, (_line, json) => {
+    if (json !== undefined) p.events.push(json);
   });
   return p;
 }
