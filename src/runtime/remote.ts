@@ -346,7 +346,8 @@ export class RemoteEndpoint {
     if (!actor) return; // like Erlang: a message to a dead or unknown actor is dropped
     try {
       const msg = m.kind === 'cast' ? new CastEnvelope(m.msg) : m.msg;
-      actor.enqueue(m.ctx === undefined ? msg : new ContextEnvelope(msg, m.ctx));
+      const ctx = this.contextOf(m.ctx);
+      actor.enqueue(ctx === undefined ? msg : new ContextEnvelope(msg, ctx));
     } catch (err) {
       this.log.debug(
         { from, pid: actor.pid.toString(), err: (err as Error).message },
@@ -380,7 +381,7 @@ export class RemoteEndpoint {
         },
       );
     }
-    const ctx = m.ctx;
+    const ctx = this.contextOf(m.ctx);
     if (m.kind !== 'call') {
       // deliver: the ack is the reply (FND_ERR_MAILBOX_FULL when refused)
       actor.enqueue(ctx === undefined ? m.msg : new ContextEnvelope(m.msg, ctx));
@@ -390,6 +391,11 @@ export class RemoteEndpoint {
     const call = new CallEnvelope(m.msg, m.from ?? { node: from, id: 0 }, sink);
     // FND_ERR_MAILBOX_FULL thrown back to the caller when refused.
     actor.enqueue(ctx === undefined ? call : new ContextEnvelope(call, ctx));
+  }
+
+  /** A received request context, or undefined when this system does not propagate contexts. */
+  private contextOf(ctx: unknown): unknown {
+    return this.system.propagation === undefined ? undefined : ctx;
   }
 
   private signal(s: Signal, from: string): void {

@@ -287,6 +287,32 @@ const structured = fc.tuple(
   ),
 );
 
+describe('a request context from a member', () => {
+  it('is ignored by a system that does not propagate contexts: the message is still handled', async () => {
+    const sys = new ActorSystem({ nodeName: 'me', clock: new ManualClock(), log });
+    assert.equal(sys.propagation, undefined);
+    const got: unknown[] = [];
+    let seen!: () => void;
+    const both = new Promise<void>((r) => {
+      seen = r;
+    });
+    const a = sys.spawn((msg: unknown) => {
+      got.push(msg);
+      if (got.length === 2) seen();
+    });
+    const ctx = { tp: `00-${'1'.repeat(32)}-${'2'.repeat(16)}-01` };
+    sys.handleRemote(ACTOR_KINDS.send, encode.message(a.id, 'sent', ctx), 'good');
+    const r = sys.handleRemoteRequest(
+      ACTOR_KINDS.deliver,
+      encode.message(a.id, 'delivered', ctx),
+      'good',
+    );
+    await r;
+    await both;
+    assert.deepEqual(got, ['sent', 'delivered']);
+  });
+});
+
 describe('fuzz: garbage from a member', () => {
   it('never makes the decoder throw', () => {
     fc.assert(
