@@ -158,29 +158,34 @@ const plannedStops = () =>
     transfer: true,
   });
 
+/** WRITES puts with 32 in flight through `client` (after a warm-up): prints and returns writes/s. */
+async function committedWrites(client: NodeProc, line: Record<string, unknown>): Promise<number> {
+  await ok(client, { cmd: 'cwrites', count: 200, concurrency: 32 }); // warm-up
+  const elapsed = (await ok(
+    client,
+    { cmd: 'cwrites', count: WRITES, concurrency: 32 },
+    120_000,
+  )) as number;
+  const perS = (WRITES / elapsed) * 1000;
+  emit({
+    bench: BENCH,
+    case: 'committed-writes',
+    ...line,
+    writes: WRITES,
+    in_flight: 32,
+    fsync: true,
+    elapsed_ms: round(elapsed, 1),
+    writes_per_s: round(perS, 0),
+  });
+  return perS;
+}
+
 async function throughput(n: number): Promise<number> {
   const g = await group(n, `w${n}`);
   try {
     const l = await leaderOf(g.procs, 0);
     const client = g.procs.find((p) => p !== l.p)!;
-    await ok(client, { cmd: 'cwrites', count: 200, concurrency: 32 }); // warm-up
-    const elapsed = (await ok(
-      client,
-      { cmd: 'cwrites', count: WRITES, concurrency: 32 },
-      120_000,
-    )) as number;
-    emit({
-      bench: BENCH,
-      case: 'committed-writes',
-      backend: 'raft',
-      members: n,
-      writes: WRITES,
-      in_flight: 32,
-      fsync: true,
-      elapsed_ms: round(elapsed, 1),
-      writes_per_s: round((WRITES / elapsed) * 1000, 0),
-    });
-    return (WRITES / elapsed) * 1000;
+    return await committedWrites(client, { backend: 'raft', members: n });
   } finally {
     await g.stop();
   }
@@ -198,26 +203,7 @@ async function etcdThroughput(members: number): Promise<number> {
   try {
     await client.waitFor((e) => e.event === 'started', 20_000, 'start');
     await ok(client, { cmd: 'cstart', backend: 'etcd', endpoints: etcd.endpoints });
-    await ok(client, { cmd: 'cwrites', count: 200, concurrency: 32 }); // warm-up
-    const elapsed = (await ok(
-      client,
-      { cmd: 'cwrites', count: WRITES, concurrency: 32 },
-      120_000,
-    )) as number;
-    const perS = (WRITES / elapsed) * 1000;
-    emit({
-      bench: BENCH,
-      case: 'committed-writes',
-      backend: 'etcd',
-      etcd: etcd.version,
-      members,
-      writes: WRITES,
-      in_flight: 32,
-      fsync: true,
-      elapsed_ms: round(elapsed, 1),
-      writes_per_s: round(perS, 0),
-    });
-    return perS;
+    return await committedWrites(client, { backend: 'etcd', etcd: etcd.version, members });
   } finally {
     await client.kill('SIGKILL');
     await etcd.stop();
