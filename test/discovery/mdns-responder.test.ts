@@ -17,12 +17,10 @@ import {
   type Rinfo,
   SERVICE_TYPE_ENUMERATION,
 } from '../../src/discovery/strategies/mdns.js';
-import type { DiscoveryContext } from '../../src/discovery/strategy.js';
 import { isFoundationError } from '../../src/errors.js';
 import { Foundation } from '../../src/index.js';
-import type { Address } from '../../src/transport/types.js';
-import { ManualClock } from '../../src/util/clock.js';
-import { createLogger } from '../../src/util/log.js';
+
+import { recordingContext } from '../helpers/discovery-context.js';
 
 const CLUSTER = 'resp';
 const SELF_IP = '10.0.0.1';
@@ -41,25 +39,8 @@ function setup(
   onLink: ((address: string) => boolean) | null = () => true, // null: the real check
   selfHost = SELF_IP,
 ) {
-  const clock = new ManualClock();
-  const connects: Address[] = [];
-  const disconnects: Address[] = [];
+  const { clock, ctx, connects, disconnects } = recordingContext(CLUSTER, selfHost);
   const sent: Sent[] = [];
-  const ctx: DiscoveryContext = {
-    cluster: CLUSTER,
-    self: { name: 'me', address: { host: selfHost, port: 4000 }, incarnation: 1 },
-    connect: async (a) => {
-      connects.push(a);
-      return undefined;
-    },
-    disconnect: (a) => {
-      disconnects.push(a);
-    },
-    knownNodes: () => [],
-    clock,
-    log: createLogger('silent'),
-    signal: new AbortController().signal,
-  };
   const strategy = new MdnsStrategy(opts);
   strategy.attach(ctx, {
     random,

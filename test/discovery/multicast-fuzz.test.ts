@@ -13,37 +13,15 @@ import {
   MAX_GOSSIP_PACKET,
 } from '../../src/discovery/strategies/gossip.js';
 import { DEFAULT_SERVICE_TYPE, MdnsStrategy } from '../../src/discovery/strategies/mdns.js';
-import type { DiscoveryContext } from '../../src/discovery/strategy.js';
-import type { Address } from '../../src/transport/types.js';
-import { ManualClock } from '../../src/util/clock.js';
-import { createLogger } from '../../src/util/log.js';
+
+import { recordingContext } from '../helpers/discovery-context.js';
 
 const CLUSTER = 'fuzz';
 const SECRET = 'fuzz-secret-0123456789';
 const RUNS = 300;
 const RINFO = { address: '10.0.0.9', port: 45892 };
 
-function harness() {
-  const clock = new ManualClock();
-  const connects: Address[] = [];
-  const disconnects: Address[] = [];
-  const ctx: DiscoveryContext = {
-    cluster: CLUSTER,
-    self: { name: 'me', address: { host: '10.0.0.1', port: 4000 }, incarnation: 1 },
-    connect: async (a) => {
-      connects.push(a);
-      return undefined;
-    },
-    disconnect: (a) => {
-      disconnects.push(a);
-    },
-    knownNodes: () => [],
-    clock,
-    log: createLogger('silent'),
-    signal: new AbortController().signal,
-  };
-  return { clock, ctx, connects, disconnects };
-}
+const harness = () => recordingContext(CLUSTER);
 
 const flush = () => new Promise<void>((r) => setImmediate(r));
 
