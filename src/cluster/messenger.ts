@@ -2,7 +2,7 @@
 // request/response between members, with correlation ids, timeouts on the injected clock, and
 // immediate rejection of everything pending towards a node the moment it is declared down or leaves.
 import { FoundationError, isErrorCode, serializeError } from '../errors.js';
-import { type EncodedBody, encodeParts } from '../transport/codec.js';
+import { type EncodedBody, encodeParts, encodeTransient } from '../transport/codec.js';
 import { type ChannelName, MSG } from '../transport/protocol.js';
 import type { Clock, TimerHandle } from '../util/clock.js';
 import type { Logger } from '../util/log.js';
@@ -60,8 +60,10 @@ export type DeferredRequestHandler = (payload: unknown, from: string, reply: Rep
 export interface MessengerDeps {
   selfName: string;
   /**
-   * Queues an encoded body. A SplitBody's tail is the caller's payload, not a copy: it is written
-   * to the socket as it is, so it must not be modified until it was sent.
+   * Queues an encoded body. A body below 64 KiB may be transient (encodeTransient): it must be
+   * copied before this returns, as PeerManager.send does. A SplitBody's tail is the caller's
+   * payload, not a copy: it is written to the socket as it is, so it must not be modified until it
+   * was sent.
    */
   send(to: string, channel: ChannelName, body: EncodedBody): void;
   /** Whether `name` is a member we may talk to (alive or suspect). */
@@ -256,9 +258,10 @@ export class Messenger {
   }
 
   // A large binary payload (the message's last field) is not copied: it goes to the socket as the
-  // caller's own buffer, after the small encoded head (see encodeParts).
+  // caller's own buffer, after the small encoded head (see encodeParts). Anything else is encoded
+  // into scratch bytes that `send` copies into the connection's batch (encodeTransient).
   private out(to: string, channel: ChannelName, msg: unknown[]): void {
-    const body = encodeParts(msg);
+    const body = encodeTransient(msg);
     this.deps.send(to, body.byteLength >= this.deps.bulkThreshold ? 'bulk' : channel, body);
   }
 

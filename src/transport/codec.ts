@@ -1,7 +1,7 @@
 // The body codec: msgpackr, configured once. Records/structures are off so every frame decodes on
 // its own (no per-connection shared state to desynchronise), and binary stays binary (zero-copy
 // Buffer slices of the received frame).
-import { Packr } from 'msgpackr';
+import { Packr, RESET_BUFFER_MODE, REUSE_BUFFER_MODE } from 'msgpackr';
 import { FoundationError } from '../errors.js';
 
 const packr = new Packr({
@@ -10,6 +10,14 @@ const packr = new Packr({
   int64AsType: 'number',
   moreTypes: false,
 });
+/**
+ * `encodeTransient`'s mode: msgpackr writes the message at its current position and then moves
+ * back, so the next encode (any: msgpackr's buffer is shared by every Packr) writes over it. By
+ * default each result is carved out of an 8 KiB buffer and a new one is started when that one is
+ * used up: for a body that is copied at once anyway, a buffer allocation every ~50 messages, and
+ * garbage collections for the external memory behind them.
+ */
+const SCRATCH_MODE = REUSE_BUFFER_MODE | RESET_BUFFER_MODE;
 
 /** A trailing binary field at least this large is left out of the head by `encodeParts`, not copied. */
 export const LARGE_BINARY = 64 * 1024;
@@ -53,13 +61,34 @@ export function encode(value: unknown): Buffer {
  * the write completed (the same rule as node's `socket.write`).
  */
 export function encodeParts(value: unknown): Buffer | SplitBody {
+  return encodeBody(value, false);
+}
+
+/**
+ * `encodeParts` for a body that is copied before anything else is encoded (the messenger's:
+ * `PeerManager.send` copies it into the connection's batch at once): a body below LARGE_BINARY
+ * bytes is a view of msgpackr's scratch bytes, which the next encode of any kind overwrites.
+ * Allocates no buffer per message.
+ */
+export function encodeTransient(value: unknown): Buffer | SplitBody {
+  return encodeBody(value, true);
+}
+
+function encodeBody(value: unknown, transient: boolean): Buffer | SplitBody {
   try {
     if (Array.isArray(value) && value.length > 1) {
       const last: unknown = value[value.length - 1];
       if (last instanceof Uint8Array && last.byteLength >= LARGE_BINARY)
         return splitLargeTail(value, last);
     }
-    return packr.pack(value);
+    if (!transient) return packr.pack(value);
+    const t = packr.pack(value, SCRATCH_MODE) as Buffer & { start: number; end: number };
+    if (t.end - t.start < LARGE_BINARY) return t.subarray(t.start, t.end);
+    // A large body is kept by reference (written as it is), so it gets bytes of its own; and the
+    // scratch buffer, grown to hold it, is let go instead of being kept at that size.
+    const own = Buffer.from(t.subarray(t.start, t.end));
+    packr.useBuffer(Buffer.allocUnsafeSlow(8192));
+    return own;
   } catch (err) {
     // Circular structures (RangeError), BigInts beyond 64 bits, exotic objects.
     throw new FoundationError(

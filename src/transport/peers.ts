@@ -13,7 +13,7 @@ import {
   DEFAULT_MAX_PENDING_PER_SOURCE,
   type Refusal,
 } from './admission.js';
-import type { EncodedBody } from './codec.js';
+import { type EncodedBody, LARGE_BINARY } from './codec.js';
 import { DEFAULT_DIAL_LIMITS, DialLimiter, type DialLimits } from './dial-limiter.js';
 import { InboundBudget } from './frame.js';
 import type { Identity } from './handshake.js';
@@ -83,15 +83,36 @@ export interface PeerEvents {
 
 /**
  * Bodies at least this large are written to the socket as they are instead of being copied into
- * the batch (so is a SplitBody's tail, whatever its size).
+ * a batch (so is a SplitBody's tail, whatever its size). The same size as the codec's LARGE_BINARY:
+ * a transient body (encodeTransient) below it is copied at once, as it must be.
  */
-const ZERO_COPY_BYTES = 64 * 1024;
+const ZERO_COPY_BYTES = LARGE_BINARY;
+
+/**
+ * Queued frames are copied into slabs of this size (one bigger when a frame needs it); a batch
+ * takes its bytes from the current slab, so sending allocates a buffer per slab, not per message
+ * or per flush. A slab is let go when a batch no longer fits, and freed once written.
+ */
+const SLAB_BYTES = 32 * 1024;
+
+/** A large body queued behind a batch holding its header: written as it is, not copied. */
+interface Tail {
+  tail: Uint8Array;
+}
 
 class Outbound {
   link: Link | undefined;
   private closed = false;
   connecting = false;
-  private pending: EncodedBody[] = [];
+  /**
+   * What the next flush writes, in order: batches (sealed in place: HEADROOM free bytes, frames,
+   * TAILROOM free bytes) and the large bodies between them.
+   */
+  private parts: Array<Buffer | Tail> = [];
+  /** The slab frames are copied into, how much of it is taken, and where the open batch starts (-1: none). */
+  private slab: Buffer | undefined;
+  private slabUsed = 0;
+  private batchStart = -1;
   queuedBytes = 0;
   private flushScheduled = false;
   private waitingDrain = false;
@@ -108,7 +129,9 @@ class Outbound {
 
   /**
    * Queues one message body (a SplitBody's tail included: it counts against `maxQueueBytes` like
-   * any other byte); its length header is written when the queue is flushed.
+   * any other byte). A body below ZERO_COPY_BYTES is copied into the open batch before this
+   * returns, with its length header (so a transient body may be overwritten afterwards); a larger
+   * one, or a SplitBody's tail, is kept by reference and written as it is.
    */
   enqueue(body: EncodedBody): void {
     const size = FRAME_HEADER + body.byteLength;
@@ -119,10 +142,58 @@ class Outbound {
         { peer: this.peer.name, channel: this.channel, queuedBytes: this.queuedBytes },
       );
     }
-    this.pending.push(body);
+    if (body instanceof Uint8Array && body.length < ZERO_COPY_BYTES) {
+      const at = this.reserve(size);
+      const slab = this.slab!;
+      slab.writeUInt32BE(body.length, at);
+      slab.set(body, at + FRAME_HEADER);
+    } else {
+      // The header (and a SplitBody's head) ends the open batch; the large part follows it.
+      const head = body instanceof Uint8Array ? undefined : body.head;
+      const at = this.reserve(FRAME_HEADER + (head?.length ?? 0));
+      const slab = this.slab!;
+      slab.writeUInt32BE(body.byteLength, at);
+      if (head) slab.set(head, at + FRAME_HEADER);
+      this.closeBatch();
+      this.parts.push({ tail: body instanceof Uint8Array ? body : body.tail });
+    }
     this.queuedBytes += size;
     if (this.link) this.scheduleFlush();
     else if (!this.retry) this.connect(); // an armed retry carries the queue: keep the backoff
+  }
+
+  /** Room for `n` more bytes in the open batch (opening one, in a new slab if need be): their offset in the slab. */
+  private reserve(n: number): number {
+    if (this.batchStart >= 0) {
+      if (this.slab!.length - this.slabUsed >= n + Link.TAILROOM) {
+        const at = this.slabUsed;
+        this.slabUsed += n;
+        return at;
+      }
+      this.closeBatch();
+    }
+    const need = Link.HEADROOM + n + Link.TAILROOM;
+    if (this.slab === undefined || this.slab.length - this.slabUsed < need) {
+      this.slab = Buffer.allocUnsafeSlow(Math.max(SLAB_BYTES, need));
+      this.slabUsed = 0;
+    }
+    this.batchStart = this.slabUsed;
+    const at = this.batchStart + Link.HEADROOM;
+    this.slabUsed = at + n;
+    return at;
+  }
+
+  /** Ends the open batch (its TAILROOM taken from the slab) and queues it for the next flush. */
+  private closeBatch(): void {
+    if (this.batchStart < 0) return;
+    const end = this.slabUsed + Link.TAILROOM;
+    this.parts.push(this.slab!.subarray(this.batchStart, end));
+    this.slabUsed = end;
+    this.batchStart = -1;
+  }
+
+  private get hasQueued(): boolean {
+    return this.parts.length > 0 || this.batchStart >= 0;
   }
 
   // process.nextTick, not setImmediate: everything queued by the current macrotask and the
@@ -141,61 +212,21 @@ class Outbound {
   };
 
   /**
-   * Writes everything queued: headers and bodies copied into one buffer, sealed in place as one
-   * record (one syscall), except that a body of at least ZERO_COPY_BYTES, or a SplitBody's tail,
-   * is written as it is (sealed as records of its own, not copied when authenticating only) after
-   * a record holding what precedes it, its header (and a SplitBody's head). The socket keeps a
-   * reference to such a buffer until the kernel took it. Does nothing while the socket asked us
-   * to wait for `drain`.
+   * Writes everything queued: each batch sealed in place as one record (one syscall for the usual
+   * single batch), each large body as it is (sealed as records of its own, not copied when
+   * authenticating only; the socket keeps a reference to it until the kernel took it). Does
+   * nothing while the socket asked us to wait for `drain`.
    */
   flush(): void {
     const link = this.link;
-    if (!link || this.waitingDrain || this.pending.length === 0) return;
-    const pending = this.pending;
-    this.pending = [];
+    if (!link || this.waitingDrain || !this.hasQueued) return;
+    this.closeBatch();
+    const parts = this.parts;
+    this.parts = [];
     this.queuedBytes = 0;
     let ok = true;
-    let i = 0;
-    while (i < pending.length) {
-      // Bodies i..j-1 are copied whole; of pending[j], when there is one, the header (and a
-      // SplitBody's head) is copied and `large` is written on its own.
-      let size = 0;
-      let j = i;
-      let large: Uint8Array | undefined;
-      for (; j < pending.length; j++) {
-        const body = pending[j]!;
-        size += FRAME_HEADER;
-        if (body instanceof Uint8Array) {
-          if (body.length >= ZERO_COPY_BYTES) {
-            large = body;
-            break;
-          }
-          size += body.length;
-        } else {
-          size += body.head.length;
-          large = body.tail;
-          break;
-        }
-      }
-      const buf = Buffer.allocUnsafe(Link.HEADROOM + size + Link.TAILROOM);
-      let off = Link.HEADROOM;
-      for (let k = i; k < j; k++) {
-        const body = pending[k] as Uint8Array;
-        buf.writeUInt32BE(body.length, off);
-        buf.set(body, off + FRAME_HEADER);
-        off += FRAME_HEADER + body.length;
-      }
-      if (large) {
-        const body = pending[j]!;
-        buf.writeUInt32BE(body.byteLength, off);
-        if (!(body instanceof Uint8Array)) buf.set(body.head, off + FRAME_HEADER);
-        ok = link.writeBatch(buf) && ok;
-        ok = link.write(large) && ok;
-        i = j + 1;
-      } else {
-        ok = link.writeBatch(buf) && ok;
-        i = j;
-      }
+    for (const part of parts) {
+      ok = (part instanceof Uint8Array ? link.writeBatch(part) : link.write(part.tail)) && ok;
     }
     if (!ok) this.waitingDrain = true;
   }
@@ -271,7 +302,7 @@ class Outbound {
 
   private scheduleRetry(): void {
     if (this.peer.removed || this.mgr.stopped || this.retry) return;
-    if (this.pending.length === 0 && !(this.channel === 'control' && this.peer.keepAlive)) return;
+    if (!this.hasQueued && !(this.channel === 'control' && this.peer.keepAlive)) return;
     this.retry = this.mgr.opts.clock.setTimeout(() => {
       this.retry = undefined;
       this.connect();
@@ -286,8 +317,7 @@ class Outbound {
     this.retry?.cancel();
     this.retry = undefined;
     this.backoff.reset();
-    if (this.pending.length > 0 || (this.channel === 'control' && this.peer.keepAlive))
-      this.connect();
+    if (this.hasQueued || (this.channel === 'control' && this.peer.keepAlive)) this.connect();
   }
 
   close(graceful: boolean): void {
@@ -300,7 +330,9 @@ class Outbound {
       this.link?.end();
     } else this.link?.destroy();
     this.link = undefined;
-    this.pending = [];
+    this.parts = [];
+    this.slab = undefined;
+    this.batchStart = -1;
     this.queuedBytes = 0;
   }
 }
@@ -609,10 +641,12 @@ export class PeerManager {
    * Queues one encoded message body for `name` on `channel`. Throws FND_ERR_UNKNOWN_NODE for a
    * peer we have no address for, FND_ERR_BACKPRESSURE when the queue is full.
    *
-   * Large buffers are not copied: a SplitBody's tail, and a body of 64 KiB or more, are handed to
-   * the socket as they are when the queue is flushed, and the socket holds on to them until the
-   * kernel took the bytes. They must not be modified after this call (node's `socket.write` has
-   * the same rule); once the peer has answered a request, they have all been sent.
+   * A body below 64 KiB is copied into the connection's batch before this returns (so it may be
+   * transient, see encodeTransient). Large buffers are not copied: a SplitBody's tail, and a body
+   * of 64 KiB or more, are handed to the socket as they are when the queue is flushed, and the
+   * socket holds on to them until the kernel took the bytes. They must not be modified after this
+   * call (node's `socket.write` has the same rule); once the peer has answered a request, they
+   * have all been sent.
    */
   send(name: string, channel: ChannelName, body: EncodedBody): void {
     if (this.stopped) throw new FoundationError('FND_ERR_NODE_STOPPED');

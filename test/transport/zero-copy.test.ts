@@ -12,6 +12,7 @@ import {
   decodeMessage,
   encode,
   encodeParts,
+  encodeTransient,
   LARGE_BINARY,
   type SplitBody,
 } from '../../src/transport/codec.js';
@@ -111,6 +112,31 @@ describe('encodeParts', () => {
       assert.ok(body instanceof Uint8Array);
       assert.ok(Buffer.from(body).equals(reference.pack(msg)));
     }
+  });
+
+  it('encodeTransient: the same bytes; below LARGE_BINARY scratch bytes the next encode reuses, above it bytes of its own', () => {
+    const small = [MSG.SEND, 'k', randomBytes(100)];
+    // Copied: msgpackr's buffer is shared by every Packr, the reference one included.
+    const expected = Buffer.from(reference.pack(small));
+    const first = encodeTransient(small);
+    assert.ok(first instanceof Uint8Array);
+    assert.ok(Buffer.from(first).equals(expected));
+    const second = encodeTransient([MSG.SEND, 'other', 'x'.repeat(200)]);
+    assert.ok(second instanceof Uint8Array);
+    assert.equal(first.buffer, second.buffer, 'both are views of the same scratch buffer');
+    assert.equal(first.byteOffset, second.byteOffset, 'written at the same place');
+
+    const large = [MSG.SEND, 'k', { data: randomBytes(LARGE_BINARY) }];
+    const own = encodeTransient(large);
+    assert.ok(own instanceof Uint8Array);
+    encodeTransient(small);
+    encodeParts(large);
+    assert.ok(Buffer.from(own).equals(reference.pack(large)), 'a large body is not overwritten');
+    const split = encodeTransient([MSG.SEND, 'blob', randomBytes(LARGE_BINARY)]);
+    assert.ok(
+      !(split instanceof Uint8Array),
+      'a large trailing binary is split off, as by encodeParts',
+    );
   });
 
   it('an unencodable leading field is FND_ERR_ENCODE, as with encode()', () => {
@@ -286,6 +312,40 @@ describe('zero-copy sends over TCP (PeerManager)', () => {
         viewedBytes(written, big) >= big.length,
         'the caller buffer was handed to the socket as it is (in record-sized views), not copied',
       );
+  });
+
+  it('transient bodies are copied as they are queued: many sizes, several slabs, large bodies between them, in order', async () => {
+    const peer = await recordingPeer();
+    const mgr = sender(new TcpTransport());
+    mgr.learn('reader', peer.address, 1);
+    const sent: unknown[][] = [];
+    const send = (msg: unknown[]) => {
+      // Each body is a view of msgpackr's scratch bytes, overwritten by the next encode.
+      mgr.send('reader', 'default', encodeTransient(msg));
+      sent.push(msg);
+    };
+    const burst = (from: number) => {
+      for (let i = 0; i < 300; i++) {
+        const n = from + i;
+        // 0 B to ~40 KiB: batches cross 32 KiB slabs, and some frames need a slab of their own.
+        const size = n % 50 === 7 ? 40_000 : (n * 97) % 3000;
+        send([MSG.SEND, 'k', n, randomBytes(size)]);
+        if (n % 100 === 42) send([MSG.SEND, 'k', n, randomBytes(LARGE_BINARY + n)]);
+        if (n % 100 === 77) send([MSG.SEND, 'k', n, { nested: randomBytes(LARGE_BINARY) }]);
+      }
+    };
+    burst(0); // queued while the connection is dialled
+    await waitUntil(
+      () => peer.messages('default').length === sent.length,
+      'the first burst arrives',
+    );
+    burst(300); // queued on a live connection, flushed at the end of the tick
+    await waitUntil(() => peer.messages('default').length === sent.length, 'every message arrives');
+    const bodies = peer.dataBodies('default');
+    assert.equal(bodies.length, sent.length);
+    sent.forEach((msg, i) => {
+      assert.ok(bodies[i]!.equals(reference.pack(msg)), `frame ${i} is msgpackr's bytes`);
+    });
   });
 
   it("backpressure counts a split body's payload bytes, and maxFrameSize its whole length", async () => {
