@@ -164,6 +164,8 @@ export class FoundationNode extends EventEmitter<FoundationNodeEvents> {
       pubsub: this.pubsub,
       request: (to, kind, payload, timeout) =>
         first.messenger.request(to, kind, payload, { timeout }),
+      requestTo: (to, kind, payload, timeout, target) =>
+        first.messenger.requestTo(to, kind, payload, timeoutOptions(timeout), target),
       handle: (kind, h) => first.messenger.handle(kind, h),
       send: (to, kind, payload, bulk) =>
         first.messenger.send(to, kind, payload, bulk ? { channel: 'bulk' } : undefined),
@@ -712,3 +714,18 @@ function noGlobal(name: string): FoundationError {
 
 /** Registered name of the node's own info service. */
 export const NODE_SERVICE = 'foundation.node';
+
+/**
+ * `{ timeout }` request options, one object per distinct value (service calls pass the same few
+ * values, in whole 10 ms steps, on every call).
+ */
+const timeoutOpts = new Map<number, { timeout: number }>();
+function timeoutOptions(timeout: number): { timeout: number } {
+  let o = timeoutOpts.get(timeout);
+  if (!o) {
+    if (timeoutOpts.size >= 1000) timeoutOpts.clear();
+    o = { timeout };
+    timeoutOpts.set(timeout, o);
+  }
+  return o;
+}

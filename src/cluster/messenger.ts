@@ -4,6 +4,7 @@
 import { FoundationError, isErrorCode, serializeError } from '../errors.js';
 import { type EncodedBody, encodeParts, encodeTransient } from '../transport/codec.js';
 import { type ChannelName, MSG } from '../transport/protocol.js';
+import { capture, captured } from '../util/capture.js';
 import type { Clock, TimerHandle } from '../util/clock.js';
 import type { Logger } from '../util/log.js';
 import { LaneReceiver, LaneSender } from './lanes.js';
@@ -79,6 +80,16 @@ export interface MessengerDeps {
   bulkThreshold: number;
 }
 
+/**
+ * Takes the outcome of a request made with `requestTo`: exactly one of the two is called, once.
+ * Lets a layer above answer its own promise straight from the reply, without a promise of the
+ * messenger's and the reactions chained to it (the service layer's calls).
+ */
+export interface ReplyTarget {
+  replied(value: unknown): void;
+  failed(err: Error): void;
+}
+
 interface Pending {
   id: number;
   to: string;
@@ -86,11 +97,23 @@ interface Pending {
   timeout: number;
   /** Clock time at which the request times out. */
   deadline: number;
-  resolve(v: unknown): void;
-  reject(e: Error): void;
+  /** The promise's functions (`request`), or undefined when `target` takes the outcome. */
+  resolve: ((v: unknown) => void) | undefined;
+  reject: ((e: unknown) => void) | undefined;
+  target: ReplyTarget | undefined;
   /** Settled (replied, rejected or timed out); its slot in a TimeoutQueue is then dead. */
   done: boolean;
   timeoutError: (() => Error) | undefined;
+}
+
+function succeed(p: Pending, value: unknown): void {
+  if (p.target) p.target.replied(value);
+  else p.resolve!(value);
+}
+
+function fail(p: Pending, err: Error): void {
+  if (p.target) p.target.failed(err);
+  else p.reject!(err);
 }
 
 /** A registered request handler; `deferred` ones answer through a ReplySink. */
@@ -114,15 +137,6 @@ class Reply implements ReplySink {
     this.done = true;
     this.messenger.answer(this.to, this.channel, this.id, ok, value);
   }
-}
-
-// `new Promise(capture)` hands out resolve/reject without allocating an executor closure per
-// request (the executor runs synchronously, so these are read right after).
-let capturedResolve: (v: unknown) => void = () => {};
-let capturedReject: (e: Error) => void = () => {};
-function capture(resolve: (v: never) => void, reject: (e: Error) => void): void {
-  capturedResolve = resolve as (v: unknown) => void;
-  capturedReject = reject;
 }
 
 /**
@@ -326,24 +340,58 @@ export class Messenger {
     payload: unknown,
     opts?: RequestOptions,
   ): Promise<T> {
+    const promise = new Promise<T>(capture);
+    this.begin(to, kind, payload, opts, captured.resolve, captured.reject, undefined);
+    return promise;
+  }
+
+  /**
+   * `request`, answered through `target` instead of a promise (called once, possibly before this
+   * returns: a request that cannot be sent fails at once). Same rules for payloads and timeouts.
+   */
+  requestTo(
+    to: string,
+    kind: string,
+    payload: unknown,
+    opts: RequestOptions | undefined,
+    target: ReplyTarget,
+  ): void {
+    this.begin(to, kind, payload, opts, undefined, undefined, target);
+  }
+
+  private begin(
+    to: string,
+    kind: string,
+    payload: unknown,
+    opts: RequestOptions | undefined,
+    resolve: Pending['resolve'],
+    reject: Pending['reject'],
+    target: ReplyTarget | undefined,
+  ): void {
+    let early: Error | undefined;
     try {
       this.check(to);
+      if (this.deps.unreachable?.(to)) early = unreachableError(to);
     } catch (err) {
-      return Promise.reject(err);
+      early = err as Error;
     }
-    if (this.deps.unreachable?.(to)) return Promise.reject(unreachableError(to));
+    if (early) {
+      if (target) target.failed(early);
+      else reject!(early);
+      return;
+    }
     const id = this.nextId++;
     const timeout = opts?.timeout ?? this.deps.requestTimeoutMs;
     const now = this.deps.clock.now();
-    const promise = new Promise<T>(capture);
     const p: Pending = {
       id,
       to,
       kind,
       timeout,
       deadline: now + timeout,
-      resolve: capturedResolve,
-      reject: capturedReject,
+      resolve,
+      reject,
+      target,
       done: false,
       timeoutError: opts?.timeoutError,
     };
@@ -374,9 +422,8 @@ export class Messenger {
       }
     } catch (err) {
       this.settle(id, p);
-      p.reject(err as Error);
+      fail(p, err as Error);
     }
-    return promise;
   }
 
   private timeoutQueue(timeout: number): TimeoutQueue {
@@ -395,7 +442,8 @@ export class Messenger {
   private expire(p: Pending): void {
     this.pending.delete(p.id);
     p.done = true;
-    p.reject(
+    fail(
+      p,
       p.timeoutError
         ? p.timeoutError()
         : new FoundationError(
@@ -420,7 +468,7 @@ export class Messenger {
     for (const [id, p] of this.pending) {
       if (p.to !== name) continue;
       this.settle(id, p);
-      p.reject(unreachableError(name));
+      fail(p, unreachableError(name));
     }
   }
 
@@ -431,7 +479,8 @@ export class Messenger {
     for (const [id, p] of this.pending) {
       if (p.to !== name) continue;
       this.settle(id, p);
-      p.reject(
+      fail(
+        p,
         new FoundationError(
           'FND_ERR_NODE_DOWN',
           `node ${name} ${reason === 'left' ? 'left the cluster' : 'was declared down'}`,
@@ -446,7 +495,8 @@ export class Messenger {
     this.lanesIn.stop();
     for (const [id, p] of this.pending) {
       this.settle(id, p);
-      p.reject(
+      fail(
+        p,
         new FoundationError('FND_ERR_NODE_STOPPED', 'this node stopped before the reply arrived'),
       );
     }
@@ -551,8 +601,8 @@ export class Messenger {
     const p = typeof id === 'number' ? this.pending.get(id) : undefined;
     if (!p || p.to !== from) return;
     this.settle(id as number, p);
-    if (msg[2]) p.resolve(msg[3]);
-    else p.reject(remoteError(from, msg[3]));
+    if (msg[2]) succeed(p, msg[3]);
+    else fail(p, remoteError(from, msg[3]));
   }
 
   /** @internal A ReplySink's answer: `value` is the reply, or (ok false) the error to send. */

@@ -5,6 +5,7 @@
 // context until the first handler runs, and the rarely used state (limits, links, monitors, name,
 // trapExits, a pending stop) in one object allocated on first use.
 import { FoundationError } from '../errors.js';
+import { capture, captured } from '../util/capture.js';
 import type { TimerHandle } from '../util/clock.js';
 import type {
   ActorContext,
@@ -17,15 +18,6 @@ import type {
 import { bindActor, Pid, type PidLike, pidKey } from './pid.js';
 import type { Runnable, Scheduler } from './scheduler.js';
 import type { ActorSystem } from './system.js';
-
-// `new Promise(capture)` hands out resolve/reject without allocating an executor closure per call
-// (the executor runs synchronously, so they are read right after).
-let capturedResolve: (v: unknown) => void = () => {};
-let capturedReject: (e: unknown) => void = () => {};
-function capture(resolve: (v: unknown) => void, reject: (e: unknown) => void): void {
-  capturedResolve = resolve;
-  capturedReject = reject;
-}
 
 /** Where the answer of a call from another node goes: to the wire, without a promise. */
 export interface ReplySink {
@@ -60,8 +52,8 @@ export class CallEnvelope {
       return;
     }
     this.promise = new Promise(capture);
-    this.resolve = capturedResolve;
-    this.reject = capturedReject;
+    this.resolve = captured.resolve;
+    this.reject = captured.reject;
     this.sink = undefined;
   }
 

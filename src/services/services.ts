@@ -4,10 +4,12 @@
 // fallbacks on the caller, bulkhead and rate limit on the serving node, context propagation, and
 // async-iterable arguments/results streamed with flow control. Typed end to end by a contract type.
 import type { ZodType } from 'zod';
+import type { ReplyTarget } from '../cluster/messenger.js';
 import type { DistContext } from '../dist/context.js';
 import type { PubSub, Subscription } from '../dist/pubsub.js';
 import { approxSize } from '../dist/wire.js';
 import { FoundationError } from '../errors.js';
+import { capture, captured } from '../util/capture.js';
 import { batchNow, type TimerHandle } from '../util/clock.js';
 import {
   BALANCER_NAMES,
@@ -164,6 +166,14 @@ export interface ServicesDeps {
   pubsub: PubSub;
   /** Request/response to a member (or this node), ms timeout. */
   request(to: string, kind: string, payload: unknown, timeoutMs: number): Promise<unknown>;
+  /** `request`, answered through `target` (no promise of the messenger's). */
+  requestTo(
+    to: string,
+    kind: string,
+    payload: unknown,
+    timeoutMs: number,
+    target: ReplyTarget,
+  ): void;
   handle(kind: string, handler: (payload: unknown, from: string) => unknown): void;
   /** One-way message; `bulk` on the bulk channel. */
   send(to: string, kind: string, payload: unknown, bulk: boolean): void;
@@ -793,21 +803,32 @@ export class Services {
     }
     this.pickCtx.key = undefined;
     const node = (eps.length === 1 ? eps[0]! : route.balancer!.pick(eps, this.pickCtx)).node;
-    const start = this.now();
     const timeout = this.deps.dist.requestTimeoutMs;
-    const payload = [route.path, timeout, ...args];
-    return this.deps.request(node, SVC_KINDS.call, payload, Math.ceil(timeout / 10) * 10).then(
-      (raw) => (Array.isArray(raw) ? this.replyValue(raw, node) : raw),
-      (err) => {
-        const st = this.callState(route, args, NO_OPTS, start);
-        st.last = node;
-        return this.recover(st, err);
-      },
-    );
+    const payload =
+      args.length === 1 ? [route.path, timeout, args[0]] : [route.path, timeout, ...args];
+    const call = new FastCall(this, route, args, node, this.now());
+    this.deps.requestTo(node, SVC_KINDS.call, payload, Math.ceil(timeout / 10) * 10, call);
+    return call.promise;
   }
 
-  /** The result of a reply from `node`: its value, or a consumer of the stream it announces. */
-  private replyValue(raw: unknown, node: string): unknown {
+  /**
+   * @internal The first attempt of a fast-path call to `node` failed: from here on it is an
+   * ordinary call (retries, failover, fallback), begun at `start`.
+   */
+  fastCallFailed(
+    route: Route,
+    args: unknown[],
+    node: string,
+    start: number,
+    err: unknown,
+  ): Promise<unknown> {
+    const st = this.callState(route, args, NO_OPTS, start);
+    st.last = node;
+    return this.recover(st, err);
+  }
+
+  /** @internal The result of a reply from `node`: its value, or a consumer of the stream it announces. */
+  replyValue(raw: unknown, node: string): unknown {
     const d = decodeReply(raw);
     if (!d.ok) {
       throw new FoundationError(
@@ -1008,5 +1029,47 @@ export class Services {
     for (const svc of [...this.local.values()]) this.withdraw(svc);
     this.streams.stop();
     this.catalogue.stop();
+  }
+}
+
+/**
+ * One fast-path call (Services.fastCall): the caller's promise, answered by the messenger straight
+ * from the reply (one object per call instead of the messenger's promise and reactions on it).
+ */
+class FastCall implements ReplyTarget {
+  readonly promise: Promise<unknown>;
+  private readonly resolve: (v: unknown) => void;
+  private readonly reject: (e: unknown) => void;
+
+  constructor(
+    private readonly services: Services,
+    private readonly route: Route,
+    private readonly args: unknown[],
+    private readonly node: string,
+    private readonly start: number,
+  ) {
+    this.promise = new Promise(capture);
+    this.resolve = captured.resolve;
+    this.reject = captured.reject;
+  }
+
+  replied(raw: unknown): void {
+    if (!Array.isArray(raw)) {
+      this.resolve(raw);
+      return;
+    }
+    try {
+      this.resolve(this.services.replyValue(raw, this.node));
+    } catch (err) {
+      this.reject(err);
+    }
+  }
+
+  failed(err: Error): void {
+    try {
+      this.resolve(this.services.fastCallFailed(this.route, this.args, this.node, this.start, err));
+    } catch (e) {
+      this.reject(e);
+    }
   }
 }

@@ -54,11 +54,12 @@ export function encode(value: unknown): Buffer {
 }
 
 /**
- * Encodes one message body without copying a large payload: a message (array) whose last field
- * is a Uint8Array/Buffer of at least LARGE_BINARY bytes comes back as a SplitBody, whose head and
- * tail together are byte for byte what msgpackr encodes for the whole message; anything else as
- * one buffer. The tail is the caller's buffer: whoever writes it must not let it be modified until
- * the write completed (the same rule as node's `socket.write`).
+ * Encodes one message body without copying a large payload: a message (array) whose trailing
+ * binary (its last field, or the last element of a last field that is an array, see
+ * `trailingBinary`) is a Uint8Array/Buffer of at least LARGE_BINARY bytes comes back as a
+ * SplitBody, whose head and tail together are byte for byte what msgpackr encodes for the whole
+ * message; anything else as one buffer. The tail is the caller's buffer: whoever writes it must not
+ * let it be modified until the write completed (the same rule as node's `socket.write`).
  */
 export function encodeParts(value: unknown): Buffer | SplitBody {
   return encodeBody(value, false);
@@ -66,9 +67,10 @@ export function encodeParts(value: unknown): Buffer | SplitBody {
 
 /**
  * `encodeParts` for a body that is copied before anything else is encoded (the messenger's:
- * `PeerManager.send` copies it into the connection's batch at once): a body below LARGE_BINARY
- * bytes is a view of msgpackr's scratch bytes, which the next encode of any kind overwrites.
- * Allocates no buffer per message.
+ * `PeerManager.send` copies it into the connection's batch at once). Its bytes are msgpackr's
+ * scratch bytes, which the next encode of any kind overwrites; a trailing binary of any size comes
+ * back as a SplitBody's tail (msgpackr copies small binaries slowly; the batch copy is the only
+ * one). Allocates no buffer per message.
  */
 export function encodeTransient(value: unknown): Buffer | SplitBody {
   return encodeBody(value, true);
@@ -76,13 +78,13 @@ export function encodeTransient(value: unknown): Buffer | SplitBody {
 
 function encodeBody(value: unknown, transient: boolean): Buffer | SplitBody {
   try {
-    if (Array.isArray(value) && value.length > 1) {
-      const last: unknown = value[value.length - 1];
-      if (last instanceof Uint8Array && last.byteLength >= LARGE_BINARY)
-        return splitLargeTail(value, last);
+    const tail = Array.isArray(value) && value.length > 1 ? trailingBinary(value) : undefined;
+    if (tail !== undefined && (transient || tail.byteLength >= LARGE_BINARY)) {
+      const split = splitTail(value as unknown[], tail, transient);
+      if (split) return split;
     }
     if (!transient) return packr.pack(value);
-    const t = packr.pack(value, SCRATCH_MODE) as Buffer & { start: number; end: number };
+    const t = packr.pack(value, SCRATCH_MODE) as Scratch;
     if (t.end - t.start < LARGE_BINARY) return t.subarray(t.start, t.end);
     // A large body is kept by reference (written as it is), so it gets bytes of its own; and the
     // scratch buffer, grown to hold it, is let go instead of being kept at that size.
@@ -102,16 +104,76 @@ function encodeBody(value: unknown, transient: boolean): Buffer | SplitBody {
   }
 }
 
-function splitLargeTail(value: unknown[], tail: Uint8Array): SplitBody {
-  // Same array header and leading fields; the trailing nil (0xc0) is replaced by a bin32 header
-  // (what msgpackr writes for any binary longer than 0xffff bytes).
-  const packed = packr.pack([...value.slice(0, -1), null]);
-  const headLen = packed.length - 1;
-  const head = Buffer.allocUnsafe(headLen + 5);
-  head.set(packed.subarray(0, headLen), 0);
-  head[headLen] = 0xc6;
-  head.writeUInt32BE(tail.byteLength, headLen + 1);
-  return { head, tail, byteLength: head.length + tail.byteLength };
+/** msgpackr's buffer as `pack` returns it in SCRATCH_MODE: the message is `[start, end)`. */
+type Scratch = Buffer & { start: number; end: number };
+
+/** How deep `trailingBinary` looks below the message's last field. */
+const TAIL_DEPTH = 1;
+
+/**
+ * The binary a message's encoding ends with, if any: its last field when that is a Uint8Array, or
+ * the last element of its last field when that is an array ending with one (a service call's
+ * arguments). Array headers come before their elements, so such a binary's bytes are the last ones
+ * of the encoding, after its bin header.
+ */
+function trailingBinary(msg: unknown[]): Uint8Array | undefined {
+  let v: unknown = msg;
+  for (let d = 0; d <= TAIL_DEPTH; d++) {
+    if (!Array.isArray(v) || v.length === 0) return undefined;
+    v = v[v.length - 1];
+    if (v instanceof Uint8Array) return v;
+  }
+  return undefined;
+}
+
+/** `msg` with its trailing binary replaced by nil: the arrays on the way to it are copied, not changed. */
+function withNilTail(msg: unknown[]): unknown[] {
+  const copy = msg.slice();
+  const last = copy[copy.length - 1];
+  copy[copy.length - 1] = Array.isArray(last) ? withNilTail(last) : null;
+  return copy;
+}
+
+/** Bytes of msgpack's bin header for `n` bytes, in the smallest format (as msgpackr writes it). */
+const binHeaderSize = (n: number) => (n < 0x100 ? 2 : n < 0x10000 ? 3 : 5);
+
+function writeBinHeader(buf: Buffer, at: number, n: number): void {
+  if (n < 0x100) {
+    buf[at] = 0xc4;
+    buf[at + 1] = n;
+  } else if (n < 0x10000) {
+    buf[at] = 0xc5;
+    buf.writeUInt16BE(n, at + 1);
+  } else {
+    buf[at] = 0xc6;
+    buf.writeUInt32BE(n, at + 1);
+  }
+}
+
+/**
+ * The message as a SplitBody: everything up to the trailing binary's bytes (the encoding with nil
+ * in its place, the nil (0xc0) replaced by the bin header), then the binary itself. The head is
+ * scratch bytes when `transient`, else a buffer of its own; undefined when the scratch buffer has
+ * no room behind the message for the longer header (encode it whole instead).
+ */
+function splitTail(msg: unknown[], tail: Uint8Array, transient: boolean): SplitBody | undefined {
+  const n = tail.byteLength;
+  const hs = binHeaderSize(n);
+  let head: Buffer;
+  if (transient) {
+    const t = packr.pack(withNilTail(msg), SCRATCH_MODE) as Scratch;
+    const nil = t.end - 1;
+    if (nil + hs > t.length) return undefined;
+    writeBinHeader(t, nil, n);
+    head = t.subarray(t.start, nil + hs);
+  } else {
+    const packed = packr.pack(withNilTail(msg));
+    const headLen = packed.length - 1;
+    head = Buffer.allocUnsafe(headLen + hs);
+    head.set(packed.subarray(0, headLen), 0);
+    writeBinHeader(head, headLen, n);
+  }
+  return { head, tail, byteLength: head.length + n };
 }
 
 /** Deepest nesting of arrays/maps a received message may have. */

@@ -82,9 +82,9 @@ export interface PeerEvents {
 }
 
 /**
- * Bodies at least this large are written to the socket as they are instead of being copied into
- * a batch (so is a SplitBody's tail, whatever its size). The same size as the codec's LARGE_BINARY:
- * a transient body (encodeTransient) below it is copied at once, as it must be.
+ * Bodies (and SplitBody tails) at least this large are written to the socket as they are instead
+ * of being copied into a batch. The same size as the codec's LARGE_BINARY: a transient body
+ * (encodeTransient) below it is copied at once, as it must be.
  */
 const ZERO_COPY_BYTES = LARGE_BINARY;
 
@@ -129,9 +129,10 @@ class Outbound {
 
   /**
    * Queues one message body (a SplitBody's tail included: it counts against `maxQueueBytes` like
-   * any other byte). A body below ZERO_COPY_BYTES is copied into the open batch before this
-   * returns, with its length header (so a transient body may be overwritten afterwards); a larger
-   * one, or a SplitBody's tail, is kept by reference and written as it is.
+   * any other byte). A body below ZERO_COPY_BYTES, or a SplitBody whose tail is, is copied into
+   * the open batch before this returns, with its length header (so a transient body may be
+   * overwritten afterwards); a larger body, or a larger tail, is kept by reference and written as
+   * it is (what precedes it is copied).
    */
   enqueue(body: EncodedBody): void {
     const size = FRAME_HEADER + body.byteLength;
@@ -147,6 +148,13 @@ class Outbound {
       const slab = this.slab!;
       slab.writeUInt32BE(body.length, at);
       slab.set(body, at + FRAME_HEADER);
+    } else if (!(body instanceof Uint8Array) && body.tail.length < ZERO_COPY_BYTES) {
+      // A small tail is copied too, right behind its head.
+      const at = this.reserve(size);
+      const slab = this.slab!;
+      slab.writeUInt32BE(body.byteLength, at);
+      slab.set(body.head, at + FRAME_HEADER);
+      slab.set(body.tail, at + FRAME_HEADER + body.head.length);
     } else {
       // The header (and a SplitBody's head) ends the open batch; the large part follows it.
       const head = body instanceof Uint8Array ? undefined : body.head;

@@ -114,8 +114,8 @@ describe('encodeParts', () => {
     }
   });
 
-  it('encodeTransient: the same bytes; below LARGE_BINARY scratch bytes the next encode reuses, above it bytes of its own', () => {
-    const small = [MSG.SEND, 'k', randomBytes(100)];
+  it('encodeTransient: scratch bytes the next encode reuses; a large body gets bytes of its own', () => {
+    const small = [MSG.SEND, 'k', { text: 'x'.repeat(100) }];
     // Copied: msgpackr's buffer is shared by every Packr, the reference one included.
     const expected = Buffer.from(reference.pack(small));
     const first = encodeTransient(small);
@@ -132,11 +132,38 @@ describe('encodeParts', () => {
     encodeTransient(small);
     encodeParts(large);
     assert.ok(Buffer.from(own).equals(reference.pack(large)), 'a large body is not overwritten');
-    const split = encodeTransient([MSG.SEND, 'blob', randomBytes(LARGE_BINARY)]);
-    assert.ok(
-      !(split instanceof Uint8Array),
-      'a large trailing binary is split off, as by encodeParts',
-    );
+  });
+
+  it('a trailing binary (last field, or last element of a last array field) of any size is split off by encodeTransient, of 64 KiB or more by encodeParts: msgpackr bytes', () => {
+    for (const n of [0, 1, 255, 256, 65_535, LARGE_BINARY, LARGE_BINARY + 3]) {
+      const bin = n === 255 ? offsetView(n) : randomBytes(n);
+      for (const msg of [
+        [MSG.RESPONSE, 7, true, bin],
+        [MSG.REQUEST, 8, 'svc', ['echo.echo', 5000, bin]],
+        [MSG.REQUEST, 9, 'svc', [bin]],
+      ]) {
+        const expected = Buffer.from(reference.pack(msg));
+        const t = encodeTransient(msg);
+        assert.ok(!(t instanceof Uint8Array), `transient, ${n} B: split`);
+        assert.equal(t.tail, bin, 'the tail is the caller buffer itself');
+        assert.equal(t.byteLength, expected.length);
+        assert.ok(joined(t).equals(expected), `transient, ${n} B: msgpackr bytes`);
+        const parts = encodeParts(msg);
+        assert.equal(parts instanceof Uint8Array, n < LARGE_BINARY, `encodeParts, ${n} B`);
+        assert.ok(joined(parts).equals(expected), `encodeParts, ${n} B: msgpackr bytes`);
+      }
+    }
+    // The caller's arrays are not changed on the way.
+    const args = ['echo.echo', 5000, randomBytes(10)];
+    const msg = [MSG.REQUEST, 1, 'svc', args];
+    encodeTransient(msg);
+    assert.ok(args[2] instanceof Uint8Array && msg[3] === args);
+    // Deeper, or not last, is not a trailing binary.
+    for (const m of [
+      [MSG.SEND, 'k', [[randomBytes(10)]]],
+      [MSG.SEND, 'k', [randomBytes(10), 1]],
+    ])
+      assert.ok(encodeTransient(m) instanceof Uint8Array);
   });
 
   it('an unencodable leading field is FND_ERR_ENCODE, as with encode()', () => {
@@ -329,7 +356,12 @@ describe('zero-copy sends over TCP (PeerManager)', () => {
         const n = from + i;
         // 0 B to ~40 KiB: batches cross 32 KiB slabs, and some frames need a slab of their own.
         const size = n % 50 === 7 ? 40_000 : (n * 97) % 3000;
-        send([MSG.SEND, 'k', n, randomBytes(size)]);
+        // Trailing binaries (split off, head and tail copied), and bodies without one.
+        send(
+          n % 3 === 0
+            ? [MSG.SEND, 'k', { n, text: 'x'.repeat(size) }]
+            : [MSG.SEND, 'k', n, randomBytes(size)],
+        );
         if (n % 100 === 42) send([MSG.SEND, 'k', n, randomBytes(LARGE_BINARY + n)]);
         if (n % 100 === 77) send([MSG.SEND, 'k', n, { nested: randomBytes(LARGE_BINARY) }]);
       }
