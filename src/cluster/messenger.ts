@@ -106,14 +106,22 @@ interface Pending {
   timeoutError: (() => Error) | undefined;
 }
 
+// A settled Pending may stay in its TimeoutQueue for a while (dropped from the front in batches):
+// it lets go of what it would answer, so a settled call's promise and target are garbage at once
+// instead of surviving young-generation collections.
+
 function succeed(p: Pending, value: unknown): void {
-  if (p.target) p.target.replied(value);
-  else p.resolve!(value);
+  const { target, resolve } = p;
+  p.target = p.resolve = p.reject = p.timeoutError = undefined;
+  if (target) target.replied(value);
+  else resolve!(value);
 }
 
 function fail(p: Pending, err: Error): void {
-  if (p.target) p.target.failed(err);
-  else p.reject!(err);
+  const { target, reject } = p;
+  p.target = p.resolve = p.reject = p.timeoutError = undefined;
+  if (target) target.failed(err);
+  else reject!(err);
 }
 
 /** A registered request handler; `deferred` ones answer through a ReplySink. */
