@@ -89,11 +89,15 @@ export interface PeerEvents {
 const ZERO_COPY_BYTES = LARGE_BINARY;
 
 /**
- * Queued frames are copied into slabs of this size (one bigger when a frame needs it); a batch
- * takes its bytes from the current slab, so sending allocates a buffer per slab, not per message
- * or per flush. A slab is let go when a batch no longer fits, and freed once written.
+ * Queued frames are copied into slabs; a batch takes its bytes from the current slab, so sending
+ * allocates a buffer per slab, not per message or per flush. A slab is let go when a batch no
+ * longer fits, and freed once written. A new slab holds about SLAB_BATCHES batches the size of the
+ * last one, within these bounds (or one frame that needs more): a busy connection gets 32 KiB
+ * slabs, an idle one (a member's control link) 2 KiB.
  */
-const SLAB_BYTES = 32 * 1024;
+const SLAB_MIN = 2 * 1024;
+const SLAB_MAX = 32 * 1024;
+const SLAB_BATCHES = 16;
 
 /** A large body queued behind a batch holding its header: written as it is, not copied. */
 interface Tail {
@@ -113,6 +117,8 @@ class Outbound {
   private slab: Buffer | undefined;
   private slabUsed = 0;
   private batchStart = -1;
+  /** Bytes of the last batch closed (sizes the next slab). */
+  private lastBatch = 0;
   queuedBytes = 0;
   private flushScheduled = false;
   private waitingDrain = false;
@@ -182,7 +188,8 @@ class Outbound {
     }
     const need = Link.HEADROOM + n + Link.TAILROOM;
     if (this.slab === undefined || this.slab.length - this.slabUsed < need) {
-      this.slab = Buffer.allocUnsafeSlow(Math.max(SLAB_BYTES, need));
+      const size = Math.min(SLAB_MAX, Math.max(SLAB_MIN, SLAB_BATCHES * this.lastBatch));
+      this.slab = Buffer.allocUnsafe(Math.max(size, need));
       this.slabUsed = 0;
     }
     this.batchStart = this.slabUsed;
@@ -196,6 +203,7 @@ class Outbound {
     if (this.batchStart < 0) return;
     const end = this.slabUsed + Link.TAILROOM;
     this.parts.push(this.slab!.subarray(this.batchStart, end));
+    this.lastBatch = end - this.batchStart;
     this.slabUsed = end;
     this.batchStart = -1;
   }
