@@ -130,15 +130,11 @@ export const encode = {
   /** actor:send, actor:cast, actor:deliver */
   message: (to: RemoteRef, msg: unknown, ctx?: unknown): unknown[] =>
     ctx === undefined ? [to, msg] : [to, msg, ctx],
-  /**
-   * actor:call; `from` is the calling actor, on this node. The message comes after the caller, so
-   * a binary message is the payload's last field and is sent without going through msgpackr (see
-   * the codec's trailing binary).
-   */
+  /** actor:call; `from` is the calling actor, on this node. */
   call: (to: RemoteRef, msg: unknown, from: PidLike | undefined, ctx?: unknown): unknown[] =>
     ctx === undefined
-      ? [to, from ? wirePid(from) : null, msg]
-      : [to, from ? wirePid(from) : null, msg, ctx],
+      ? [to, msg, from ? wirePid(from) : null]
+      : [to, msg, from ? wirePid(from) : null, ctx],
   link: (from: PidLike, to: number): unknown[] => ['link', wirePid(from), to],
   unlink: (from: PidLike, to: number): unknown[] => ['unlink', wirePid(from), to],
   exit: (from: PidLike, to: number, reason: ExitReason, viaLink: boolean): unknown[] => [
@@ -238,14 +234,14 @@ export function decodeActorMessage(kind: unknown, payload: unknown, sender: stri
     return { ok: true, value: { kind: k, to, msg: payload[1], ctx: payload[2] } };
   }
   if (payload.length !== 3 && !(payload.length === 4 && isContext(payload[3])))
-    return bad(`${kind}: expected [target, caller, message, context?]`);
+    return bad(`${kind}: expected [target, message, caller, context?]`);
   let from: Pid | undefined;
-  if (payload[1] !== null) {
-    from = pidIn(payload[1]);
+  if (payload[2] !== null) {
+    from = pidIn(payload[2]);
     if (!from) return bad(`${kind}: caller is not a pid`);
     if (from.node !== sender) return forged(`call on behalf of ${from}, a pid of another node`);
   }
-  return { ok: true, value: { kind: 'call', to, msg: payload[2], from, ctx: payload[3] } };
+  return { ok: true, value: { kind: 'call', to, msg: payload[1], from, ctx: payload[3] } };
 }
 
 function decodeSignal(s: unknown[], sender: string): Decoded {

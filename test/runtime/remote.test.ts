@@ -167,10 +167,10 @@ describe('decodeActorMessage: refuses malformed, out-of-bounds and forged messag
       [[1, 'm', null], ACTOR_KINDS.cast],
       [[1, 'm', 'ctx'], ACTOR_KINDS.send],
       [[1, 'm', {}, 'extra'], ACTOR_KINDS.send],
-      [[1, null, 'm', []], ACTOR_KINDS.call],
-      [[1, null, 'm', {}, 'extra'], ACTOR_KINDS.call],
+      [[1, 'm', null, []], ACTOR_KINDS.call],
+      [[1, 'm', null, {}, 'extra'], ACTOR_KINDS.call],
       [[1, 'm'], ACTOR_KINDS.call],
-      [[1, ['a'], 'm'], ACTOR_KINDS.call],
+      [[1, 'm', ['a']], ACTOR_KINDS.call],
       [[1, 'm'], 'actor:unknown'],
     ];
     for (const [payload, kind] of malformed) {
@@ -194,7 +194,7 @@ describe('decodeActorMessage: refuses malformed, out-of-bounds and forged messag
     ]) {
       assert.equal(code(payload), 'FND_ERR_SIGNAL_FORGED', String(payload));
     }
-    assert.equal(code([1, ['b', 1], 'm'], ACTOR_KINDS.call), 'FND_ERR_SIGNAL_FORGED');
+    assert.equal(code([1, 'm', ['b', 1]], ACTOR_KINDS.call), 'FND_ERR_SIGNAL_FORGED');
   });
 
   it('exit reasons are bounded and reduced to plain data', () => {

@@ -146,10 +146,10 @@ describe('actor signals between nodes: only the owner of a pid speaks for it', (
 
   it('a call on behalf of a pid of another node is refused (FND_ERR_SIGNAL_FORGED)', async () => {
     const echo = b.spawn((m) => m);
-    const forged = c.messenger.request('b', ACTOR_KINDS.call, [echo.id, ['a', 1], 'hi']);
+    const forged = c.messenger.request('b', ACTOR_KINDS.call, [echo.id, 'hi', ['a', 1]]);
     await settled(cl, forged);
     await assert.rejects(forged, (err: unknown) => isFoundationError(err, 'FND_ERR_SIGNAL_FORGED'));
-    const ok = c.messenger.request('b', ACTOR_KINDS.call, [echo.id, ['c', 7], 'hi']);
+    const ok = c.messenger.request('b', ACTOR_KINDS.call, [echo.id, 'hi', ['c', 7]]);
     await settled(cl, ok);
     assert.equal(await ok, 'hi');
   });
@@ -211,7 +211,7 @@ describe('built-in services validate their input', () => {
     for (let i = 0; i < 12; i++) {
       const reply = a.actors.handleRemoteRequest(
         ACTOR_KINDS.call,
-        [NODE_SERVICE, ['c', 1], 2n ** 70n],
+        [NODE_SERVICE, 2n ** 70n, ['c', 1]],
         'c',
       ) as Promise<unknown>;
       await settled(cl, reply);
@@ -266,7 +266,7 @@ describe('built-in services validate their input', () => {
     ]) {
       const reply = a.actors.handleRemoteRequest(
         ACTOR_KINDS.call,
-        [sup.pid.id, ['c', 1], req],
+        [sup.pid.id, req, ['c', 1]],
         'c',
       );
       await settled(cl, reply as Promise<unknown>);
