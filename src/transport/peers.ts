@@ -149,28 +149,24 @@ class Outbound {
         { peer: this.peer.name, channel: this.channel, queuedBytes: this.queuedBytes },
       );
     }
-    if (body instanceof Uint8Array && body.length < ZERO_COPY_BYTES) {
-      const at = this.reserve(size);
-      const slab = this.slab!;
-      slab.writeUInt32BE(body.length, at);
-      slab.set(body, at + FRAME_HEADER);
-    } else if (!(body instanceof Uint8Array) && body.tail.length < ZERO_COPY_BYTES) {
-      // A small tail is copied too, right behind its head.
-      const at = this.reserve(size);
-      const slab = this.slab!;
-      slab.writeUInt32BE(body.byteLength, at);
-      slab.set(body.head, at + FRAME_HEADER);
-      slab.set(body.tail, at + FRAME_HEADER + body.head.length);
-    } else {
-      // The header (and a SplitBody's head) ends the open batch; the large part follows it.
-      const head = body instanceof Uint8Array ? undefined : body.head;
-      const at = this.reserve(FRAME_HEADER + (head?.length ?? 0));
-      const slab = this.slab!;
-      slab.writeUInt32BE(body.byteLength, at);
-      if (head) slab.set(head, at + FRAME_HEADER);
-      this.closeBatch();
-      this.parts.push({ tail: body instanceof Uint8Array ? body : body.tail });
+    // Everything is copied into the open batch except a large body (or tail): that one ends the
+    // batch, behind its header (and a SplitBody's head), and is written as it is.
+    const whole = body instanceof Uint8Array;
+    const head = whole ? undefined : body.head;
+    const rest = whole ? body : body.tail;
+    const large = rest.length >= ZERO_COPY_BYTES ? rest : undefined;
+    let at = this.reserve(FRAME_HEADER + (head?.length ?? 0) + (large ? 0 : rest.length));
+    const slab = this.slab!;
+    slab.writeUInt32BE(body.byteLength, at);
+    at += FRAME_HEADER;
+    if (head) {
+      slab.set(head, at);
+      at += head.length;
     }
+    if (large) {
+      this.closeBatch();
+      this.parts.push({ tail: large });
+    } else slab.set(rest, at);
     this.queuedBytes += size;
     if (this.link) this.scheduleFlush();
     else if (!this.retry) this.connect(); // an armed retry carries the queue: keep the backoff
@@ -658,9 +654,9 @@ export class PeerManager {
    * peer we have no address for, FND_ERR_BACKPRESSURE when the queue is full.
    *
    * A body below 64 KiB is copied into the connection's batch before this returns (so it may be
-   * transient, see encodeTransient). Large buffers are not copied: a SplitBody's tail, and a body
-   * of 64 KiB or more, are handed to the socket as they are when the queue is flushed, and the
-   * socket holds on to them until the kernel took the bytes. They must not be modified after this
+   * transient, see encodeTransient). Large buffers are not copied: a body, or a SplitBody's tail,
+   * of 64 KiB or more is handed to the socket as it is when the queue is flushed, and the socket
+   * holds on to it until the kernel took the bytes. They must not be modified after this
    * call (node's `socket.write` has the same rule); once the peer has answered a request, they
    * have all been sent.
    */
