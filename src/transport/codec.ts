@@ -23,14 +23,17 @@ const SCRATCH_MODE = REUSE_BUFFER_MODE | RESET_BUFFER_MODE;
 export const LARGE_BINARY = 64 * 1024;
 
 /**
- * A message body in two pieces that go on the wire back to back, as one frame body: `head` is the
- * encoded array header, the leading fields and a bin32 header; `tail` is the message's trailing
- * binary field itself, the caller's own memory, not a copy. `byteLength` is the body's length, as
- * on a Uint8Array, so a body of either form is measured the same way.
+ * A message body in pieces that go on the wire back to back, as one frame body: `head` is the
+ * encoded array header, the fields before the binary and its bin header; `tail` is the message's
+ * trailing binary itself, the caller's own memory, not a copy; `after`, when present, the encoded
+ * fields that follow the binary in its array (an actor call's caller, after its message).
+ * `byteLength` is the body's length, as on a Uint8Array, so a body of either form is measured the
+ * same way.
  */
 export interface SplitBody {
   readonly head: Buffer;
   readonly tail: Uint8Array;
+  readonly after: Buffer | undefined;
   readonly byteLength: number;
 }
 
@@ -50,15 +53,16 @@ export function encode(value: unknown): Buffer {
   const out = Buffer.allocUnsafe(body.byteLength);
   out.set(body.head, 0);
   out.set(body.tail, body.head.length);
+  if (body.after) out.set(body.after, body.head.length + body.tail.length);
   return out;
 }
 
 /**
  * Encodes one message body without copying a large payload: a message (array) whose trailing
- * binary (its last field, or the last element of a last field that is an array, see
- * `trailingBinary`) is a Uint8Array/Buffer of at least LARGE_BINARY bytes comes back as a
- * SplitBody, whose head and tail together are byte for byte what msgpackr encodes for the whole
- * message; anything else as one buffer. The tail is the caller's buffer: whoever writes it must not
+ * binary (its last field, or an element of a last field that is an array, see `trailingBinary`)
+ * is a Uint8Array/Buffer of at least LARGE_BINARY bytes comes back as a SplitBody, whose pieces
+ * together are byte for byte what msgpackr encodes for the whole message; anything else as one
+ * buffer. The tail is the caller's buffer: whoever writes it must not
  * let it be modified until the write completed (the same rule as node's `socket.write`).
  */
 export function encodeParts(value: unknown): Buffer | SplitBody {
@@ -78,9 +82,9 @@ export function encodeTransient(value: unknown): Buffer | SplitBody {
 
 function encodeBody(value: unknown, transient: boolean): Buffer | SplitBody {
   try {
-    const tail = Array.isArray(value) && value.length > 1 ? trailingBinary(value) : undefined;
-    if (tail !== undefined && (transient || tail.byteLength >= LARGE_BINARY)) {
-      const split = splitTail(value as unknown[], tail, transient);
+    const at = Array.isArray(value) && value.length > 1 ? trailingBinary(value) : -1;
+    if (at >= 0) {
+      const split = splitTail(value as unknown[], at, transient);
       if (split) return split;
     }
     if (!transient) return packr.pack(value);
@@ -107,30 +111,43 @@ function encodeBody(value: unknown, transient: boolean): Buffer | SplitBody {
 /** msgpackr's buffer as `pack` returns it in SCRATCH_MODE: the message is `[start, end)`. */
 type Scratch = Buffer & { start: number; end: number };
 
-/** How deep `trailingBinary` looks below the message's last field. */
-const TAIL_DEPTH = 1;
+/**
+ * Most fields that may follow the binary in its array (`after`): an actor call's caller and request
+ * context. Their encoding is copied once more than the rest, so only a few small ones are worth it.
+ */
+const MAX_AFTER_FIELDS = 2;
+/** `after` longer than this (encoded) is not split off: the message is encoded whole instead. */
+const MAX_AFTER_BYTES = 1024;
 
 /**
- * The binary a message's encoding ends with, if any: its last field when that is a Uint8Array, or
- * the last element of its last field when that is an array ending with one (a service call's
- * arguments). Array headers come before their elements, so such a binary's bytes are the last ones
- * of the encoding, after its bin header.
+ * Where a message's binary to split off is, as -1 (none), `msg.length - 1` (its last field), or
+ * `msg.length + i` (element `i` of its last field, an array). That element is the array's last, or
+ * is followed by at most MAX_AFTER_FIELDS fields that are not binary; the array has fewer than 16
+ * elements, so its header is one byte whatever is left out of it. Array headers come before their
+ * elements, so the binary's bytes end the encoding but for those few fields (`after`).
  */
-function trailingBinary(msg: unknown[]): Uint8Array | undefined {
-  let v: unknown = msg;
-  for (let d = 0; d <= TAIL_DEPTH; d++) {
-    if (!Array.isArray(v) || v.length === 0) return undefined;
-    v = v[v.length - 1];
-    if (v instanceof Uint8Array) return v;
-  }
-  return undefined;
+function trailingBinary(msg: unknown[]): number {
+  const last = msg[msg.length - 1];
+  if (last instanceof Uint8Array) return msg.length - 1;
+  if (!Array.isArray(last) || last.length === 0 || last.length > 15) return -1;
+  const stop = Math.max(0, last.length - 1 - MAX_AFTER_FIELDS);
+  for (let i = last.length - 1; i >= stop; i--)
+    if (last[i] instanceof Uint8Array) return msg.length + i;
+  return -1;
 }
 
-/** `msg` with its trailing binary replaced by nil: the arrays on the way to it are copied, not changed. */
-function withNilTail(msg: unknown[]): unknown[] {
+/**
+ * `msg` with the binary at `at` (see trailingBinary) and everything after it replaced by nil: the
+ * arrays on the way to it are copied, not changed.
+ */
+function withNilTail(msg: unknown[], at: number): unknown[] {
   const copy = msg.slice();
-  const last = copy[copy.length - 1];
-  copy[copy.length - 1] = Array.isArray(last) ? withNilTail(last) : null;
+  if (at < msg.length) copy[at] = null;
+  else {
+    const inner = (copy[copy.length - 1] as unknown[]).slice();
+    inner.fill(null, at - msg.length);
+    copy[copy.length - 1] = inner;
+  }
   return copy;
 }
 
@@ -150,30 +167,141 @@ function writeBinHeader(buf: Buffer, at: number, n: number): void {
   }
 }
 
+/** Where a message's `after` bytes are written (scratch too: valid until the next encode). */
+const afterScratch = Buffer.allocUnsafeSlow(MAX_AFTER_BYTES);
+
 /**
- * The message as a SplitBody: everything up to the trailing binary's bytes (the encoding with nil
- * in its place, the nil (0xc0) replaced by the bin header), then the binary itself. The head is
- * scratch bytes when `transient`, else a buffer of its own; undefined when the scratch buffer has
- * no room behind the message for the longer header (encode it whole instead).
+ * Writes `v` at `p` as msgpackr would (codec options above), if it is simple: null, a boolean, a
+ * 32-bit integer, a string, or a short array (fewer than 16 elements, at most two levels) of such;
+ * returns the position after it, or -1 when `v` is anything else or does not fit before `end`.
+ * What an actor call carries after its message (the caller's [node, id]) is written by hand:
+ * msgpackr's encoder started a second time costs more than it saves.
  */
-function splitTail(msg: unknown[], tail: Uint8Array, transient: boolean): SplitBody | undefined {
+function writeSimple(buf: Buffer, p: number, end: number, v: unknown, depth: number): number {
+  if (p >= end) return -1;
+  if (v === null) {
+    buf[p] = 0xc0;
+    return p + 1;
+  }
+  if (typeof v === 'boolean') {
+    buf[p] = v ? 0xc3 : 0xc2;
+    return p + 1;
+  }
+  if (typeof v === 'number') {
+    if (v >>> 0 === v) {
+      if (v < 0x80) buf[p++] = v;
+      else if (v < 0x100) {
+        if (p + 2 > end) return -1;
+        buf[p++] = 0xcc;
+        buf[p++] = v;
+      } else if (v < 0x10000) {
+        if (p + 3 > end) return -1;
+        buf[p++] = 0xcd;
+        buf.writeUInt16BE(v, p);
+        p += 2;
+      } else {
+        if (p + 5 > end) return -1;
+        buf[p++] = 0xce;
+        buf.writeUInt32BE(v, p);
+        p += 4;
+      }
+      return p;
+    }
+    if (v >> 0 !== v) return -1;
+    if (v >= -0x20) buf[p++] = 0x100 + v;
+    else if (v >= -0x80) {
+      if (p + 2 > end) return -1;
+      buf[p++] = 0xd0;
+      buf[p++] = v + 0x100;
+    } else if (v >= -0x8000) {
+      if (p + 3 > end) return -1;
+      buf[p++] = 0xd1;
+      buf.writeInt16BE(v, p);
+      p += 2;
+    } else {
+      if (p + 5 > end) return -1;
+      buf[p++] = 0xd2;
+      buf.writeInt32BE(v, p);
+      p += 4;
+    }
+    return p;
+  }
+  if (typeof v === 'string') {
+    const n = Buffer.byteLength(v);
+    const h = n < 0x20 ? 1 : n < 0x100 ? 2 : 3;
+    if (n >= 0x10000 || p + h + n > end) return -1;
+    if (h === 1) buf[p] = 0xa0 | n;
+    else if (h === 2) {
+      buf[p] = 0xd9;
+      buf[p + 1] = n;
+    } else {
+      buf[p] = 0xda;
+      buf.writeUInt16BE(n, p + 1);
+    }
+    p += h;
+    if (n === v.length) for (let i = 0; i < n; i++) buf[p + i] = v.charCodeAt(i);
+    else buf.write(v, p, 'utf8');
+    return p + n;
+  }
+  if (Array.isArray(v) && v.length < 16 && depth < 2) {
+    buf[p++] = 0x90 | v.length;
+    for (let i = 0; i < v.length && p >= 0; i++) p = writeSimple(buf, p, end, v[i], depth + 1);
+    return p;
+  }
+  return -1;
+}
+
+/**
+ * The encoded fields after the binary at `at` (element `at - msg.length` of the last field), or
+ * undefined if there are none; null if they are not simple (see writeSimple) or too long: then the
+ * message is encoded whole. Scratch bytes when `transient`, else a buffer of their own.
+ */
+function afterBytes(msg: unknown[], at: number, transient: boolean): Buffer | undefined | null {
+  if (at < msg.length) return undefined;
+  const inner = msg[msg.length - 1] as unknown[];
+  let p = 0;
+  for (let i = at - msg.length + 1; i < inner.length; i++) {
+    p = writeSimple(afterScratch, p, MAX_AFTER_BYTES, inner[i], 0);
+    if (p < 0) return null;
+  }
+  if (p === 0) return undefined;
+  return transient ? afterScratch.subarray(0, p) : Buffer.from(afterScratch.subarray(0, p));
+}
+
+/**
+ * The message as a SplitBody: everything up to the binary's bytes (the encoding with nil in its
+ * place and in the fields after it, that nil replaced by the bin header, the other nils dropped),
+ * the binary itself, then what follows it (`afterBytes`). Pieces are scratch bytes when
+ * `transient`, else buffers of their own. Undefined when not worth it (a small binary for
+ * encodeParts, long fields after it) or when the scratch buffer has no room behind the message for
+ * the longer header: encode it whole instead.
+ */
+function splitTail(msg: unknown[], at: number, transient: boolean): SplitBody | undefined {
+  const tail = (
+    at < msg.length ? msg[at] : (msg[msg.length - 1] as unknown[])[at - msg.length]
+  ) as Uint8Array;
   const n = tail.byteLength;
+  if (!transient && n < LARGE_BINARY) return undefined;
+  const after = afterBytes(msg, at, transient);
+  if (after === null) return undefined;
+  const dropped =
+    after === undefined ? 0 : (msg[msg.length - 1] as unknown[]).length - (at - msg.length) - 1;
   const hs = binHeaderSize(n);
   let head: Buffer;
   if (transient) {
-    const t = packr.pack(withNilTail(msg), SCRATCH_MODE) as Scratch;
-    const nil = t.end - 1;
+    const t = packr.pack(withNilTail(msg, at), SCRATCH_MODE) as Scratch;
+    const nil = t.end - 1 - dropped;
     if (nil + hs > t.length) return undefined;
     writeBinHeader(t, nil, n);
     head = t.subarray(t.start, nil + hs);
   } else {
-    const packed = packr.pack(withNilTail(msg));
-    const headLen = packed.length - 1;
+    const packed = packr.pack(withNilTail(msg, at));
+    const headLen = packed.length - 1 - dropped;
     head = Buffer.allocUnsafe(headLen + hs);
     head.set(packed.subarray(0, headLen), 0);
     writeBinHeader(head, headLen, n);
   }
-  return { head, tail, byteLength: head.length + n };
+  return { head, tail, after, byteLength: head.length + n + (after?.length ?? 0) };
 }
 
 /** Deepest nesting of arrays/maps a received message may have. */

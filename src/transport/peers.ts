@@ -138,7 +138,7 @@ class Outbound {
    * any other byte). A body below ZERO_COPY_BYTES, or a SplitBody whose tail is, is copied into
    * the open batch before this returns, with its length header (so a transient body may be
    * overwritten afterwards); a larger body, or a larger tail, is kept by reference and written as
-   * it is (what precedes it is copied).
+   * it is (what precedes and follows it is copied).
    */
   enqueue(body: EncodedBody): void {
     const size = FRAME_HEADER + body.byteLength;
@@ -154,8 +154,10 @@ class Outbound {
     const whole = body instanceof Uint8Array;
     const head = whole ? undefined : body.head;
     const rest = whole ? body : body.tail;
+    const after = whole ? undefined : body.after;
     const large = rest.length >= ZERO_COPY_BYTES ? rest : undefined;
-    let at = this.reserve(FRAME_HEADER + (head?.length ?? 0) + (large ? 0 : rest.length));
+    const n = FRAME_HEADER + (head?.length ?? 0) + (large ? 0 : rest.length + (after?.length ?? 0));
+    let at = this.reserve(n);
     const slab = this.slab!;
     slab.writeUInt32BE(body.byteLength, at);
     at += FRAME_HEADER;
@@ -166,7 +168,15 @@ class Outbound {
     if (large) {
       this.closeBatch();
       this.parts.push({ tail: large });
-    } else slab.set(rest, at);
+      // The fields after it (an actor call's caller) open the next batch.
+      if (after) {
+        const a = this.reserve(after.length); // may start a new slab
+        this.slab!.set(after, a);
+      }
+    } else {
+      slab.set(rest, at);
+      if (after) slab.set(after, at + rest.length);
+    }
     this.queuedBytes += size;
     if (this.link) this.scheduleFlush();
     else if (!this.retry) this.connect(); // an armed retry carries the queue: keep the backoff

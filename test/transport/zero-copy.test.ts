@@ -53,6 +53,15 @@ function frameStream(raw: Buffer): Buffer {
   }
   return Buffer.concat(parts);
 }
+/** A message with its binaries (fields, and elements of its last field) replaced by their hashes. */
+const hashBinaries = (m: unknown[]): unknown[] =>
+  m.map((v) =>
+    v instanceof Uint8Array
+      ? sha(v)
+      : Array.isArray(v)
+        ? v.map((x) => (x instanceof Uint8Array ? sha(x) : x))
+        : v,
+  );
 /** How many bytes of the written pieces are views of `big`'s own memory. */
 function viewedBytes(written: Uint8Array[], big: Uint8Array): number {
   let n = 0;
@@ -66,7 +75,9 @@ function viewedBytes(written: Uint8Array[], big: Uint8Array): number {
   return n;
 }
 const joined = (b: Uint8Array | SplitBody) =>
-  b instanceof Uint8Array ? Buffer.from(b) : Buffer.concat([b.head, b.tail]);
+  b instanceof Uint8Array
+    ? Buffer.from(b)
+    : Buffer.concat([b.head, b.tail, b.after ?? Buffer.alloc(0)]);
 
 /** A Uint8Array (not a Buffer) viewing the middle of a larger ArrayBuffer. */
 function offsetView(n: number): Uint8Array {
@@ -158,12 +169,93 @@ describe('encodeParts', () => {
     const msg = [MSG.REQUEST, 1, 'svc', args];
     encodeTransient(msg);
     assert.ok(args[2] instanceof Uint8Array && msg[3] === args);
-    // Deeper, or not last, is not a trailing binary.
+    // Deeper, or followed by more than two fields, is not a trailing binary.
     for (const m of [
       [MSG.SEND, 'k', [[randomBytes(10)]]],
-      [MSG.SEND, 'k', [randomBytes(10), 1]],
+      [MSG.SEND, 'k', [randomBytes(10), 1, 2, 3]],
     ])
       assert.ok(encodeTransient(m) instanceof Uint8Array);
+  });
+
+  it("a binary followed by up to two simple fields in the last field (an actor call's [to, msg, caller]) is split off with them as `after`: msgpackr bytes", () => {
+    const simple: unknown[] = [
+      null,
+      true,
+      false,
+      0,
+      0x7f,
+      0x80,
+      0xff,
+      0x100,
+      0xffff,
+      0x10000,
+      0xffffffff,
+      -1,
+      -0x20,
+      -0x21,
+      -0x80,
+      -0x81,
+      -0x8000,
+      -0x8001,
+      -0x80000000,
+      '',
+      'n1@127.0.0.1',
+      'x'.repeat(31),
+      'x'.repeat(32),
+      'y'.repeat(255),
+      'z'.repeat(256),
+      'é✓ 𝄞',
+      'é'.repeat(20), // 20 characters, 40 bytes: the header follows the byte length
+      ['node-b@127.0.0.1', 5],
+      ['node-b@127.0.0.1', 0xffffffff],
+      [],
+      [[1, 'a'], null],
+    ];
+    for (const n of [0, 100, 255, 256, LARGE_BINARY]) {
+      const bin = n === 255 ? offsetView(n) : randomBytes(n);
+      const msgs: unknown[][] = [];
+      for (const v of simple)
+        msgs.push([MSG.REQUEST_LANE, 'actor:call', 3, 11, 0, 42, [12, bin, v]]);
+      msgs.push([MSG.SEND, 'actor:call', ['svc', bin, ['n', 1], 'ctx']]);
+      for (const msg of msgs) {
+        const expected = Buffer.from(reference.pack(msg));
+        const t = encodeTransient(msg);
+        const what = `${n} B, ${JSON.stringify(msg.at(-1), (_k, v) => (v?.type === 'Buffer' ? 'bin' : v))}`;
+        assert.ok(!(t instanceof Uint8Array), `transient, ${what}: split`);
+        assert.equal(t.tail, bin, 'the tail is the caller buffer itself');
+        assert.ok(t.after !== undefined && t.after.length > 0, 'the fields after it');
+        assert.equal(t.byteLength, expected.length);
+        assert.ok(joined(t).equals(expected), `transient, ${what}: msgpackr bytes`);
+        const parts = encodeParts(msg);
+        assert.equal(parts instanceof Uint8Array, n < LARGE_BINARY, `encodeParts, ${what}`);
+        assert.ok(joined(parts).equals(expected), `encodeParts, ${what}: msgpackr bytes`);
+        assert.ok(encode(msg).equals(expected), `encode, ${what}: msgpackr bytes`);
+      }
+    }
+    // Anything else after the binary (a map, a float, a long or deep value, a second binary)
+    // leaves the message to msgpackr, whole: still msgpackr's bytes.
+    const bin = randomBytes(LARGE_BINARY);
+    for (const v of [
+      { traceparent: 'x' },
+      1.5,
+      2 ** 40,
+      'w'.repeat(2000),
+      [[['deep']]],
+      Array.from({ length: 16 }, () => 1),
+      undefined,
+    ]) {
+      const msg = [MSG.REQUEST_LANE, 'actor:call', 3, 11, 0, 42, [12, bin, v]];
+      const expected = Buffer.from(reference.pack(msg));
+      for (const body of [encodeTransient(msg), encodeParts(msg)]) {
+        assert.ok(body instanceof Uint8Array, `not split: ${JSON.stringify(v)}`);
+        assert.ok(Buffer.from(body).equals(expected));
+      }
+    }
+    // The last binary is the one split off; one after it is part of `after` only if simple (it is not).
+    const two = [MSG.SEND, 'k', [randomBytes(10), randomBytes(20)]];
+    const t = encodeTransient(two);
+    assert.ok(!(t instanceof Uint8Array) && t.tail === (two[2] as Uint8Array[])[1]);
+    assert.ok(joined(t).equals(reference.pack(two)));
   });
 
   it('an unencodable leading field is FND_ERR_ENCODE, as with encode()', () => {
@@ -305,6 +397,8 @@ describe('zero-copy sends over TCP (PeerManager)', () => {
     send('bulk', [MSG.SEND, 'blob', big2]);
     send('bulk', [MSG.SEND, 'blob', big3]);
     send('default', [MSG.REQUEST, 2, 'blob', big3]);
+    // A large binary followed by a caller: its `after` bytes open the next batch.
+    send('default', [MSG.REQUEST, 3, 'actor:call', [7, big1, ['sender', 9]]]);
     send('default', [MSG.SEND, 's', 3]);
     send('bulk', [MSG.SEND, 's', 4]);
     // A later tick, once the connections are up.
@@ -323,16 +417,7 @@ describe('zero-copy sends over TCP (PeerManager)', () => {
       sent[ch].forEach((msg, i) => {
         assert.ok(bodies[i]!.equals(reference.pack(msg)), `${ch} frame ${i} is msgpackr's bytes`);
       });
-      assert.deepEqual(
-        peer.messages(ch).map((m) => {
-          const last = m.at(-1);
-          return last instanceof Uint8Array ? [...m.slice(0, -1), sha(last)] : m;
-        }),
-        sent[ch].map((m) => {
-          const last = m.at(-1);
-          return last instanceof Uint8Array ? [...m.slice(0, -1), sha(last)] : m;
-        }),
-      );
+      assert.deepEqual(peer.messages(ch).map(hashBinaries), sent[ch].map(hashBinaries));
     }
     for (const big of [big1, big2, big3])
       assert.ok(
@@ -364,6 +449,10 @@ describe('zero-copy sends over TCP (PeerManager)', () => {
         );
         if (n % 100 === 42) send([MSG.SEND, 'k', n, randomBytes(LARGE_BINARY + n)]);
         if (n % 100 === 77) send([MSG.SEND, 'k', n, { nested: randomBytes(LARGE_BINARY) }]);
+        // A binary with a caller after it (an actor call): head, tail and `after` copied, or
+        // a large tail written as it is, with `after` opening the next batch.
+        if (n % 10 === 5)
+          send([MSG.SEND, 'k', [n, randomBytes(n % 20 === 5 ? LARGE_BINARY : size), ['me', n]]]);
       }
     };
     burst(0); // queued while the connection is dialled
