@@ -122,14 +122,13 @@ const MAX_AFTER_BYTES = 1024;
 /**
  * Where a message's binary to split off is, as -1 (none), `msg.length - 1` (its last field), or
  * `msg.length + i` (element `i` of its last field, an array). That element is the array's last, or
- * is followed by at most MAX_AFTER_FIELDS fields that are not binary; the array has fewer than 16
- * elements, so its header is one byte whatever is left out of it. Array headers come before their
- * elements, so the binary's bytes end the encoding but for those few fields (`after`).
+ * is followed by at most MAX_AFTER_FIELDS fields that are not binary. Array headers come before
+ * their elements, so the binary's bytes end the encoding but for those few fields (`after`).
  */
 function trailingBinary(msg: unknown[]): number {
   const last = msg[msg.length - 1];
   if (last instanceof Uint8Array) return msg.length - 1;
-  if (!Array.isArray(last) || last.length === 0 || last.length > 15) return -1;
+  if (!Array.isArray(last) || last.length === 0) return -1;
   const stop = Math.max(0, last.length - 1 - MAX_AFTER_FIELDS);
   for (let i = last.length - 1; i >= stop; i--)
     if (last[i] instanceof Uint8Array) return msg.length + i;

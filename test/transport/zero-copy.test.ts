@@ -152,6 +152,7 @@ describe('encodeParts', () => {
         [MSG.RESPONSE, 7, true, bin],
         [MSG.REQUEST, 8, 'svc', ['echo.echo', 5000, bin]],
         [MSG.REQUEST, 9, 'svc', [bin]],
+        [MSG.REQUEST, 10, 'svc', [...Array.from({ length: 20 }, (_, i) => i * 1000), bin]],
       ]) {
         const expected = Buffer.from(reference.pack(msg));
         const t = encodeTransient(msg);
