@@ -6,7 +6,8 @@
 //   cross-node: `node.call` to an actor on another node process, a GenServer and the README's plain
 //               `async (msg) => msg` handler, 64 in flight → calls/s, and one in flight → p50/p99,
 //               next to `node.messenger.request` (the same request without the actor layer) and
-//               bench/baseline's bare socket (same framing, same pattern), all in the same run
+//               bench/baseline's bare socket (same framing, same pattern), all in the same run;
+//               then 1 MiB messages, 8 in flight, GenServer call next to `messenger.request`
 // The three local measurements run in a child started with --expose-gc; the cross-node one in a
 // server and a client process, each pinned to its own CPU when possible, alternating between the
 // implementations in short blocks (see docs/benchmarks.md, "bench/transport", for why).
@@ -48,6 +49,13 @@ const PIPELINED = 20_000;
 const SEQUENTIAL = 2_000;
 const ROUNDS = 10;
 const SERVER_NAME = 'bench-actors-server';
+/** Large messages: a binary this size, echoed, LARGE_DEPTH in flight, LARGE_CALLS per block. */
+const LARGE_BYTES = 1 << 20;
+const LARGE_DEPTH = 8;
+const LARGE_CALLS = 200;
+const LARGE_ROUNDS = 4;
+type LargeImpl = 'messenger' | 'actor-call';
+const LARGE_IMPLS: LargeImpl[] = ['messenger', 'actor-call'];
 
 const TARGET_SPAWN_MS = 1500;
 const TARGET_BYTES_PER_ACTOR = 400;
@@ -349,6 +357,30 @@ async function clientRole(
       ...latencySummary(concat(acc[impl].sLat)),
     });
   }
+  // Large messages: the binary travels zero-copy in both (the actor call's [to, msg, caller]
+  // included); what differs is the actor layer.
+  const large = Buffer.alloc(LARGE_BYTES, 0x62);
+  for (const impl of LARGE_IMPLS) await pipelined(calls[impl], large, 50, LARGE_DEPTH);
+  const largeSeconds: Record<LargeImpl, number> = { messenger: 0, 'actor-call': 0 };
+  for (let r = 0; r < LARGE_ROUNDS; r++) {
+    for (let k = 0; k < LARGE_IMPLS.length; k++) {
+      const impl = LARGE_IMPLS[(r + k) % LARGE_IMPLS.length]!;
+      largeSeconds[impl] += (await pipelined(calls[impl], large, LARGE_CALLS, LARGE_DEPTH)).seconds;
+    }
+  }
+  for (const impl of LARGE_IMPLS) {
+    const rps = (LARGE_CALLS * LARGE_ROUNDS) / largeSeconds[impl];
+    emit({
+      bench: BENCH,
+      mode: 'cross-node-large',
+      impl,
+      payload_bytes: LARGE_BYTES,
+      depth: LARGE_DEPTH,
+      requests: LARGE_CALLS * LARGE_ROUNDS,
+      rps: round(rps, 1),
+      mib_per_s_each_way: round((rps * LARGE_BYTES) / (1 << 20), 1),
+    });
+  }
   baseline.close();
   await node.stop();
 }
@@ -404,7 +436,7 @@ async function main(): Promise<void> {
   );
   pinned = pinToCpu(client, 0) && pinned;
   const results = new Map<string, Record<string, unknown>>();
-  for (let i = 0; i < 2 * IMPLS.length; i++) {
+  for (let i = 0; i < 2 * IMPLS.length + LARGE_IMPLS.length; i++) {
     const line = await client.waitFor((l) => l.bench === BENCH, 120_000, 'result');
     emit(line);
     results.set(`${line.mode} ${line.impl}`, line);
@@ -449,6 +481,16 @@ async function main(): Promise<void> {
     ratio_p50_async: round(p50Ratio),
     target: `ratio_p50_async <= ${TARGET_ASYNC_P50_RATIO}`,
     met: p50Ratio <= TARGET_ASYNC_P50_RATIO,
+    pinned,
+  });
+  const largeRps = (impl: LargeImpl) => results.get(`cross-node-large ${impl}`)!.rps as number;
+  emit({
+    bench: BENCH,
+    mode: 'cross-node-large',
+    payload_bytes: LARGE_BYTES,
+    messenger_rps: largeRps('messenger'),
+    actor_call_rps: largeRps('actor-call'),
+    ratio_large_call_vs_messenger: round(largeRps('actor-call') / largeRps('messenger')),
     pinned,
   });
 }
