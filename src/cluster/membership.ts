@@ -175,6 +175,8 @@ export class Membership {
   private readonly lastHint = new Map<string, number>();
   /** When each down/left member that spoke to us was last told so (so it refutes at once). */
   private readonly lastNudge = new Map<string, number>();
+  /** When each member that held a stale verdict about this node was last told our incarnation. */
+  private readonly lastCorrection = new Map<string, number>();
   /** Re-dials of down members waiting for their address's backoff to end (one per member). */
   private readonly redials = new Map<string, TimerHandle>();
   private running = false;
@@ -689,6 +691,24 @@ export class Membership {
     });
   }
 
+  /**
+   * `teller` holds a verdict about this node at an incarnation it outlived: tell it the current
+   * one, first-hand (at most once per probe interval per member, so stale gossip cannot make this
+   * node send more than that).
+   */
+  private correct(teller: string): void {
+    if (this.left || teller === this.self.name) return;
+    const now = this.clock.now();
+    if ((this.lastCorrection.get(teller) ?? -Infinity) > now - this.timing.probeIntervalMs) return;
+    this.lastCorrection.set(teller, now);
+    this.tell(teller, {
+      type: 'alive',
+      name: this.self.name,
+      incarnation: this.incarnation,
+      address: this.self.address,
+    });
+  }
+
   /** Someone says we are suspect/down/left: outlive the rumour with a higher incarnation. */
   private refute(inc: number, teller: string): void {
     if (this.left) return;
@@ -717,7 +737,13 @@ export class Membership {
     const { name, inc, status, address, teller, reason } = n;
     if (name === this.self.name) {
       const claimed = status !== 'alive' ? inc >= this.incarnation : inc > this.incarnation;
-      if (!claimed) return false;
+      if (!claimed) {
+        // Suspect or down at an incarnation we outlived: the teller missed our refutation (it was
+        // cut off when we gossiped it). Nothing to refute, but it needs our incarnation, or it
+        // keeps the verdict until its suspicion times out and declares us down.
+        if (status === 'suspect' || status === 'down') this.correct(teller);
+        return false;
+      }
       if (inc > this.incarnation && inc > this.clock.wallNow() + SELF_INCARNATION_LEAD_MS) {
         this.log.debug(
           { by: teller, incarnation: inc, code: 'FND_ERR_INCARNATION_RANGE' },
@@ -920,6 +946,7 @@ export class Membership {
         this.members.delete(m.name);
         this.lastHint.delete(m.name);
         this.lastNudge.delete(m.name);
+        this.lastCorrection.delete(m.name);
         this.io.remove(m.name);
       }
     }

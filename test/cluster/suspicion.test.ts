@@ -331,6 +331,52 @@ describe('verdicts of members this node cannot reach', () => {
     assert.ok(t.m.selfIncarnation > before, 'refuted with a higher incarnation');
   });
 
+  it('a verdict about this node at an incarnation it outlived is answered with its current one, first-hand, at most once per probe interval per member', async () => {
+    // b was cut off while this node refuted a's suspicion: b missed the new incarnation, and its
+    // buddy-system SUSPECT (or, later, its DOWN) carries the old one. Refuting again would not
+    // reach b any better; b needs the incarnation it missed, or it declares this node down when
+    // its suspicion times out.
+    const t = setup(['a', 'b']);
+    t.say('a', { type: 'suspect', name: 'me', incarnation: BASE_INC, by: 'a' });
+    const current = t.m.selfIncarnation;
+    assert.ok(current > BASE_INC, 'refuted a');
+    t.sent.length = 0;
+    const toB = () => t.sent.filter((s) => s.to === 'b' && s.msg[0] === MSG.ALIVE);
+    t.say('b', { type: 'suspect', name: 'me', incarnation: BASE_INC, by: 'b' });
+    assert.equal(toB().length, 1, 'b is told');
+    assert.deepEqual(toB()[0]!.msg.slice(1, 3), ['me', current], 'this node, current incarnation');
+    assert.equal(t.m.selfIncarnation, current, 'no new refutation for a stale claim');
+    t.say('b', { type: 'suspect', name: 'me', incarnation: BASE_INC, by: 'b' });
+    t.say('b', { type: 'down', name: 'me', incarnation: BASE_INC, by: 'b' });
+    assert.equal(toB().length, 1, 'once per probe interval');
+    assert.equal(
+      t.sent.filter((s) => s.to === 'a' && s.msg[0] === MSG.ALIVE).length,
+      0,
+      'a, which has the current incarnation, is not told',
+    );
+    await t.tick(timing.probeIntervalMs + 10);
+    t.say('b', { type: 'down', name: 'me', incarnation: BASE_INC, by: 'b' });
+    assert.equal(toB().length, 2, 'a stale DOWN is answered too, after the interval');
+    // A stale ALIVE is no verdict: nothing to correct.
+    t.say('b', { type: 'alive', name: 'me', incarnation: BASE_INC, address: hello('me').address });
+    assert.equal(toB().length, 2);
+  });
+
+  it('a member holding a stale suspicion clears it when the suspect tells it its current incarnation', async () => {
+    const t = setup(['a', 'x']);
+    t.say('a', { type: 'suspect', name: 'x', incarnation: BASE_INC, by: 'a' });
+    assert.equal(t.m.status('x'), 'suspect');
+    t.say('x', {
+      type: 'alive',
+      name: 'x',
+      incarnation: BASE_INC + 1,
+      address: hello('x').address,
+    });
+    assert.equal(t.m.status('x'), 'alive');
+    await t.tick(timing.suspicionMaxMs + 1000);
+    assert.equal(t.m.status('x'), 'alive', 'the suspicion timer was cancelled');
+  });
+
   it('a DOWN from a member held suspect counts only as its suspicion', async () => {
     const t = setup(['a', 'b', 'c', 'x']);
     t.say('b', { type: 'suspect', name: 'a', incarnation: BASE_INC, by: 'b' });
