@@ -119,6 +119,7 @@ export class ClusterNode extends EventEmitter<FoundationNodeEvents> {
         encrypt: opts.encrypt,
         maxInboundBufferBytes: opts.maxInboundBufferBytes,
         maxQueueBytes: opts.maxQueueBytes,
+        busyPollMs: opts.busyPollUs / 1000,
         handshakeTimeoutMs: opts.handshakeTimeoutMs,
         connectTimeoutMs: opts.connectTimeoutMs,
         backoff: {

@@ -116,6 +116,14 @@ export interface FoundationOptions extends CoreOptions {
   maxQueueBytes?: number;
   /** Messages of at least this many encoded bytes go on the `bulk` channel. Default 64 KiB, at most 8 MiB (the `default` channel's frame limit). */
   bulkThreshold?: number;
+  /**
+   * Busy polling, in microseconds: after sending or receiving, keep the event loop polling the
+   * sockets this long instead of sleeping, so a reply that comes back within it is read without a
+   * wake-up (docs/benchmarks.md, "Busy polling"). Cuts one-at-a-time round trips by a large factor
+   * on virtual machines, at the cost of up to this much CPU after every burst of traffic. Default
+   * 0 (off); at most 10 000.
+   */
+  busyPollUs?: number;
   /** Default request timeout in ms. Default 5000. */
   requestTimeoutMs?: number;
   /** Handshake deadline in ms. Default 5000. */
@@ -229,6 +237,8 @@ export const DEFAULTS = Object.freeze({
   maxQueueBytes: 64 * 1024 * 1024,
   // 64 KiB: above this, serialising a message takes long enough that it should not share a connection with heartbeats.
   bulkThreshold: 64 * 1024,
+  // Off: spinning costs CPU after every burst, a trade the application makes, not the library.
+  busyPollUs: 0,
   requestTimeoutMs: 5_000,
   handshakeTimeoutMs: 5_000,
   connectTimeoutMs: 3_000,
@@ -352,6 +362,7 @@ const clusterSchema = z.strictObject({
   maxQueueBytes: z.number().int().min(1024).optional(),
   // At most the default channel's frame limit: smaller messages stay on `default`.
   bulkThreshold: z.number().int().min(1).max(DEFAULT_CHANNEL_MAX_FRAME).optional(),
+  busyPollUs: z.number().int().min(0).max(10_000).optional(),
   requestTimeoutMs: ms.optional(),
   handshakeTimeoutMs: ms.optional(),
   connectTimeoutMs: ms.optional(),
@@ -539,6 +550,7 @@ export interface ResolvedOptions {
   maxInboundBufferBytes: number;
   maxQueueBytes: number;
   bulkThreshold: number;
+  busyPollUs: number;
   requestTimeoutMs: number;
   handshakeTimeoutMs: number;
   connectTimeoutMs: number;
@@ -743,6 +755,7 @@ function resolveParsed(
     maxInboundBufferBytes: o.maxInboundBufferBytes ?? DEFAULTS.maxInboundBufferBytes,
     maxQueueBytes: o.maxQueueBytes ?? DEFAULTS.maxQueueBytes,
     bulkThreshold: o.bulkThreshold ?? DEFAULTS.bulkThreshold,
+    busyPollUs: o.busyPollUs ?? DEFAULTS.busyPollUs,
     requestTimeoutMs: o.requestTimeoutMs ?? DEFAULTS.requestTimeoutMs,
     handshakeTimeoutMs: o.handshakeTimeoutMs ?? DEFAULTS.handshakeTimeoutMs,
     connectTimeoutMs:

@@ -13,6 +13,7 @@ import {
   DEFAULT_MAX_PENDING_PER_SOURCE,
   type Refusal,
 } from './admission.js';
+import { busyPoll } from './busy-poll.js';
 import { type EncodedBody, LARGE_BINARY } from './codec.js';
 import { DEFAULT_DIAL_LIMITS, DialLimiter, type DialLimits } from './dial-limiter.js';
 import { InboundBudget } from './frame.js';
@@ -35,6 +36,8 @@ export interface PeerManagerOptions {
   maxInboundBufferBytes: number;
   /** Most bytes queued for one (peer, channel) before sends are refused with FND_ERR_BACKPRESSURE. */
   maxQueueBytes: number;
+  /** Busy-poll window after traffic, in ms (busy-poll.ts); 0 or undefined: off. */
+  busyPollMs?: number;
   handshakeTimeoutMs: number;
   connectTimeoutMs: number;
   backoff: { baseMs: number; maxMs: number };
@@ -251,6 +254,8 @@ class Outbound {
       ok = (part instanceof Uint8Array ? link.writeBatch(part) : link.write(part.tail)) && ok;
     }
     if (!ok) this.waitingDrain = true;
+    const poll = this.mgr.opts.busyPollMs;
+    if (poll) busyPoll(poll); // an answer may come back within the window
   }
 
   connect(): void {
@@ -460,9 +465,11 @@ export class PeerManager {
         const from = link.peer;
         this.inbound.add(link);
         this.reach.up(from.name);
+        const poll = this.opts.busyPollMs;
         link.setHandlers({
           message: (msg) => {
             this.counts.received[from.channel]++;
+            if (poll) busyPoll(poll); // more may follow within the window
             this.events.message(from, from.channel, msg);
           },
           drain: () => {},
