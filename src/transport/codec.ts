@@ -187,42 +187,36 @@ function writeSimple(buf: Buffer, p: number, end: number, v: unknown, depth: num
     return p + 1;
   }
   if (typeof v === 'number') {
+    if (p + 5 > end) return -1; // the longest form: a type byte and 4 bytes
     if (v >>> 0 === v) {
       if (v < 0x80) buf[p++] = v;
       else if (v < 0x100) {
-        if (p + 2 > end) return -1;
         buf[p++] = 0xcc;
         buf[p++] = v;
       } else if (v < 0x10000) {
-        if (p + 3 > end) return -1;
-        buf[p++] = 0xcd;
-        buf.writeUInt16BE(v, p);
-        p += 2;
+        buf[p] = 0xcd;
+        buf.writeUInt16BE(v, p + 1);
+        p += 3;
       } else {
-        if (p + 5 > end) return -1;
-        buf[p++] = 0xce;
-        buf.writeUInt32BE(v, p);
-        p += 4;
+        buf[p] = 0xce;
+        buf.writeUInt32BE(v, p + 1);
+        p += 5;
       }
-      return p;
-    }
-    if (v >> 0 !== v) return -1;
-    if (v >= -0x20) buf[p++] = 0x100 + v;
-    else if (v >= -0x80) {
-      if (p + 2 > end) return -1;
-      buf[p++] = 0xd0;
-      buf[p++] = v + 0x100;
-    } else if (v >= -0x8000) {
-      if (p + 3 > end) return -1;
-      buf[p++] = 0xd1;
-      buf.writeInt16BE(v, p);
-      p += 2;
-    } else {
-      if (p + 5 > end) return -1;
-      buf[p++] = 0xd2;
-      buf.writeInt32BE(v, p);
-      p += 4;
-    }
+    } else if (v >> 0 === v) {
+      if (v >= -0x20) buf[p++] = v & 0xff;
+      else if (v >= -0x80) {
+        buf[p++] = 0xd0;
+        buf[p++] = v & 0xff;
+      } else if (v >= -0x8000) {
+        buf[p] = 0xd1;
+        buf.writeInt16BE(v, p + 1);
+        p += 3;
+      } else {
+        buf[p] = 0xd2;
+        buf.writeInt32BE(v, p + 1);
+        p += 5;
+      }
+    } else return -1;
     return p;
   }
   if (typeof v === 'string') {
