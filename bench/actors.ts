@@ -24,6 +24,7 @@ import {
   emit,
   emitSetup,
   latencySummary,
+  percentile,
   pinToCpu,
   role,
   roleArgs,
@@ -486,6 +487,12 @@ async function main(): Promise<void> {
   const p50 = (impl: Impl) => results.get(`cross-node-sequential ${impl}`)!.p50_us as number;
   const ratio = rps('actor-call') / rps('baseline');
   const asyncRatio = rps('actor-async') / rps('messenger');
+  // The same ratio per round (both blocks of a round run back to back), and its median: less
+  // moved by a slow spell of the machine that hit one implementation's blocks more than another's.
+  const rounds = (impl: Impl) =>
+    results.get(`cross-node-pipelined-${DEPTH} ${impl}`)!.rps_rounds as number[];
+  const messengerRounds = rounds('messenger');
+  const pairedRatios = rounds('actor-async').map((r, i) => r / messengerRounds[i]!);
   // CPU per call, client + server: on a shared machine it moves far less than wall-clock rps.
   const cpu = (impl: Impl) => {
     const l = results.get(`cross-node-pipelined-${DEPTH} ${impl}`)!;
@@ -500,6 +507,12 @@ async function main(): Promise<void> {
     actor_async_rps: rps('actor-async'),
     ratio_rps: round(ratio),
     ratio_async_vs_messenger: round(asyncRatio),
+    ratio_async_vs_messenger_median_of_rounds: round(
+      percentile(
+        pairedRatios.sort((a, b) => a - b),
+        50,
+      ),
+    ),
     cpu_us_per_req_messenger: round(cpu('messenger'), 2),
     cpu_us_per_req_actor_async: round(cpu('actor-async'), 2),
     cpu_ratio_async_vs_messenger: round(cpu('messenger') / cpu('actor-async')),
