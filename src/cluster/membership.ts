@@ -402,9 +402,7 @@ export class Membership {
   hint(name: string): void {
     const m = this.members.get(name);
     if (!this.running || !m || (m.status !== 'alive' && m.status !== 'suspect')) return;
-    const now = this.clock.now();
-    if ((this.lastHint.get(name) ?? -Infinity) > now - this.timing.probeIntervalMs) return;
-    this.lastHint.set(name, now);
+    if (!this.oncePerInterval(this.lastHint, name)) return;
     for (const p of this.probes.values()) if (p.target === name) return;
     this.probe(name, () => {}, false);
   }
@@ -680,9 +678,7 @@ export class Membership {
    * crosses it.
    */
   private nudge(m: State): void {
-    const now = this.clock.now();
-    if ((this.lastNudge.get(m.name) ?? -Infinity) > now - this.timing.probeIntervalMs) return;
-    this.lastNudge.set(m.name, now);
+    if (!this.oncePerInterval(this.lastNudge, m.name)) return;
     this.tell(m.name, {
       type: m.status === 'suspect' ? 'suspect' : 'down',
       name: m.name,
@@ -697,16 +693,21 @@ export class Membership {
    * node send more than that).
    */
   private correct(teller: string): void {
-    if (this.left || teller === this.self.name) return;
-    const now = this.clock.now();
-    if ((this.lastCorrection.get(teller) ?? -Infinity) > now - this.timing.probeIntervalMs) return;
-    this.lastCorrection.set(teller, now);
+    if (this.left || !this.oncePerInterval(this.lastCorrection, teller)) return;
     this.tell(teller, {
       type: 'alive',
       name: this.self.name,
       incarnation: this.incarnation,
       address: this.self.address,
     });
+  }
+
+  /** True at most once per probe interval per `name` in `last` (which it updates). */
+  private oncePerInterval(last: Map<string, number>, name: string): boolean {
+    const now = this.clock.now();
+    if ((last.get(name) ?? -Infinity) > now - this.timing.probeIntervalMs) return false;
+    last.set(name, now);
+    return true;
   }
 
   /** Someone says we are suspect/down/left: outlive the rumour with a higher incarnation. */

@@ -62,8 +62,8 @@ export function encode(value: unknown): Buffer {
  * binary (its last field, or an element of a last field that is an array, see `trailingBinary`)
  * is a Uint8Array/Buffer of at least LARGE_BINARY bytes comes back as a SplitBody, whose pieces
  * together are byte for byte what msgpackr encodes for the whole message; anything else as one
- * buffer. The tail is the caller's buffer: whoever writes it must not
- * let it be modified until the write completed (the same rule as node's `socket.write`).
+ * buffer. The tail is the caller's buffer: whoever writes it must not let it be modified until
+ * the write completed (the same rule as node's `socket.write`).
  */
 export function encodeParts(value: unknown): Buffer | SplitBody {
   return encodeBody(value, false);
