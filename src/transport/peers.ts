@@ -13,7 +13,7 @@ import {
   DEFAULT_MAX_PENDING_PER_SOURCE,
   type Refusal,
 } from './admission.js';
-import { busyPoll } from './busy-poll.js';
+import { busyPoller } from './busy-poll.js';
 import { type EncodedBody, LARGE_BINARY } from './codec.js';
 import { DEFAULT_DIAL_LIMITS, DialLimiter, type DialLimits } from './dial-limiter.js';
 import { InboundBudget } from './frame.js';
@@ -255,7 +255,7 @@ class Outbound {
     }
     if (!ok) this.waitingDrain = true;
     const poll = this.mgr.opts.busyPollMs;
-    if (poll) busyPoll(poll); // an answer may come back within the window
+    if (poll) busyPoller.sent(poll); // an answer may come back within the window
   }
 
   connect(): void {
@@ -469,7 +469,7 @@ export class PeerManager {
         link.setHandlers({
           message: (msg) => {
             this.counts.received[from.channel]++;
-            if (poll) busyPoll(poll); // more may follow within the window
+            if (poll) busyPoller.received(poll); // more may follow within the window
             this.events.message(from, from.channel, msg);
           },
           drain: () => {},
