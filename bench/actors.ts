@@ -25,6 +25,8 @@ import {
   emit,
   emitSetup,
   latencySummary,
+  memberUp,
+  noDiscovery,
   percentile,
   pinToCpu,
   role,
@@ -69,8 +71,6 @@ const TARGET_CALL_RATIO = 0.7;
 const TARGET_ASYNC_VS_MESSENGER = 0.85;
 /** Sequential p50 of a call to a plain async handler ÷ the bare baseline's, same run (issue 8). */
 const TARGET_ASYNC_P50_RATIO = 1.1;
-
-const noDiscovery = { name: 'none', start() {}, stop() {} };
 
 // ---------------------------------------------------------------------------------------------
 // Local measurements (one process, --expose-gc).
@@ -280,21 +280,6 @@ async function serverRole(cluster: string): Promise<void> {
     echoAsync: echoAsync.toJSON(),
     npAddress: np.address,
     echoAsyncNp: echoAsyncNp.toJSON(),
-  });
-}
-
-/** Resolves once `node` sees `name` alive (10 s at most). */
-async function memberUp(node: FoundationNode, name: string): Promise<void> {
-  const up = () => node.members().some((m) => m.name === name && m.status === 'alive');
-  if (up()) return;
-  await new Promise<void>((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`${name} never became a member`)), 10_000);
-    node.on('memberUp', () => {
-      if (up()) {
-        clearTimeout(t);
-        resolve();
-      }
-    });
   });
 }
 

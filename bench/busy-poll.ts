@@ -22,6 +22,8 @@ import {
   deadline,
   emit,
   emitSetup,
+  memberUp,
+  noDiscovery,
   percentile,
   pinToCpu,
   role,
@@ -55,7 +57,6 @@ const PHASES: Phase[] = [
   { name: 'sequential', seconds: 2, perTick: -1, tickMs: 0 },
 ];
 
-const noDiscovery = { name: 'none', start() {}, stop() {} };
 const nodeOptions = (config: Config) => ({
   logLevel: 'silent' as const,
   ...(config === 'off' ? { busyPollUs: 0 } : {}),
@@ -139,8 +140,7 @@ async function clientRole(config: Config, cluster: string, address: string, port
       discovery: { strategy: 'static', hosts: [address] },
       ...nodeOptions(config),
     });
-    const up = () => node.members().some((m) => m.name === SERVER_NAME && m.status === 'alive');
-    while (!up()) await sleep(20);
+    await memberUp(node, SERVER_NAME);
     call = (payload) => node.messenger.request(SERVER_NAME, 'echo', payload);
     stop = () => node.stop();
   }

@@ -4,6 +4,7 @@
 import { type ChildProcess, fork, spawnSync } from 'node:child_process';
 import os from 'node:os';
 import { createInterface } from 'node:readline';
+import type { FoundationNode } from '../src/index.js';
 
 /** The role a bench file was started with (`undefined` in the parent). */
 export const role: string | undefined = process.argv[2];
@@ -255,3 +256,21 @@ export function childLifecycle(onStop: () => Promise<void> | void): void {
 }
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** Discovery that finds nobody: bench nodes are given each other's address (static seeds, join). */
+export const noDiscovery = { name: 'none', start() {}, stop() {} };
+
+/** Resolves once `node` sees `name` alive (10 s at most). */
+export async function memberUp(node: FoundationNode, name: string): Promise<void> {
+  const up = () => node.members().some((m) => m.name === name && m.status === 'alive');
+  if (up()) return;
+  await new Promise<void>((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`${name} never became a member`)), 10_000);
+    node.on('memberUp', () => {
+      if (up()) {
+        clearTimeout(t);
+        resolve();
+      }
+    });
+  });
+}

@@ -24,6 +24,7 @@ import {
   emit,
   emitSetup,
   latencySummary,
+  noDiscovery,
   pinToCpu,
   role,
   roleArgs,
@@ -106,8 +107,6 @@ interface Sender {
 
 // ---------------------------------------------------------------------------------------------
 // Foundation
-
-const noDiscovery = { name: 'none', start() {}, stop() {} };
 
 async function foundationReceiver(cluster: string, single: boolean): Promise<void> {
   const node = await Foundation.start({

@@ -22,6 +22,7 @@ import {
   emit,
   emitSetup,
   latencySummary,
+  noDiscovery,
   pinToCpu,
   role,
   roleArgs,
@@ -43,8 +44,6 @@ const TARGET_MOLECULER = 2;
 
 type Impl = 'baseline' | 'foundation-request' | 'foundation-services' | 'moleculer';
 const IMPLS: Impl[] = ['baseline', 'foundation-request', 'foundation-services', 'moleculer'];
-
-const noDiscovery = { name: 'none', start() {}, stop() {} };
 
 // biome-ignore lint/suspicious/noExplicitAny: Moleculer is CommonJS without types we rely on
 type Any = any;

@@ -18,6 +18,8 @@ import {
   emit,
   emitSetup,
   latencySummary,
+  memberUp,
+  noDiscovery,
   pinToCpu,
   role,
   roleArgs,
@@ -68,8 +70,6 @@ interface Result {
 // ---------------------------------------------------------------------------------------------
 // Foundation: two nodes; the client finds the server through static discovery.
 
-const noDiscovery = { name: 'none', start() {}, stop() {} };
-
 async function serverNode(cluster: string, encrypt: boolean) {
   const node = await Foundation.start({
     name: SERVER_NAME,
@@ -119,18 +119,7 @@ async function foundationClient(
     discovery: { strategy: 'static', hosts: [address] },
     logLevel: 'silent',
   });
-  const up = () => node.members().some((m) => m.name === SERVER_NAME && m.status === 'alive');
-  if (!up()) {
-    await new Promise<void>((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error('server never became a member')), 10_000);
-      node.on('memberUp', () => {
-        if (up()) {
-          clearTimeout(t);
-          resolve();
-        }
-      });
-    });
-  }
+  await memberUp(node, SERVER_NAME);
   const m = node.messenger;
   return {
     call: (payload) => m.request(SERVER_NAME, 'echo', payload),
