@@ -33,7 +33,9 @@ import {
   roleArgs,
   round,
   runMain,
+  runRole,
   spawnRole,
+  unknownRole,
 } from './common.js';
 
 const BENCH = 'actors';
@@ -537,13 +539,7 @@ switch (role) {
     runMain(BENCH, main);
     break;
   case 'local':
-    localRole().then(
-      () => process.exit(0),
-      (err: Error) => {
-        process.stderr.write(`local failed: ${err.stack}\n`);
-        process.exit(1);
-      },
-    );
+    runRole('local', () => localRole());
     break;
   case 'server':
     void serverRole(roleArgs[0]!);
@@ -559,24 +555,19 @@ switch (role) {
       string,
     ];
     childLifecycle(() => {});
-    clientRole(
-      cluster,
-      address,
-      Number(port),
-      JSON.parse(echo) as PidLike,
-      JSON.parse(echoAsync) as PidLike,
-      npAddress,
-      JSON.parse(echoAsyncNp) as PidLike,
-    ).then(
-      () => process.exit(0),
-      (err: Error) => {
-        process.stderr.write(`client failed: ${err.stack}\n`);
-        process.exit(1);
-      },
+    runRole('client', () =>
+      clientRole(
+        cluster,
+        address,
+        Number(port),
+        JSON.parse(echo) as PidLike,
+        JSON.parse(echoAsync) as PidLike,
+        npAddress,
+        JSON.parse(echoAsyncNp) as PidLike,
+      ),
     );
     break;
   }
   default:
-    process.stderr.write(`unknown role ${role}\n`);
-    process.exit(2);
+    unknownRole();
 }

@@ -30,8 +30,10 @@ import {
   roleArgs,
   round,
   runMain,
+  runRole,
   sleep,
   spawnRole,
+  unknownRole,
 } from './common.js';
 
 const BENCH = 'busy-poll';
@@ -244,14 +246,12 @@ switch (role) {
     void serverRole(roleArgs[0] as Config, roleArgs[1]!);
     break;
   case 'client':
-    clientRole(roleArgs[0] as Config, roleArgs[1]!, roleArgs[2]!, Number(roleArgs[3])).catch(
-      (err: Error) => {
-        process.stderr.write(`client failed: ${err.stack}\n`);
-        process.exit(1);
-      },
+    runRole(
+      'client',
+      () => clientRole(roleArgs[0] as Config, roleArgs[1]!, roleArgs[2]!, Number(roleArgs[3])),
+      false,
     );
     break;
   default:
-    process.stderr.write(`unknown role ${role}\n`);
-    process.exit(2);
+    unknownRole();
 }

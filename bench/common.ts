@@ -274,3 +274,25 @@ export async function memberUp(node: FoundationNode, name: string): Promise<void
     });
   });
 }
+
+/**
+ * In a child: runs a role's main. A failure is printed to stderr and exits 1; when the role is
+ * done, the child exits 0 (unless `exitWhenDone` is false: a role that keeps serving after setup).
+ */
+export function runRole(label: string, main: () => Promise<void>, exitWhenDone = true): void {
+  main().then(
+    () => {
+      if (exitWhenDone) process.exit(0);
+    },
+    (err: Error) => {
+      process.stderr.write(`${label} failed: ${err.stack}\n`);
+      process.exit(1);
+    },
+  );
+}
+
+/** In a child started with a role its file does not know. */
+export function unknownRole(): never {
+  process.stderr.write(`unknown role ${role}\n`);
+  process.exit(2);
+}

@@ -24,6 +24,7 @@ import {
   round,
   runMain,
   spawnRole,
+  unknownRole,
 } from './common.js';
 
 const BENCH = 'failure-detection';
@@ -226,6 +227,5 @@ switch (role) {
     void nodeRole(roleArgs[0]!, roleArgs[1]!);
     break;
   default:
-    process.stderr.write(`unknown role ${role}\n`);
-    process.exit(2);
+    unknownRole();
 }

@@ -30,7 +30,9 @@ import {
   roleArgs,
   round,
   runMain,
+  runRole,
   spawnRole,
+  unknownRole,
 } from './common.js';
 
 const BENCH = 'hol';
@@ -472,16 +474,9 @@ switch (role) {
   case 'sender': {
     const [mode, target, cluster] = roleArgs as [Mode, string, string];
     childLifecycle(() => {});
-    senderRole(mode, target, cluster).then(
-      () => process.exit(0),
-      (err: Error) => {
-        process.stderr.write(`sender failed: ${err.stack}\n`);
-        process.exit(1);
-      },
-    );
+    runRole('sender', () => senderRole(mode, target, cluster));
     break;
   }
   default:
-    process.stderr.write(`unknown role ${role}\n`);
-    process.exit(2);
+    unknownRole();
 }

@@ -28,7 +28,9 @@ import {
   roleArgs,
   round,
   runMain,
+  runRole,
   spawnRole,
+  unknownRole,
 } from './common.js';
 
 const BENCH = 'rpc';
@@ -214,16 +216,9 @@ switch (role) {
   case 'client': {
     const [cluster, address, port, urls] = roleArgs as [string, string, string, string];
     childLifecycle(() => {});
-    clientRole(cluster, address, Number(port), urls.split(',')).then(
-      () => process.exit(0),
-      (err: Error) => {
-        process.stderr.write(`client failed: ${err.stack}\n`);
-        process.exit(1);
-      },
-    );
+    runRole('client', () => clientRole(cluster, address, Number(port), urls.split(',')));
     break;
   }
   default:
-    process.stderr.write(`unknown role ${role}\n`);
-    process.exit(2);
+    unknownRole();
 }

@@ -25,7 +25,9 @@ import {
   roleArgs,
   round,
   runMain,
+  runRole,
   spawnRole,
+  unknownRole,
 } from './common.js';
 
 const BENCH = 'transport';
@@ -332,16 +334,11 @@ switch (role) {
       string,
     ];
     childLifecycle(() => {});
-    clientRole(cluster, address, encAddress, Number(port), Number(unbatchedPort)).then(
-      () => process.exit(0),
-      (err: Error) => {
-        process.stderr.write(`client failed: ${err.stack}\n`);
-        process.exit(1);
-      },
+    runRole('client', () =>
+      clientRole(cluster, address, encAddress, Number(port), Number(unbatchedPort)),
     );
     break;
   }
   default:
-    process.stderr.write(`unknown role ${role}\n`);
-    process.exit(2);
+    unknownRole();
 }
