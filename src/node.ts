@@ -69,6 +69,7 @@ import type {
 } from './services/services.js';
 import { Services } from './services/services.js';
 import { StateStore } from './state/store.js';
+import { busyPoller } from './transport/busy-poll.js';
 import { HybridClock } from './util/hlc.js';
 
 export type { FoundationNodeEvents, MemberEventName } from './cluster-node.js';
@@ -187,6 +188,7 @@ export class FoundationNode extends EventEmitter<FoundationNodeEvents> {
         }),
         health: () => first.health,
         registrySize: () => this.registry.size,
+        busyPoll: () => busyPoller,
         transport: () => {
           const sum = {
             sent: {} as Record<string, number>,

@@ -40,6 +40,8 @@ export interface TelemetrySource {
   registrySize(): number;
   /** Messages sent and received per channel since start, summed over the node's clusters. */
   transport(): { sent: Record<string, number>; received: Record<string, number> };
+  /** The process's busy poller (`busyPollUs`): windows started, and its two hit averages. */
+  busyPoll(): { windows: number; score: { sent: number; received: number } };
 }
 
 export type Aggregation = 'sum' | 'avg' | 'min' | 'max';
@@ -505,6 +507,26 @@ export class Telemetry extends EventEmitter<TelemetryEvents> {
         for (const direction of ['sent', 'received'] as const)
           for (const [channel, n] of Object.entries(t[direction]))
             if (n > 0) this.inc({ direction, channel }, n);
+      },
+    });
+    new client.Counter({
+      name: 'foundation_busy_poll_windows_total',
+      help: 'Windows of busy polling started in this process (busyPollUs; shared by its nodes)',
+      registers: r,
+      collect() {
+        this.reset();
+        this.inc(s.busyPoll().windows);
+      },
+    });
+    new client.Gauge({
+      name: 'foundation_busy_poll_score',
+      help: 'Busy poller hit average after a send or a receive (0-1); the process polls at 0.5 and above',
+      labelNames: ['after'],
+      registers: r,
+      collect() {
+        const { score } = s.busyPoll();
+        this.set({ after: 'sent' }, score.sent);
+        this.set({ after: 'received' }, score.received);
       },
     });
     new client.Gauge({

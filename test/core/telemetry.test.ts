@@ -7,6 +7,7 @@ import { EwmaDetector } from '../../src/core/telemetry.js';
 import { CORE_KINDS } from '../../src/core/wire.js';
 import type { FoundationNode } from '../../src/index.js';
 import { InMemoryNetwork, ManualClock } from '../../src/testing.js';
+import { busyPoller } from '../../src/transport/busy-poll.js';
 import { rejectsWithCode } from '../helpers/assert.js';
 import { startMemNode, startMeshedCluster, tickUntil } from '../helpers/nodes.js';
 
@@ -150,6 +151,21 @@ describe('telemetry', () => {
       assert.equal(seriesValue(text, 'foundation_members{status="alive",node="a"}'), 3);
     } finally {
       await c.stop();
+    }
+  });
+
+  it("the process's busy poller is in the node figures: windows started, and its two averages", async () => {
+    const { node } = await solo(false);
+    try {
+      const text = await node.telemetry.getMetrics();
+      const windows = seriesValue(text, 'foundation_busy_poll_windows_total{node="solo"}');
+      assert.equal(windows, busyPoller.windows, 'read at scrape time from the poller');
+      for (const after of ['sent', 'received'] as const) {
+        const v = seriesValue(text, `foundation_busy_poll_score{after="${after}",node="solo"}`);
+        assert.equal(v, busyPoller.score[after], after);
+      }
+    } finally {
+      await node.stop();
     }
   });
 
