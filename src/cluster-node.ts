@@ -102,15 +102,16 @@ export class ClusterNode extends EventEmitter<FoundationNodeEvents> {
       incarnation: Math.floor(this.clock.wallNow()),
       address: { host: opts.advertiseHost, port: opts.port },
     };
+    const transport =
+      opts.transport ??
+      new TcpTransport({
+        tls: opts.tls,
+        tlsHandshakeTimeoutMs: opts.handshakeTimeoutMs,
+        firstByteTimeoutMs: opts.firstByteTimeoutMs,
+      });
     this.peers = new PeerManager(
       {
-        transport:
-          opts.transport ??
-          new TcpTransport({
-            tls: opts.tls,
-            tlsHandshakeTimeoutMs: opts.handshakeTimeoutMs,
-            firstByteTimeoutMs: opts.firstByteTimeoutMs,
-          }),
+        transport,
         self: this.identity,
         secret: requireSecret(opts.secret),
         clock: this.clock,
@@ -119,7 +120,8 @@ export class ClusterNode extends EventEmitter<FoundationNodeEvents> {
         encrypt: opts.encrypt,
         maxInboundBufferBytes: opts.maxInboundBufferBytes,
         maxQueueBytes: opts.maxQueueBytes,
-        busyPollMs: opts.busyPollUs / 1000,
+        // Only sockets wake a sleeping process (the in-memory transport has nothing to save).
+        busyPollMs: transport.kernelSockets ? opts.busyPollUs / 1000 : 0,
         handshakeTimeoutMs: opts.handshakeTimeoutMs,
         connectTimeoutMs: opts.connectTimeoutMs,
         backoff: {

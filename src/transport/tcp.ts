@@ -206,6 +206,7 @@ const rawOf = (s: tls.TLSSocket): net.Socket | undefined =>
   (s as unknown as { _parent?: net.Socket })._parent;
 
 export class TcpTransport implements Transport {
+  readonly kernelSockets = true;
   private server: net.Server | undefined;
   private readonly sockets = new Set<net.Socket>();
   private readonly tlsOptions: TlsOptions | undefined;

@@ -77,4 +77,9 @@ export interface Transport {
   connect(address: Address, timeoutMs: number): Promise<RawConnection>;
   /** Stops listening and destroys every connection it made or accepted. */
   close(): Promise<void>;
+  /**
+   * True when connections are kernel sockets, so a process waiting for one sleeps in epoll and
+   * busy polling (`busyPollUs`) saves its wake-up. Without it a node never busy-polls.
+   */
+  readonly kernelSockets?: boolean;
 }

@@ -8,7 +8,13 @@ import { afterEach, describe, it } from 'node:test';
 import { Foundation, type FoundationNode } from '../../src/index.js';
 import { resolveAll } from '../../src/options.js';
 import { busyPoller, createBusyPoller } from '../../src/transport/busy-poll.js';
-import { fullyMeshed, nullDiscovery, TEST_SECRET, waitUntil } from '../helpers/nodes.js';
+import {
+  fullyMeshed,
+  nullDiscovery,
+  startMeshedCluster,
+  TEST_SECRET,
+  waitUntil,
+} from '../helpers/nodes.js';
 
 /** A poller on a manual clock (ms) whose scheduled turns run only when `turn()` is called. */
 function manualPoller() {
@@ -187,5 +193,25 @@ describe('busy polling', () => {
       assert.equal(busyPoller.polling, false);
     }
     assert.equal(busyPoller.windows, before);
+  });
+
+  it('nodes on the in-memory transport never feed the poller (no socket, no wake-up to save)', async () => {
+    const before = { windows: busyPoller.windows, ...busyPoller.score };
+    const c = await startMeshedCluster(['a', 'b']);
+    try {
+      const [a, b] = c.nodes as [FoundationNode, FoundationNode];
+      let got = 0;
+      b.messenger.on('n', () => {
+        got++;
+      });
+      for (let i = 0; i < 200; i++) a.messenger.send('b', 'n', i);
+      await c.net.settle();
+      c.clock.tick(10);
+      await c.net.settle();
+      assert.equal(got, 200);
+      assert.deepEqual({ windows: busyPoller.windows, ...busyPoller.score }, before);
+    } finally {
+      await c.stop();
+    }
   });
 });
