@@ -119,10 +119,11 @@ export interface FoundationOptions extends CoreOptions {
   /**
    * Busy polling, in microseconds: after sending or receiving, keep the event loop polling the
    * sockets this long instead of sleeping, so a reply that comes back within it is read without a
-   * wake-up (docs/benchmarks.md, "Busy polling"). Adaptive: only while at least about half of the
-   * recent gaps between this process's traffic were within the window, so an idle or sparsely used
-   * node never polls. Cuts one-at-a-time round trips, most on virtual machines, at the cost of up
-   * to this much CPU after a burst of traffic. Default 200; 0 turns it off; at most 10 000.
+   * wake-up (docs/benchmarks.md, "Busy polling"). Adaptive: after a send only while recent sends
+   * were answered within the window, after a receive only while the next message usually followed
+   * within it, so a node whose traffic comes further apart never polls. Cuts one-at-a-time round
+   * trips, most on virtual machines, at the cost of up to this much CPU after a send or receive
+   * where it polls. TCP transport only. Default 200; 0 turns it off; at most 10 000.
    */
   busyPollUs?: number;
   /** Default request timeout in ms. Default 5000. */
@@ -239,7 +240,7 @@ export const DEFAULTS = Object.freeze({
   // 64 KiB: above this, serialising a message takes long enough that it should not share a connection with heartbeats.
   bulkThreshold: 64 * 1024,
   // 200 µs, adaptive: polls only while traffic comes back within the window (a conversation), so
-  // an idle or sparsely used node never spins; covers a loopback or same-rack round trip.
+  // a node whose traffic comes further apart never spins; covers a loopback or same-rack round trip.
   busyPollUs: 200,
   requestTimeoutMs: 5_000,
   handshakeTimeoutMs: 5_000,

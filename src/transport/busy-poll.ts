@@ -24,7 +24,7 @@
 // time slice), not the injected clock: it is about this process's CPU, and a manual clock would
 // never end a window. createBusyPoller takes both seams for the unit tests.
 
-/** Weight of the newest gap in the hit average. */
+/** Weight of the newest answer (hit or miss) in each average. */
 const ALPHA = 0.25;
 /** Poll while the hit average is at least this. */
 const THRESHOLD = 0.5;
