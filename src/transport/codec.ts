@@ -187,37 +187,28 @@ function writeSimple(buf: Buffer, p: number, end: number, v: unknown, depth: num
     return p + 1;
   }
   if (typeof v === 'number') {
-    if (p + 5 > end) return -1; // the longest form: a type byte and 4 bytes
-    if (v >>> 0 === v) {
-      if (v < 0x80) buf[p++] = v;
-      else if (v < 0x100) {
-        buf[p++] = 0xcc;
-        buf[p++] = v;
-      } else if (v < 0x10000) {
-        buf[p] = 0xcd;
-        buf.writeUInt16BE(v, p + 1);
-        p += 3;
-      } else {
-        buf[p] = 0xce;
-        buf.writeUInt32BE(v, p + 1);
-        p += 5;
-      }
-    } else if (v >> 0 === v) {
-      if (v >= -0x20) buf[p++] = v & 0xff;
-      else if (v >= -0x80) {
-        buf[p++] = 0xd0;
-        buf[p++] = v & 0xff;
-      } else if (v >= -0x8000) {
-        buf[p] = 0xd1;
-        buf.writeInt16BE(v, p + 1);
-        p += 3;
-      } else {
-        buf[p] = 0xd2;
-        buf.writeInt32BE(v, p + 1);
-        p += 5;
-      }
-    } else return -1;
-    return p;
+    // The longest form is a type byte and 4 bytes; only 32-bit integers are simple.
+    if (p + 5 > end || (v >>> 0 !== v && v >> 0 !== v)) return -1;
+    if (v < 0x80 && v >= -0x20) {
+      buf[p] = v & 0xff; // positive or negative fixint
+      return p + 1;
+    }
+    const unsigned = v >= 0;
+    const size = unsigned
+      ? v < 0x100
+        ? 1
+        : v < 0x10000
+          ? 2
+          : 4
+      : v >= -0x80
+        ? 1
+        : v >= -0x8000
+          ? 2
+          : 4;
+    buf[p] = (unsigned ? 0xcc : 0xd0) + (size >> 1); // uint8/16/32 or int8/16/32
+    if (unsigned) buf.writeUIntBE(v, p + 1, size);
+    else buf.writeIntBE(v, p + 1, size);
+    return p + 1 + size;
   }
   if (typeof v === 'string') {
     const n = Buffer.byteLength(v);
