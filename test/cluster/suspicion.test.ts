@@ -46,6 +46,11 @@ function hello(name: string, incarnation = BASE_INC): PeerHello {
   };
 }
 
+/** An ALIVE about `name` at `incarnation`, with the address its hello gives. */
+function aliveMsg(name: string, incarnation: number) {
+  return { type: 'alive', name, incarnation, address: hello(name).address } as const;
+}
+
 /** `me` plus `others` met first-hand; `silent` members never answer a probe. */
 function setup(
   others: string[],
@@ -203,12 +208,7 @@ describe('push-pull (SYNC) never declares down and never confirms', () => {
       'the suspect is told, so it can refute',
     );
     // x refutes: alive again, and never declared down.
-    t.say('x', {
-      type: 'alive',
-      name: 'x',
-      incarnation: BASE_INC + 1,
-      address: hello('x').address,
-    });
+    t.say('x', aliveMsg('x', BASE_INC + 1));
     await t.tick(timing.suspicionMaxMs + 1000);
     assert.equal(t.m.status('x'), 'alive');
     assert.ok(!t.events.some((e) => e.status === 'down'), JSON.stringify(t.events));
@@ -262,19 +262,9 @@ describe('incarnations: news older than what a member announced is ignored', () 
     const t = setup(['a', 'b', 'x']);
     t.m.acceptPeer('x', hello('x').address, BASE_INC + 5);
     t.say('a', { type: 'suspect', name: 'x', incarnation: BASE_INC + 5, by: 'a' });
-    t.say('x', {
-      type: 'alive',
-      name: 'x',
-      incarnation: BASE_INC + 3,
-      address: hello('x').address,
-    });
+    t.say('x', aliveMsg('x', BASE_INC + 3));
     assert.equal(t.m.status('x'), 'suspect');
-    t.say('x', {
-      type: 'alive',
-      name: 'x',
-      incarnation: BASE_INC + 6,
-      address: hello('x').address,
-    });
+    t.say('x', aliveMsg('x', BASE_INC + 6));
     assert.equal(t.m.status('x'), 'alive');
   });
 });
@@ -312,12 +302,7 @@ describe('verdicts of members this node cannot reach', () => {
     const told = t.sent.filter((s) => s.to === 'a' && s.msg[0] === MSG.DOWN && s.msg[1] === 'a');
     assert.equal(told.length, 1, 'told once (per probe interval) that it is down, so it refutes');
     // It refutes: alive again, and from then on its verdicts count.
-    t.say('a', {
-      type: 'alive',
-      name: 'a',
-      incarnation: BASE_INC + 1,
-      address: hello('a').address,
-    });
+    t.say('a', aliveMsg('a', BASE_INC + 1));
     assert.equal(t.m.status('a'), 'alive');
     t.say('a', { type: 'suspect', name: 'x', incarnation: BASE_INC, by: 'a' });
     assert.equal(t.m.status('x'), 'suspect');
@@ -358,7 +343,7 @@ describe('verdicts of members this node cannot reach', () => {
     t.say('b', { type: 'down', name: 'me', incarnation: BASE_INC, by: 'b' });
     assert.equal(toB().length, 2, 'a stale DOWN is answered too, after the interval');
     // A stale ALIVE is no verdict: nothing to correct.
-    t.say('b', { type: 'alive', name: 'me', incarnation: BASE_INC, address: hello('me').address });
+    t.say('b', aliveMsg('me', BASE_INC));
     assert.equal(toB().length, 2);
   });
 
@@ -366,12 +351,7 @@ describe('verdicts of members this node cannot reach', () => {
     const t = setup(['a', 'x']);
     t.say('a', { type: 'suspect', name: 'x', incarnation: BASE_INC, by: 'a' });
     assert.equal(t.m.status('x'), 'suspect');
-    t.say('x', {
-      type: 'alive',
-      name: 'x',
-      incarnation: BASE_INC + 1,
-      address: hello('x').address,
-    });
+    t.say('x', aliveMsg('x', BASE_INC + 1));
     assert.equal(t.m.status('x'), 'alive');
     await t.tick(timing.suspicionMaxMs + 1000);
     assert.equal(t.m.status('x'), 'alive', 'the suspicion timer was cancelled');
