@@ -135,19 +135,40 @@ function trailingBinary(msg: unknown[]): number {
   return -1;
 }
 
+/** Elements `packWithNilTail` set to nil, to put back (at most the binary and MAX_AFTER_FIELDS). */
+const saved: unknown[] = [];
+
 /**
- * `msg` with the binary at `at` (see trailingBinary) and everything after it replaced by nil: the
- * arrays on the way to it are copied, not changed.
+ * msgpackr's encoding of `msg` with the binary at `at` (see trailingBinary) and everything after it
+ * in its array replaced by nil. The array holding them is changed in place for the encode and put
+ * back before this returns (nothing else runs meanwhile), so no array is copied per message; a
+ * frozen one (whose elements cannot be set) is copied instead.
  */
-function withNilTail(msg: unknown[], at: number): unknown[] {
-  const copy = msg.slice();
-  if (at < msg.length) copy[at] = null;
-  else {
-    const inner = (copy[copy.length - 1] as unknown[]).slice();
-    inner.fill(null, at - msg.length);
-    copy[copy.length - 1] = inner;
+function packWithNilTail(msg: unknown[], at: number, mode?: number): Buffer {
+  const top = at < msg.length; // the binary is a field of `msg` itself, not of its last field
+  const arr = top ? msg : (msg[msg.length - 1] as unknown[]);
+  const from = top ? at : at - msg.length;
+  if (Object.isFrozen(arr)) {
+    const copy = arr.slice();
+    copy.fill(null, from);
+    if (top) return packr.pack(copy, mode);
+    const outer = msg.slice();
+    outer[outer.length - 1] = copy;
+    return packr.pack(outer, mode);
   }
-  return copy;
+  const n = arr.length - from;
+  for (let i = 0; i < n; i++) {
+    saved[i] = arr[from + i];
+    arr[from + i] = null;
+  }
+  try {
+    return packr.pack(msg, mode);
+  } finally {
+    for (let i = 0; i < n; i++) {
+      arr[from + i] = saved[i];
+      saved[i] = undefined;
+    }
+  }
 }
 
 /** Bytes of msgpack's bin header for `n` bytes, in the smallest format (as msgpackr writes it). */
@@ -168,6 +189,11 @@ function writeBinHeader(buf: Buffer, at: number, n: number): void {
 
 /** Where a message's `after` bytes are written (scratch too: valid until the next encode). */
 const afterScratch = Buffer.allocUnsafeSlow(MAX_AFTER_BYTES);
+/**
+ * The last view of afterScratch handed out, reused for the next `after` of the same length (an
+ * actor call's is the same few bytes long every time): the same bytes, without a Buffer per message.
+ */
+let afterView = afterScratch.subarray(0, 0);
 
 /**
  * Writes `v` at `p` as msgpackr would (codec options above), if it is simple: null, a boolean, a
@@ -249,7 +275,8 @@ function afterBytes(msg: unknown[], at: number, transient: boolean): Buffer | un
     if (p < 0) return null;
   }
   if (p === 0) return undefined;
-  return transient ? afterScratch.subarray(0, p) : Buffer.from(afterScratch.subarray(0, p));
+  if (afterView.length !== p) afterView = afterScratch.subarray(0, p);
+  return transient ? afterView : Buffer.from(afterView);
 }
 
 /**
@@ -273,13 +300,13 @@ function splitTail(msg: unknown[], at: number, transient: boolean): SplitBody | 
   const hs = binHeaderSize(n);
   let head: Buffer;
   if (transient) {
-    const t = packr.pack(withNilTail(msg, at), SCRATCH_MODE) as Scratch;
+    const t = packWithNilTail(msg, at, SCRATCH_MODE) as Scratch;
     const nil = t.end - 1 - dropped;
     if (nil + hs > t.length) return undefined;
     writeBinHeader(t, nil, n);
     head = t.subarray(t.start, nil + hs);
   } else {
-    const packed = packr.pack(withNilTail(msg, at));
+    const packed = packWithNilTail(msg, at);
     const headLen = packed.length - 1 - dropped;
     head = Buffer.allocUnsafe(headLen + hs);
     head.set(packed.subarray(0, headLen), 0);

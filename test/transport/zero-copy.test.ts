@@ -267,6 +267,36 @@ describe('encodeParts', () => {
       (e) => (e as { code?: string }).code === 'FND_ERR_ENCODE',
     );
   });
+
+  it("leaves the caller's arrays as they were, frozen ones included, and after a failed encode", () => {
+    const bin = randomBytes(100);
+    const ctx = ['trace', 7];
+    const cases: unknown[][] = [
+      [MSG.REQUEST_LANE, 'actor:call', 3, 11, 0, 42, [12, bin, ['n', 1], ctx]],
+      [MSG.REQUEST, 9, 'echo', bin],
+      Object.freeze([MSG.REQUEST, 9, 'echo', bin]) as unknown[],
+      [MSG.SEND, 'k', Object.freeze([12, bin, null])],
+      Object.freeze([MSG.SEND, 'k', Object.freeze([12, bin, null])]) as unknown[],
+    ];
+    for (const msg of cases) {
+      const before = JSON.stringify(msg);
+      const last = msg.at(-1);
+      const expected = Buffer.from(reference.pack(msg));
+      for (const f of [encodeTransient, encodeParts, encode]) {
+        assert.ok(joined(f(msg)).equals(expected), `${f.name}: msgpackr bytes`);
+        assert.equal(JSON.stringify(msg), before, `${f.name}: the message is unchanged`);
+        assert.equal(msg.at(-1), last, `${f.name}: the same last field`);
+      }
+    }
+    // An encode that throws half-way (a field before the binary cannot be encoded) still puts
+    // the binary and the fields after it back.
+    const circular: Record<string, unknown> = {};
+    circular.self = circular;
+    const inner = [circular, bin, null];
+    assert.throws(() => encodeTransient([MSG.SEND, 'k', inner]), /FND_ERR_ENCODE|cannot encode/);
+    assert.equal(inner[1], bin);
+    assert.equal(inner.length, 3);
+  });
 });
 
 describe('zero-copy sends over TCP (PeerManager)', () => {
