@@ -8,11 +8,12 @@
 //               next to `node.messenger.request` (the same request without the actor layer) and
 //               bench/baseline's bare socket (same framing, same pattern), all in the same run;
 //               then 1 MiB messages, 8 in flight, GenServer call next to `messenger.request`;
-//               and the async-handler call once more between nodes started with `busyPollUs: 0`
-//               (busy polling, on by default, off)
-// The three local measurements run in a child started with --expose-gc; the cross-node one in a
+//               and, in a second pair of processes, the async-handler call and the baseline once
+//               more between nodes started with `busyPollUs: 0` (busy polling, on by default, off)
+// The three local measurements run in a child started with --expose-gc; the cross-node ones in a
 // server and a client process, each pinned to its own CPU when possible, alternating between the
-// implementations in short blocks (see docs/benchmarks.md, "bench/transport", for why).
+// implementations in short blocks (see docs/benchmarks.md, "bench/transport", for why) after
+// warm-up rounds.
 // Usage: node dist/bench/actors.js   (prints JSON lines; about a minute)
 //        BENCH_ACTORS=cross-node node dist/bench/actors.js   (the cross-node part only)
 import { fileURLToPath } from 'node:url';
@@ -49,8 +50,13 @@ const PING_PONG_N = 1_000_000;
 
 const PAYLOAD_BYTES = 100;
 const DEPTH = 64;
-const WARMUP_PIPELINED = 20_000;
-const WARMUP_SEQUENTIAL = 2_000;
+/**
+ * Warm-up: the first WARMUP_ROUNDS rounds, run like the measured ones and dropped. A process's
+ * rate keeps climbing for its first 100 000 or so pipelined calls, the bare baseline's too (from
+ * about 90k to 350k calls/s on the machine of docs/benchmarks.md's sixth pass): a shorter warm-up
+ * measures the climb, and whichever implementation runs during it.
+ */
+const WARMUP_ROUNDS = 10;
 /** Calls per implementation and round; ROUNDS blocks of each are interleaved. */
 const PIPELINED = 20_000;
 const SEQUENTIAL = 2_000;
@@ -212,14 +218,21 @@ async function localRole(): Promise<void> {
 // a node-level messenger echo handler (the same request without the actor layer) and the
 // baseline server.
 
-type Impl = 'baseline' | 'messenger' | 'actor-call' | 'actor-async' | 'actor-async-no-poll';
-const IMPLS: Impl[] = ['baseline', 'messenger', 'actor-call', 'actor-async', 'actor-async-no-poll'];
+type Impl = 'baseline' | 'messenger' | 'actor-call' | 'actor-async';
 /**
- * `actor-async-no-poll`: the same call between a second pair of nodes (in their own cluster, in
- * the same two processes) started with `busyPollUs: 0`, to show what the default's busy polling
- * does. The poller is per process: these nodes never start it, and the default pair's poller runs
- * only within 200 µs of that pair's own traffic (its membership heartbeats, during these blocks).
+ * Three pairs of processes, one after another in the same run, each measuring its own
+ * implementations: the bare baseline; Foundation's three (they share the code under test); and
+ * the async-handler call between nodes started with `busyPollUs: 0`, to show what the default's
+ * busy polling does (its lines say `actor-async-no-poll`). Blocks of the bare baseline (or of
+ * nodes with other options) interleaved in the same processes made every later block of the
+ * others slower and far noisier, polling or not (docs/benchmarks.md, sixth pass).
  */
+type PairKind = 'baseline' | 'foundation' | 'no-poll';
+const PAIR_IMPLS: Record<PairKind, Impl[]> = {
+  baseline: ['baseline'],
+  foundation: ['messenger', 'actor-call', 'actor-async'],
+  'no-poll': ['actor-async'],
+};
 const NO_POLL = { busyPollUs: 0 };
 
 /** One call at a time, `n` times; per-call latencies in ms (as bench/transport measures it). */
@@ -243,12 +256,13 @@ function concat(xs: Float64Array[]): Float64Array {
   return out;
 }
 
-async function serverRole(cluster: string): Promise<void> {
+async function serverRole(cluster: string, pair: PairKind): Promise<void> {
   const node = await Foundation.start({
     name: SERVER_NAME,
     cluster,
     discovery: noDiscovery,
     logLevel: 'silent',
+    ...(pair === 'no-poll' ? NO_POLL : {}),
   });
   const echo = node.spawn({
     handleCall(msg: unknown) {
@@ -256,14 +270,6 @@ async function serverRole(cluster: string): Promise<void> {
     },
   });
   const echoAsync = node.spawn(async (msg) => msg);
-  const np = await Foundation.start({
-    name: `${SERVER_NAME}-np`,
-    cluster: `${cluster}-np`,
-    discovery: noDiscovery,
-    logLevel: 'silent',
-    ...NO_POLL,
-  });
-  const echoAsyncNp = np.spawn(async (msg) => msg);
   node.messenger.handle('echo', (p) => p);
   node.messenger.handle('cpu', () => {
     const u = process.cpuUsage();
@@ -272,7 +278,7 @@ async function serverRole(cluster: string): Promise<void> {
   const baseline = await baselineServer(true);
   childLifecycle(async () => {
     baseline.close();
-    await Promise.all([node.stop(), np.stop()]);
+    await node.stop();
   });
   emit({
     ready: true,
@@ -280,8 +286,6 @@ async function serverRole(cluster: string): Promise<void> {
     port: baseline.port,
     echo: echo.toJSON(),
     echoAsync: echoAsync.toJSON(),
-    npAddress: np.address,
-    echoAsyncNp: echoAsyncNp.toJSON(),
   });
 }
 
@@ -291,23 +295,20 @@ async function clientRole(
   port: number,
   echo: PidLike,
   echoAsync: PidLike,
-  npAddress: string,
-  echoAsyncNp: PidLike,
+  pair: PairKind,
 ) {
+  const noPoll = pair === 'no-poll';
   const node = await Foundation.start({
     name: 'bench-actors-client',
     cluster,
     discovery: { strategy: 'static', hosts: [address] },
     logLevel: 'silent',
+    ...(noPoll ? NO_POLL : {}),
   });
-  const np = await Foundation.start({
-    name: 'bench-actors-client-np',
-    cluster: `${cluster}-np`,
-    discovery: { strategy: 'static', hosts: [npAddress] },
-    logLevel: 'silent',
-    ...NO_POLL,
-  });
-  await Promise.all([memberUp(node, SERVER_NAME), memberUp(np, `${SERVER_NAME}-np`)]);
+  await memberUp(node, SERVER_NAME);
+  const impls = PAIR_IMPLS[pair];
+  /** What a line calls an implementation: the no-poll pair's get a suffix. */
+  const label = (impl: Impl) => (noPoll ? `${impl}-no-poll` : impl);
   const baseline = await baselineClient(port, true);
   const m = node.messenger;
   const calls: Record<Impl, Call> = {
@@ -316,14 +317,9 @@ async function clientRole(
     // The pid as it arrived from the other process: a plain object, like any pid off the wire.
     'actor-call': (payload) => node.call(echo, payload),
     'actor-async': (payload) => node.call(echoAsync, payload),
-    'actor-async-no-poll': (payload) => np.call(echoAsyncNp, payload),
   };
   const serverCpuUs = () => m.request<number>(SERVER_NAME, 'cpu', null);
   const payload = Buffer.alloc(PAYLOAD_BYTES, 0x61);
-  for (const impl of IMPLS) {
-    await pipelined(calls[impl], payload, WARMUP_PIPELINED, DEPTH);
-    await sequential(calls[impl], payload, WARMUP_SEQUENTIAL);
-  }
   interface Acc {
     seconds: number;
     cpuUs: number;
@@ -333,14 +329,20 @@ async function clientRole(
     sLat: Float64Array[];
   }
   const acc = Object.fromEntries(
-    IMPLS.map((impl) => [
+    impls.map((impl) => [
       impl,
       { seconds: 0, cpuUs: 0, serverCpuUs: 0, rps: [], lat: [], sLat: [] } as Acc,
     ]),
   ) as Record<Impl, Acc>;
-  for (let r = 0; r < ROUNDS; r++) {
-    for (let k = 0; k < IMPLS.length; k++) {
-      const impl = IMPLS[(r + k) % IMPLS.length]!;
+  // The first WARMUP_ROUNDS rounds are the warm-up: run the same way, not counted.
+  for (let r = -WARMUP_ROUNDS; r < ROUNDS; r++) {
+    for (let k = 0; k < impls.length; k++) {
+      const impl = impls[(r + WARMUP_ROUNDS + k) % impls.length]!;
+      if (r < 0) {
+        await pipelined(calls[impl], payload, PIPELINED, DEPTH);
+        await sequential(calls[impl], payload, SEQUENTIAL);
+        continue;
+      }
       const a = acc[impl];
       const serverCpu = await serverCpuUs();
       const cpu = process.cpuUsage();
@@ -355,12 +357,12 @@ async function clientRole(
     }
   }
   const total = PIPELINED * ROUNDS;
-  for (const impl of IMPLS) {
+  for (const impl of impls) {
     const a = acc[impl];
     emit({
       bench: BENCH,
       mode: `cross-node-pipelined-${DEPTH}`,
-      impl,
+      impl: label(impl),
       requests: total,
       rps: Math.round(total / a.seconds),
       rps_rounds: a.rps,
@@ -369,17 +371,25 @@ async function clientRole(
       ...latencySummary(concat(a.lat)),
     });
   }
-  for (const impl of IMPLS) {
+  for (const impl of impls) {
     emit({
       bench: BENCH,
       mode: 'cross-node-sequential',
-      impl,
+      impl: label(impl),
       requests: SEQUENTIAL * ROUNDS,
       ...latencySummary(concat(acc[impl].sLat)),
     });
   }
-  // Large messages: the binary travels zero-copy in both (the actor call's [to, msg, caller]
-  // included); what differs is the actor layer.
+  if (pair === 'foundation') await largeMessages(calls);
+  baseline.close();
+  await node.stop();
+}
+
+/**
+ * Large messages: the binary travels zero-copy in both (the actor call's [to, msg, caller]
+ * included); what differs is the actor layer.
+ */
+async function largeMessages(calls: Record<Impl, Call>): Promise<void> {
   const large = Buffer.alloc(LARGE_BYTES, 0x62);
   for (const impl of LARGE_IMPLS) await pipelined(calls[impl], large, 50, LARGE_DEPTH);
   const largeSeconds: Record<LargeImpl, number> = { messenger: 0, 'actor-call': 0 };
@@ -402,8 +412,6 @@ async function clientRole(
       mib_per_s_each_way: round((rps * LARGE_BYTES) / (1 << 20), 1),
     });
   }
-  baseline.close();
-  await Promise.all([node.stop(), np.stop()]);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -423,24 +431,17 @@ async function localMeasurements(): Promise<void> {
   if (localCode !== 0) throw new Error(`local child exited with ${localCode}`);
 }
 
-async function main(): Promise<void> {
-  deadline(BENCH, 180_000);
-  emitSetup(BENCH, {
-    spawn_actors: SPAWN_N,
-    one_way_messages: ONE_WAY_N,
-    ping_pong_round_trips: PING_PONG_N,
-    payload_bytes: PAYLOAD_BYTES,
-    depth: DEPTH,
-    rounds: ROUNDS,
-  });
-
-  // Local: a child with a GC the bench can force (NODE_OPTIONS reaches only that child).
-  // BENCH_ACTORS=cross-node skips it (when working on the cross-node path).
-  if (process.env.BENCH_ACTORS !== 'cross-node') await localMeasurements();
-
-  // Cross-node.
+/**
+ * One server and one client process (pinned to CPUs 1 and 0) for the cross-node measurements:
+ * their result lines are emitted and kept in `results` by mode and impl. Returns whether both
+ * were pinned.
+ */
+async function crossNodePair(
+  pair: PairKind,
+  results: Map<string, Record<string, unknown>>,
+): Promise<boolean> {
   const cluster = `bench-actors-${process.pid}-${Date.now()}`;
-  const server: Child = spawnRole(FILE, 'server', [cluster], 'server');
+  const server: Child = spawnRole(FILE, 'server', [cluster, pair], `server-${pair}`);
   let pinned = pinToCpu(server, 1);
   const ready = await server.waitFor((l) => l.ready === true, 15_000, 'ready line');
   const client = spawnRole(
@@ -452,14 +453,13 @@ async function main(): Promise<void> {
       String(ready.port),
       JSON.stringify(ready.echo),
       JSON.stringify(ready.echoAsync),
-      String(ready.npAddress),
-      JSON.stringify(ready.echoAsyncNp),
+      pair,
     ],
-    'client',
+    `client-${pair}`,
   );
   pinned = pinToCpu(client, 0) && pinned;
-  const results = new Map<string, Record<string, unknown>>();
-  for (let i = 0; i < 2 * IMPLS.length + LARGE_IMPLS.length; i++) {
+  const lines = 2 * PAIR_IMPLS[pair].length + (pair === 'foundation' ? LARGE_IMPLS.length : 0);
+  for (let i = 0; i < lines; i++) {
     const line = await client.waitFor((l) => l.bench === BENCH, 120_000, 'result');
     emit(line);
     results.set(`${line.mode} ${line.impl}`, line);
@@ -467,8 +467,32 @@ async function main(): Promise<void> {
   const code = await client.exited;
   if (code !== 0) throw new Error(`client exited with ${code}`);
   await server.stop();
-  const rps = (impl: Impl) => results.get(`cross-node-pipelined-${DEPTH} ${impl}`)!.rps as number;
-  const p50 = (impl: Impl) => results.get(`cross-node-sequential ${impl}`)!.p50_us as number;
+  return pinned;
+}
+
+async function main(): Promise<void> {
+  deadline(BENCH, 180_000);
+  emitSetup(BENCH, {
+    spawn_actors: SPAWN_N,
+    one_way_messages: ONE_WAY_N,
+    ping_pong_round_trips: PING_PONG_N,
+    payload_bytes: PAYLOAD_BYTES,
+    depth: DEPTH,
+    rounds: ROUNDS,
+    warmup_rounds: WARMUP_ROUNDS,
+  });
+
+  // Local: a child with a GC the bench can force (NODE_OPTIONS reaches only that child).
+  // BENCH_ACTORS=cross-node skips it (when working on the cross-node path).
+  if (process.env.BENCH_ACTORS !== 'cross-node') await localMeasurements();
+
+  // Cross-node: one pair of processes after another.
+  const results = new Map<string, Record<string, unknown>>();
+  let pinned = true;
+  for (const pair of ['baseline', 'foundation', 'no-poll'] as const)
+    pinned = (await crossNodePair(pair, results)) && pinned;
+  const rps = (impl: string) => results.get(`cross-node-pipelined-${DEPTH} ${impl}`)!.rps as number;
+  const p50 = (impl: string) => results.get(`cross-node-sequential ${impl}`)!.p50_us as number;
   const ratio = rps('actor-call') / rps('baseline');
   const asyncRatio = rps('actor-async') / rps('messenger');
   // The same ratio per round (both blocks of a round run back to back), and its median: less
@@ -517,7 +541,8 @@ async function main(): Promise<void> {
     ratio_p50_async: round(p50Ratio),
     target: `ratio_p50_async <= ${TARGET_ASYNC_P50_RATIO}`,
     met: p50Ratio <= TARGET_ASYNC_P50_RATIO,
-    // The same call with busy polling turned off (`busyPollUs: 0`; the default polls).
+    // The same call with busy polling turned off (`busyPollUs: 0`; the default polls), next to
+    // the baseline, in the second pair of processes.
     actor_async_no_poll_p50_us: p50('actor-async-no-poll'),
     ratio_p50_async_no_poll: round(p50('actor-async-no-poll') / p50('baseline')),
     pinned,
@@ -542,11 +567,10 @@ switch (role) {
     runRole('local', () => localRole());
     break;
   case 'server':
-    void serverRole(roleArgs[0]!);
+    void serverRole(roleArgs[0]!, roleArgs[1] as PairKind);
     break;
   case 'client': {
-    const [cluster, address, port, echo, echoAsync, npAddress, echoAsyncNp] = roleArgs as [
-      string,
+    const [cluster, address, port, echo, echoAsync, pair] = roleArgs as [
       string,
       string,
       string,
@@ -562,8 +586,7 @@ switch (role) {
         Number(port),
         JSON.parse(echo) as PidLike,
         JSON.parse(echoAsync) as PidLike,
-        npAddress,
-        JSON.parse(echoAsyncNp) as PidLike,
+        pair as PairKind,
       ),
     );
     break;
