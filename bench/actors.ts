@@ -5,15 +5,15 @@
 //   ping-pong:  two actors, 1 000 000 round trips → round trips/s
 //   cross-node: `node.call` to an actor on another node process, a GenServer and the README's plain
 //               `async (msg) => msg` handler, 64 in flight → calls/s, and one in flight → p50/p99,
-//               next to `node.messenger.request` (the same request without the actor layer) and
-//               bench/baseline's bare socket (same framing, same pattern), all in the same run;
-//               then 1 MiB messages, 8 in flight, GenServer call next to `messenger.request`;
-//               and, in a second pair of processes, the async-handler call and the baseline once
-//               more between nodes started with `busyPollUs: 0` (busy polling, on by default, off)
-// The three local measurements run in a child started with --expose-gc; the cross-node ones in a
+//               next to `node.messenger.request` (the same request without the actor layer);
+//               then 1 MiB messages, 8 in flight, GenServer call next to `messenger.request`.
+//               In the same run, each in a pair of processes of its own: bench/baseline's bare
+//               socket (same framing, same pattern), and the async-handler call between nodes
+//               started with `busyPollUs: 0` (busy polling, on by default, off).
+// The three local measurements run in a child started with --expose-gc; each cross-node pair is a
 // server and a client process, each pinned to its own CPU when possible, alternating between the
-// implementations in short blocks (see docs/benchmarks.md, "bench/transport", for why) after
-// warm-up rounds.
+// pair's implementations in short blocks (see docs/benchmarks.md, "bench/transport", for why)
+// after warm-up rounds.
 // Usage: node dist/bench/actors.js   (prints JSON lines; about a minute)
 //        BENCH_ACTORS=cross-node node dist/bench/actors.js   (the cross-node part only)
 import { fileURLToPath } from 'node:url';
