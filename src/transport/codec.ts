@@ -135,20 +135,19 @@ function trailingBinary(msg: unknown[]): number {
   return -1;
 }
 
-/** Elements `packWithNilTail` set to nil, to put back (at most the binary and MAX_AFTER_FIELDS). */
-const saved: unknown[] = [];
-
 /**
  * msgpackr's encoding of `msg` with the binary at `at` (see trailingBinary) and everything after it
  * in its array replaced by nil. The array holding them is changed in place for the encode and put
- * back before this returns (nothing else runs meanwhile), so no array is copied per message; a
- * frozen one (whose elements cannot be set) is copied instead.
+ * back before this returns, so no array is copied per message; a frozen one (whose elements cannot
+ * be set) is copied instead, as is one with more fields after the binary than trailingBinary
+ * allows (not reached). The values set aside, at most the binary and MAX_AFTER_FIELDS, are locals.
  */
 function packWithNilTail(msg: unknown[], at: number, mode?: number): Buffer {
   const top = at < msg.length; // the binary is a field of `msg` itself, not of its last field
   const arr = top ? msg : (msg[msg.length - 1] as unknown[]);
   const from = top ? at : at - msg.length;
-  if (Object.isFrozen(arr)) {
+  const n = arr.length - from;
+  if (Object.isFrozen(arr) || n > 1 + MAX_AFTER_FIELDS) {
     const copy = arr.slice();
     copy.fill(null, from);
     if (top) return packr.pack(copy, mode);
@@ -156,18 +155,16 @@ function packWithNilTail(msg: unknown[], at: number, mode?: number): Buffer {
     outer[outer.length - 1] = copy;
     return packr.pack(outer, mode);
   }
-  const n = arr.length - from;
-  for (let i = 0; i < n; i++) {
-    saved[i] = arr[from + i];
-    arr[from + i] = null;
-  }
+  const s0 = arr[from];
+  const s1 = n > 1 ? arr[from + 1] : undefined;
+  const s2 = n > 2 ? arr[from + 2] : undefined;
+  arr.fill(null, from);
   try {
     return packr.pack(msg, mode);
   } finally {
-    for (let i = 0; i < n; i++) {
-      arr[from + i] = saved[i];
-      saved[i] = undefined;
-    }
+    arr[from] = s0;
+    if (n > 1) arr[from + 1] = s1;
+    if (n > 2) arr[from + 2] = s2;
   }
 }
 
