@@ -158,7 +158,9 @@ function packWithNilTail(msg: unknown[], at: number, mode?: number): Buffer {
   const s0 = arr[from];
   const s1 = n > 1 ? arr[from + 1] : undefined;
   const s2 = n > 2 ? arr[from + 2] : undefined;
-  arr.fill(null, from);
+  arr[from] = null;
+  if (n > 1) arr[from + 1] = null;
+  if (n > 2) arr[from + 2] = null;
   try {
     return packr.pack(msg, mode);
   } finally {
