@@ -11,9 +11,10 @@
 //               socket (same framing, same pattern), and the async-handler call between nodes
 //               started with `busyPollUs: 0` (busy polling, on by default, off).
 // The three local measurements run in a child started with --expose-gc; each cross-node pair is a
-// server and a client process, each pinned to its own CPU when possible, alternating between the
-// pair's implementations in short blocks (see docs/benchmarks.md, "bench/transport", for why)
-// after warm-up rounds.
+// server and a client process, each pinned to its own CPU when possible. Pipelined: each pair in
+// turn, alternating between its own implementations in short blocks after warm-up rounds.
+// Sequential: short blocks of every implementation of every pair in rotating order (see
+// crossNode, and docs/benchmarks.md, "bench/actors").
 // Usage: node dist/bench/actors.js   (prints JSON lines; about a minute)
 //        BENCH_ACTORS=cross-node node dist/bench/actors.js   (the cross-node part only)
 import { fileURLToPath } from 'node:url';
@@ -220,12 +221,12 @@ async function localRole(): Promise<void> {
 
 type Impl = 'baseline' | 'messenger' | 'actor-call' | 'actor-async';
 /**
- * Three pairs of processes, one after another in the same run, each measuring its own
- * implementations: the bare baseline; Foundation's three (they share the code under test); and
- * the async-handler call between nodes started with `busyPollUs: 0`, to show what the default's
- * busy polling does (its lines say `actor-async-no-poll`). Blocks of the bare baseline (or of
- * nodes with other options) interleaved in the same processes made every later block of the
- * others slower and far noisier, polling or not (docs/benchmarks.md, sixth pass).
+ * Three pairs of processes in the same run, each measuring its own implementations: the bare
+ * baseline; Foundation's three (they share the code under test); and the async-handler call
+ * between nodes started with `busyPollUs: 0`, to show what the default's busy polling does (its
+ * lines say `actor-async-no-poll`). Blocks of the bare baseline (or of nodes with other options)
+ * interleaved in the same processes made every later block of the others slower and far
+ * noisier, polling or not (docs/benchmarks.md, sixth pass).
  */
 type PairKind = 'baseline' | 'foundation' | 'no-poll';
 const PAIR_IMPLS: Record<PairKind, Impl[]> = {
@@ -334,53 +335,78 @@ async function clientRole(
       { seconds: 0, cpuUs: 0, serverCpuUs: 0, rps: [], lat: [], sLat: [] } as Acc,
     ]),
   ) as Record<Impl, Acc>;
-  // The first WARMUP_ROUNDS rounds are the warm-up: run the same way, not counted.
-  for (let r = -WARMUP_ROUNDS; r < ROUNDS; r++) {
-    for (let k = 0; k < impls.length; k++) {
-      const impl = impls[(r + WARMUP_ROUNDS + k) % impls.length]!;
-      if (r < 0) {
-        await pipelined(calls[impl], payload, PIPELINED, DEPTH);
-        await sequential(calls[impl], payload, SEQUENTIAL);
-        continue;
+  /**
+   * The pipelined rounds, all of this pair's own, back to back: the first WARMUP_ROUNDS are the
+   * warm-up (run the same way, not counted).
+   */
+  const pipelinedRounds = async (): Promise<void> => {
+    for (let r = -WARMUP_ROUNDS; r < ROUNDS; r++) {
+      for (let k = 0; k < impls.length; k++) {
+        const impl = impls[(r + WARMUP_ROUNDS + k) % impls.length]!;
+        if (r < 0) {
+          await pipelined(calls[impl], payload, PIPELINED, DEPTH);
+          continue;
+        }
+        const a = acc[impl];
+        const serverCpu = await serverCpuUs();
+        const cpu = process.cpuUsage();
+        const p = await pipelined(calls[impl], payload, PIPELINED, DEPTH);
+        const used = process.cpuUsage(cpu);
+        a.serverCpuUs += (await serverCpuUs()) - serverCpu;
+        a.cpuUs += used.user + used.system;
+        a.seconds += p.seconds;
+        a.rps.push(Math.round(PIPELINED / p.seconds));
+        a.lat.push(p.lat);
       }
-      const a = acc[impl];
-      const serverCpu = await serverCpuUs();
-      const cpu = process.cpuUsage();
-      const p = await pipelined(calls[impl], payload, PIPELINED, DEPTH);
-      const used = process.cpuUsage(cpu);
-      a.serverCpuUs += (await serverCpuUs()) - serverCpu;
-      a.cpuUs += used.user + used.system;
-      a.seconds += p.seconds;
-      a.rps.push(Math.round(PIPELINED / p.seconds));
-      a.lat.push(p.lat);
-      a.sLat.push(await sequential(calls[impl], payload, SEQUENTIAL));
     }
-  }
-  const total = PIPELINED * ROUNDS;
-  for (const impl of impls) {
-    const a = acc[impl];
-    emit({
-      bench: BENCH,
-      mode: `cross-node-pipelined-${DEPTH}`,
-      impl: label(impl),
-      requests: total,
-      rps: Math.round(total / a.seconds),
-      rps_rounds: a.rps,
-      client_cpu_us_per_req: round(a.cpuUs / total, 2),
-      server_cpu_us_per_req: round(a.serverCpuUs / total, 2),
-      ...latencySummary(concat(a.lat)),
+  };
+  /** One sequential block of `impl` (the parent interleaves them across the pairs). */
+  const sequentialBlock = async (impl: Impl, measure: boolean): Promise<void> => {
+    const lat = await sequential(calls[impl], payload, SEQUENTIAL);
+    if (measure) acc[impl].sLat.push(lat);
+  };
+  const report = async (): Promise<void> => {
+    const total = PIPELINED * ROUNDS;
+    for (const impl of impls) {
+      const a = acc[impl];
+      emit({
+        bench: BENCH,
+        mode: `cross-node-pipelined-${DEPTH}`,
+        impl: label(impl),
+        requests: total,
+        rps: Math.round(total / a.seconds),
+        rps_rounds: a.rps,
+        client_cpu_us_per_req: round(a.cpuUs / total, 2),
+        server_cpu_us_per_req: round(a.serverCpuUs / total, 2),
+        ...latencySummary(concat(a.lat)),
+      });
+    }
+    for (const impl of impls) {
+      emit({
+        bench: BENCH,
+        mode: 'cross-node-sequential',
+        impl: label(impl),
+        requests: SEQUENTIAL * ROUNDS,
+        ...latencySummary(concat(acc[impl].sLat)),
+      });
+    }
+    if (pair === 'foundation') await largeMessages(calls);
+  };
+  // The parent says what to run, one command at a time, and waits for `done`.
+  await new Promise<void>((resolve, reject) => {
+    process.on('message', (m: { cmd?: string; impl?: Impl; measure?: boolean; seq?: number }) => {
+      let work: Promise<void> | undefined;
+      if (m.cmd === 'pipelined') work = pipelinedRounds();
+      else if (m.cmd === 'sequential') work = sequentialBlock(m.impl!, m.measure === true);
+      else if (m.cmd === 'report') work = report();
+      if (work === undefined) return;
+      work.then(() => {
+        emit({ done: m.seq });
+        if (m.cmd === 'report') resolve();
+      }, reject);
     });
-  }
-  for (const impl of impls) {
-    emit({
-      bench: BENCH,
-      mode: 'cross-node-sequential',
-      impl: label(impl),
-      requests: SEQUENTIAL * ROUNDS,
-      ...latencySummary(concat(acc[impl].sLat)),
-    });
-  }
-  if (pair === 'foundation') await largeMessages(calls);
+    emit({ ready: true });
+  });
   baseline.close();
   await node.stop();
 }
@@ -431,16 +457,15 @@ async function localMeasurements(): Promise<void> {
   if (localCode !== 0) throw new Error(`local child exited with ${localCode}`);
 }
 
-/**
- * One server and one client process (pinned to CPUs 1 and 0) for the cross-node measurements:
- * their result lines are emitted and kept in `results` by mode and impl. Returns whether both
- * were pinned.
- */
-async function crossNodePair(
-  pair: PairKind,
-  results: Map<string, Record<string, unknown>>,
-): Promise<boolean> {
-  const cluster = `bench-actors-${process.pid}-${Date.now()}`;
+interface Pair {
+  server: Child;
+  client: Child;
+  pinned: boolean;
+}
+
+/** Starts one pair: a server and a client process (pinned to CPUs 1 and 0), the client ready. */
+async function startPair(pair: PairKind): Promise<Pair> {
+  const cluster = `bench-actors-${process.pid}-${pair}`;
   const server: Child = spawnRole(FILE, 'server', [cluster, pair], `server-${pair}`);
   let pinned = pinToCpu(server, 1);
   const ready = await server.waitFor((l) => l.ready === true, 15_000, 'ready line');
@@ -458,15 +483,55 @@ async function crossNodePair(
     `client-${pair}`,
   );
   pinned = pinToCpu(client, 0) && pinned;
-  const lines = 2 * PAIR_IMPLS[pair].length + (pair === 'foundation' ? LARGE_IMPLS.length : 0);
-  for (let i = 0; i < lines; i++) {
-    const line = await client.waitFor((l) => l.bench === BENCH, 120_000, 'result');
-    emit(line);
-    results.set(`${line.mode} ${line.impl}`, line);
+  await client.waitFor((l) => l.ready === true, 15_000, 'ready line');
+  return { server, client, pinned };
+}
+
+/**
+ * The cross-node measurements, in three pairs of processes started together. Pipelined: each
+ * pair in turn runs all its rounds back to back (blocks of another implementation in the same
+ * processes, and a pair taking turns with the others block by block, both made every block
+ * slower and noisy). Sequential: rounds of one block per implementation of every pair, in
+ * rotating order, so that the ratios between pairs compare latencies measured at the same times
+ * (the bare baseline's p50 moved between about 36 and 56 µs from one minute to the next). Result
+ * lines are emitted and kept in `results` by mode and impl. Returns whether every process was
+ * pinned.
+ */
+async function crossNode(results: Map<string, Record<string, unknown>>): Promise<boolean> {
+  const kinds: PairKind[] = ['baseline', 'foundation', 'no-poll'];
+  const pairs = {} as Record<PairKind, Pair>;
+  for (const kind of kinds) pairs[kind] = await startPair(kind);
+  for (const kind of kinds) {
+    pairs[kind].client.onLine((line) => {
+      if (line.bench !== BENCH) return;
+      emit(line);
+      results.set(`${line.mode} ${line.impl}`, line);
+    });
   }
-  const code = await client.exited;
-  if (code !== 0) throw new Error(`client exited with ${code}`);
-  await server.stop();
+  let seq = 0;
+  const command = async (kind: PairKind, cmd: Record<string, unknown>): Promise<void> => {
+    const n = ++seq;
+    pairs[kind].client.send({ ...cmd, seq: n });
+    await pairs[kind].client.waitFor((l) => l.done === n, 120_000, `${String(cmd.cmd)} done`);
+  };
+  for (const kind of kinds) await command(kind, { cmd: 'pipelined' });
+  const slots = kinds.flatMap((kind) => PAIR_IMPLS[kind].map((impl) => ({ kind, impl })));
+  // One warm-up round (not counted), then ROUNDS.
+  for (let r = -1; r < ROUNDS; r++) {
+    for (let k = 0; k < slots.length; k++) {
+      const { kind, impl } = slots[(r + 1 + k) % slots.length]!;
+      await command(kind, { cmd: 'sequential', impl, measure: r >= 0 });
+    }
+  }
+  for (const kind of kinds) await command(kind, { cmd: 'report' });
+  let pinned = true;
+  for (const kind of kinds) {
+    const { server, client } = pairs[kind];
+    const code = await client.exited;
+    if (code !== 0) throw new Error(`client-${kind} exited with ${code}`);
+    await server.stop();
+    pinned = pairs[kind].pinned && pinned;
+  }
   return pinned;
 }
 
@@ -486,11 +551,9 @@ async function main(): Promise<void> {
   // BENCH_ACTORS=cross-node skips it (when working on the cross-node path).
   if (process.env.BENCH_ACTORS !== 'cross-node') await localMeasurements();
 
-  // Cross-node: one pair of processes after another.
+  // Cross-node: three pairs of processes (see crossNode).
   const results = new Map<string, Record<string, unknown>>();
-  let pinned = true;
-  for (const pair of ['baseline', 'foundation', 'no-poll'] as const)
-    pinned = (await crossNodePair(pair, results)) && pinned;
+  const pinned = await crossNode(results);
   const rps = (impl: string) => results.get(`cross-node-pipelined-${DEPTH} ${impl}`)!.rps as number;
   const p50 = (impl: string) => results.get(`cross-node-sequential ${impl}`)!.p50_us as number;
   const ratio = rps('actor-call') / rps('baseline');
