@@ -490,8 +490,8 @@ async function startPair(pair: PairKind): Promise<Pair> {
 /**
  * The cross-node measurements, in three pairs of processes started together. Pipelined: each
  * pair in turn runs all its rounds back to back (blocks of another implementation in the same
- * processes, and a pair taking turns with the others block by block, both made every block
- * slower and noisy). Sequential: rounds of one block per implementation of every pair, in
+ * processes made every block slower and noisy; so did, in the one run tried, pairs taking turns
+ * block by block). Sequential: rounds of one block per implementation of every pair, in
  * rotating order, so that the ratios between pairs compare latencies measured at the same times
  * (the bare baseline's p50 moved between about 36 and 56 µs from one minute to the next). Result
  * lines are emitted and kept in `results` by mode and impl. Returns whether every process was
