@@ -19,7 +19,13 @@
 //        BENCH_ACTORS=cross-node node dist/bench/actors.js   (the cross-node part only)
 import { fileURLToPath } from 'node:url';
 import { Foundation, type FoundationNode, type Pid, type PidLike } from '../src/index.js';
-import { baselineClient, baselineServer, type Call, pipelined } from './baseline.js';
+import {
+  baselineClient,
+  baselineServer,
+  type Call,
+  pipelined,
+  pipelinedWithCpu,
+} from './baseline.js';
 import {
   type Child,
   childLifecycle,
@@ -348,12 +354,9 @@ async function clientRole(
           continue;
         }
         const a = acc[impl];
-        const serverCpu = await serverCpuUs();
-        const cpu = process.cpuUsage();
-        const p = await pipelined(calls[impl], payload, PIPELINED, DEPTH);
-        const used = process.cpuUsage(cpu);
-        a.serverCpuUs += (await serverCpuUs()) - serverCpu;
-        a.cpuUs += used.user + used.system;
+        const p = await pipelinedWithCpu(calls[impl], payload, PIPELINED, DEPTH, serverCpuUs);
+        a.serverCpuUs += p.serverCpuUs;
+        a.cpuUs += p.clientCpuUs;
         a.seconds += p.seconds;
         a.rps.push(Math.round(PIPELINED / p.seconds));
         a.lat.push(p.lat);

@@ -131,3 +131,25 @@ export function pipelined(call: Call, payload: Buffer, n: number, depth: number)
     for (let k = 0; k < depth && k < n; k++) one();
   });
 }
+
+/**
+ * `pipelined`, with the CPU time (user + system, µs) this process and the server spent meanwhile;
+ * the server's is read through `serverCpuUs` before and after.
+ */
+export async function pipelinedWithCpu(
+  call: Call,
+  payload: Buffer,
+  n: number,
+  depth: number,
+  serverCpuUs: () => Promise<number>,
+): Promise<{ seconds: number; lat: Float64Array; clientCpuUs: number; serverCpuUs: number }> {
+  const server = await serverCpuUs();
+  const cpu = process.cpuUsage();
+  const p = await pipelined(call, payload, n, depth);
+  const used = process.cpuUsage(cpu);
+  return {
+    ...p,
+    clientCpuUs: used.user + used.system,
+    serverCpuUs: (await serverCpuUs()) - server,
+  };
+}

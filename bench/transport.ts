@@ -10,7 +10,13 @@
 // Usage: node dist/bench/transport.js   (prints JSON lines; about half a minute)
 import { fileURLToPath } from 'node:url';
 import { Foundation } from '../src/index.js';
-import { baselineClient, baselineServer, type Call, pipelined } from './baseline.js';
+import {
+  baselineClient,
+  baselineServer,
+  type Call,
+  pipelined,
+  pipelinedWithCpu,
+} from './baseline.js';
 import {
   type Child,
   childLifecycle,
@@ -193,12 +199,9 @@ async function clientRole(
     for (let k = 0; k < IMPLS.length; k++) {
       const impl = IMPLS[(r + k) % IMPLS.length]!;
       const a = acc[impl];
-      const serverCpu = await serverCpuUs();
-      const cpu = process.cpuUsage();
-      const p = await pipelined(clients[impl].call, payload, PIPELINED, DEPTH);
-      const used = process.cpuUsage(cpu);
-      a.serverCpuUs += (await serverCpuUs()) - serverCpu;
-      a.cpuUs += used.user + used.system;
+      const p = await pipelinedWithCpu(clients[impl].call, payload, PIPELINED, DEPTH, serverCpuUs);
+      a.serverCpuUs += p.serverCpuUs;
+      a.cpuUs += p.clientCpuUs;
       a.seconds += p.seconds;
       a.rps.push(Math.round(PIPELINED / p.seconds));
       a.pLat.push(p.lat);
