@@ -25,6 +25,7 @@ import {
   type Call,
   pipelined,
   pipelinedWithCpu,
+  sequential,
 } from './baseline.js';
 import {
   type Child,
@@ -241,17 +242,6 @@ const PAIR_IMPLS: Record<PairKind, Impl[]> = {
   'no-poll': ['actor-async'],
 };
 const NO_POLL = { busyPollUs: 0 };
-
-/** One call at a time, `n` times; per-call latencies in ms (as bench/transport measures it). */
-async function sequential(call: Call, payload: Buffer, n: number): Promise<Float64Array> {
-  const lat = new Float64Array(n);
-  for (let i = 0; i < n; i++) {
-    const s = performance.now();
-    await call(payload);
-    lat[i] = performance.now() - s;
-  }
-  return lat;
-}
 
 function concat(xs: Float64Array[]): Float64Array {
   const out = new Float64Array(xs.reduce((n, x) => n + x.length, 0));

@@ -1,8 +1,9 @@
 // The bare-socket baseline of the benches (bench/transport, bench/actors): node:net, a 4-byte
 // big-endian length prefix and a msgpackr body [id, payload], one Promise per request, writes
 // batched the idiomatic way (cork on the first write of a tick, uncork on process.nextTick: one
-// writev per tick) or one socket.write (one syscall) per frame; and the pipelined measurement loop
-// every implementation is driven by. One copy, so that every bench compares against the same floor.
+// writev per tick) or one socket.write (one syscall) per frame; and the measurement loops
+// (pipelined, sequential) every implementation is driven by. One copy, so that every bench compares
+// against the same floor.
 import net from 'node:net';
 import { Packr } from 'msgpackr';
 
@@ -130,6 +131,17 @@ export function pipelined(call: Call, payload: Buffer, n: number, depth: number)
     };
     for (let k = 0; k < depth && k < n; k++) one();
   });
+}
+
+/** One call at a time, `n` times: per-call latencies in ms. */
+export async function sequential(call: Call, payload: Buffer, n: number): Promise<Float64Array> {
+  const lat = new Float64Array(n);
+  for (let i = 0; i < n; i++) {
+    const s = performance.now();
+    await call(payload);
+    lat[i] = performance.now() - s;
+  }
+  return lat;
 }
 
 /**

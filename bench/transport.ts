@@ -16,6 +16,7 @@ import {
   type Call,
   pipelined,
   pipelinedWithCpu,
+  sequential,
 } from './baseline.js';
 import {
   type Child,
@@ -134,19 +135,6 @@ async function foundationClient(
     cpu: () => m.request<number>(SERVER_NAME, 'cpu', null),
     close: () => node.stop(),
   };
-}
-
-// ---------------------------------------------------------------------------------------------
-// The measurement loops, shared by both implementations.
-
-async function sequential(call: Call, payload: Buffer, n: number): Promise<Float64Array> {
-  const lat = new Float64Array(n);
-  for (let i = 0; i < n; i++) {
-    const s = performance.now();
-    await call(payload);
-    lat[i] = performance.now() - s;
-  }
-  return lat;
 }
 
 interface Acc {
