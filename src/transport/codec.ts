@@ -231,11 +231,25 @@ function writeSimple(buf: Buffer, p: number, end: number, v: unknown, depth: num
           ? 2
           : 4;
     buf[p] = (unsigned ? 0xcc : 0xd0) + (size >> 1); // uint8/16/32 or int8/16/32
-    if (unsigned) buf.writeUIntBE(v, p + 1, size);
-    else buf.writeIntBE(v, p + 1, size);
+    // Big-endian, byte by byte (two's complement for negatives: `>>` keeps the sign bits).
+    for (let i = size; i > 0; i--) buf[p + i] = (v >> ((size - i) * 8)) & 0xff;
     return p + 1 + size;
   }
   if (typeof v === 'string') {
+    // Short ASCII (a message kind, a node name): written as it is read, with no length pass first.
+    const len = v.length;
+    if (len < 0x20 && p + 1 + len <= end) {
+      let i = 0;
+      for (; i < len; i++) {
+        const c = v.charCodeAt(i);
+        if (c >= 0x80) break;
+        buf[p + 1 + i] = c;
+      }
+      if (i === len) {
+        buf[p] = 0xa0 | len;
+        return p + 1 + len;
+      }
+    }
     const n = Buffer.byteLength(v);
     const h = n < 0x20 ? 1 : n < 0x100 ? 2 : 3;
     if (n >= 0x10000 || p + h + n > end) return -1;
@@ -278,6 +292,41 @@ function afterBytes(msg: unknown[], at: number, transient: boolean): Buffer | un
   return transient ? afterView : Buffer.from(afterView);
 }
 
+/** Longest head `handHead` writes; a longer one (a long kind string) is left to msgpackr. */
+const MAX_HEAD_BYTES = 256;
+/** Where `handHead` writes (scratch too: valid until the next encode). */
+const headScratch = Buffer.allocUnsafeSlow(MAX_HEAD_BYTES);
+/** Heads shorter than this get a view of headScratch made once per length, not one per message. */
+const HEAD_VIEWS = 64;
+const headViews: Buffer[] = [];
+
+/**
+ * Writes the head of `msg` (see splitTail) into headScratch by hand when every field before the
+ * binary at `at` (`n` bytes) is simple (writeSimple) and the arrays have fewer than 16 elements:
+ * the array headers, those fields and the bin header, the bytes msgpackr writes, without starting
+ * msgpackr (whose start-up and type dispatch cost more than the handful of fields of a message
+ * envelope). Returns the head's length, or -1 when msgpackr must encode it.
+ */
+function handHead(msg: unknown[], at: number, n: number): number {
+  const top = at < msg.length;
+  if (msg.length >= 16) return -1;
+  const buf = headScratch;
+  // Room is kept for the inner array's header (1 byte) and the bin header (at most 5).
+  const end = MAX_HEAD_BYTES - 6;
+  buf[0] = 0x90 | msg.length;
+  let p = 1;
+  for (let i = 0; i < msg.length - 1 && p >= 0; i++) p = writeSimple(buf, p, end, msg[i], 0);
+  if (!top && p >= 0) {
+    const inner = msg[msg.length - 1] as unknown[];
+    if (inner.length >= 16) return -1;
+    buf[p++] = 0x90 | inner.length;
+    for (let i = 0; i < at - msg.length && p >= 0; i++) p = writeSimple(buf, p, end, inner[i], 0);
+  }
+  if (p < 0) return -1;
+  writeBinHeader(buf, p, n);
+  return p + binHeaderSize(n);
+}
+
 /**
  * The message as a SplitBody: everything up to the binary's bytes (the encoding with nil in its
  * place and in the fields after it, that nil replaced by the bin header, the other nils dropped),
@@ -298,7 +347,12 @@ function splitTail(msg: unknown[], at: number, transient: boolean): SplitBody | 
     after === undefined ? 0 : (msg[msg.length - 1] as unknown[]).length - (at - msg.length) - 1;
   const hs = binHeaderSize(n);
   let head: Buffer;
-  if (transient) {
+  const hand = handHead(msg, at, n);
+  if (hand >= 0) {
+    if (!transient) head = Buffer.from(headScratch.subarray(0, hand));
+    else if (hand < HEAD_VIEWS) head = headViews[hand] ??= headScratch.subarray(0, hand);
+    else head = headScratch.subarray(0, hand);
+  } else if (transient) {
     const t = packWithNilTail(msg, at, SCRATCH_MODE) as Scratch;
     const nil = t.end - 1 - dropped;
     if (nil + hs > t.length) return undefined;

@@ -178,7 +178,7 @@ describe('encodeParts', () => {
       assert.ok(encodeTransient(m) instanceof Uint8Array);
   });
 
-  it("a binary followed by up to two simple fields in the last field (an actor call's [to, msg, caller]) is split off with them as `after`: msgpackr bytes", () => {
+  it("a binary followed by up to two simple fields in the last field (an actor call's [to, msg, caller]) is split off with them as `after`; simple fields before it are written without msgpackr: msgpackr bytes", () => {
     const simple: unknown[] = [
       null,
       true,
@@ -215,8 +215,11 @@ describe('encodeParts', () => {
     for (const n of [0, 100, 255, 256, LARGE_BINARY]) {
       const bin = n === 255 ? offsetView(n) : randomBytes(n);
       const msgs: unknown[][] = [];
-      for (const v of simple)
+      for (const v of simple) {
         msgs.push([MSG.REQUEST_LANE, 'actor:call', 3, 11, 0, 42, [12, bin, v]]);
+        // Simple fields before the binary are written by hand too (handHead): the same bytes.
+        msgs.push([MSG.REQUEST_LANE, v, 3, 11, 0, 42, [v, bin, null]]);
+      }
       msgs.push([MSG.SEND, 'actor:call', ['svc', bin, ['n', 1], 'ctx']]);
       for (const msg of msgs) {
         const expected = Buffer.from(reference.pack(msg));
