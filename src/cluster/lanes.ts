@@ -1,10 +1,22 @@
 // Ordered lanes over several connections. A node sends small messages on `default` and large ones
 // on `bulk` (so a 100 MB transfer never delays anyone else), and two connections keep no order
 // between them: a small message sent after a large one by the same sender would overtake it. A
-// lane (for the actor runtime: one sending actor) numbers its messages to each node, and each names
-// its predecessor (`dep`). The receiver holds a message whose predecessor it has not delivered,
-// and every later one of its lane, until the predecessor was delivered. Other lanes, and messages
-// without a lane, are never held.
+// lane (for the actor runtime: one sending actor) keeps its messages to each node in send order.
+//
+// Only where a lane changes connection does it need numbers. Messages that follow each other on
+// `default` are ordered by that connection, so they go plain (no lane fields: the common case,
+// which costs nothing). A message on another channel (`bulk`) is numbered, and so is every
+// message of its lane on `default` for `windowMs` after it: each names its predecessor (`dep`),
+// and the receiver holds a message whose predecessor it has not delivered, and every later one of
+// its lane, until the predecessor was delivered. For the other direction (a large message after
+// plain small ones), a numbered marker goes on `default` first, behind the plain ones, and the
+// large message names it: it is delivered only after them. Other lanes, and messages without a
+// lane, are never held. The receiver needs nothing of this: numbered messages are what it always
+// handled, and a marker is a one-way message that nothing handles.
+//
+// Numbers come from one counter per sender that starts at the wall clock's milliseconds × 1000
+// and only grows, so a lane that was forgotten (idle for `windowMs`) or a process that restarted
+// never repeats a number a receiver still remembers (it would drop that message as stale).
 //
 // Delivery stays at most once. A predecessor can be lost only with its connection (bytes handed to
 // a socket that then broke), so a lane waits as long as no connection from that node closed, and
@@ -20,8 +32,9 @@ export interface LaneLimits {
   /** How long held messages may wait after a connection from their node closed, in ms. */
   gapTimeoutMs: number;
   /**
-   * A sender names a predecessor only if it sent it less than this long ago (ms); a receiver
-   * forgets a lane idle for twice as long. Bounds both sides' memory.
+   * A message is taken as delivered (or lost) this long after it was sent (ms): a sender names a
+   * predecessor, and numbers a lane's messages on `default` after one on another channel, only
+   * within it; a receiver forgets a lane idle for twice as long. Bounds both sides' memory.
    */
   windowMs: number;
 }
@@ -32,70 +45,146 @@ export const DEFAULT_LANE_LIMITS: LaneLimits = Object.freeze({
   windowMs: 60_000,
 });
 
+/** A lane's numbering towards one node. */
 interface Out {
+  /** Number of its last numbered message (0: none yet). */
   seq: number;
+  /** When that one was sent. */
   at: number;
+  /** When its last numbered message on a channel other than `default` was sent. */
+  otherAt: number;
+  /** A plain message went on `default` since the last numbered one (or may have: state is new). */
+  plain: boolean;
 }
 
 /**
- * Numbers each lane's messages per destination node. Every message names its predecessor (`dep`,
- * when that was sent within `windowMs`): the sender need not know which connection either one
- * takes, and a predecessor that went on the same connection was delivered first anyway, so the
- * receiver never waits for it (unless that connection broke and lost it: then until
- * `gapTimeoutMs`).
+ * The kind of a lane's marker: a SEND_LANE with this kind and no payload, delivered to nothing
+ * (a receiver without this code finds no handler for it and drops it, after it took its place in
+ * the lane).
+ */
+export const LANE_MARKER = 'lane:marker';
+
+/** The channel on which a lane's messages go plain, in that connection's order. */
+const HOME = 'default';
+
+/**
+ * Decides, per message, whether a lane's message to a node goes plain or numbered (see the top of
+ * this file). `next` returns the decision and leaves the numbers in `seq`/`dep` (and a marker's
+ * in `markerSeq`/`markerDep`); `undo` takes a decision back when the message could not be queued.
  */
 export class LaneSender {
   private readonly lanes = new Map<string, Map<number, Out>>();
   private sweepAt = 0;
+  private counter: number;
+  /** The numbered message's number and predecessor (0: none to wait for), set by `next`. */
+  seq = 0;
+  dep = 0;
+  /** A marker to send on `default` before the numbered message (markerSeq 0: none). */
+  markerSeq = 0;
+  markerDep = 0;
+  /** The lane state before the last numbered `next`, for `undo` (undefined: it had none). */
+  private saved: { to: string; lane: number; out: Out | undefined } | undefined;
 
   constructor(
     private readonly clock: Clock,
     private readonly limits: LaneLimits = DEFAULT_LANE_LIMITS,
-  ) {}
-
-  /**
-   * Numbers the next message of `lane` to `to`: `[seq, dep]` (dep 0: nothing to wait for). `now`:
-   * the clock's time, when the caller has just read it.
-   */
-  next(to: string, lane: number, now = this.clock.now()): [number, number] {
-    this.sweep(now);
-    let lanes = this.lanes.get(to);
-    if (!lanes) {
-      lanes = new Map();
-      this.lanes.set(to, lanes);
-    }
-    const prev = lanes.get(lane);
-    if (!prev) {
-      lanes.set(lane, { seq: 1, at: now });
-      return [1, 0];
-    }
-    const dep = now - prev.at < this.limits.windowMs ? prev.seq : 0;
-    prev.seq++;
-    prev.at = now;
-    return [prev.seq, dep];
+  ) {
+    this.counter = Math.floor(clock.wallNow()) * 1000;
   }
 
-  /** The message numbered last was refused before it was queued: give its number back. */
+  /**
+   * How the next message of `lane` to `to`, going on `channel`, travels: false, plain; true,
+   * numbered `seq` after `dep`, and when `markerSeq` is not 0, behind a marker numbered
+   * `markerSeq` after `markerDep` that the caller sends on `default` first. `now`: the clock's
+   * time, when the caller has just read it (read here only when needed).
+   */
+  next(to: string, lane: number, channel: string, now?: number): boolean {
+    // No lane has numbers: a message on `default` goes plain, without even a clock read.
+    if (this.lanes.size === 0 && channel === HOME) return false;
+    now ??= this.clock.now();
+    this.sweep(now);
+    let o = this.lanes.get(to)?.get(lane);
+    const w = this.limits.windowMs;
+    if (channel === HOME) {
+      // Plain unless a message of this lane on another connection may still be on its way.
+      if (o === undefined) return false;
+      if (now - o.otherAt >= w) {
+        o.plain = true;
+        return false;
+      }
+      this.save(to, lane, o);
+      this.markerSeq = 0;
+    } else {
+      if (o === undefined) {
+        // Nothing known of this lane: plain messages may have gone on `default` before.
+        o = {
+          seq: 0,
+          at: Number.NEGATIVE_INFINITY,
+          otherAt: Number.NEGATIVE_INFINITY,
+          plain: true,
+        };
+        let lanes = this.lanes.get(to);
+        if (!lanes) {
+          lanes = new Map();
+          this.lanes.set(to, lanes);
+        }
+        lanes.set(lane, o);
+        this.saved = { to, lane, out: undefined };
+      } else this.save(to, lane, o);
+      if (o.plain) {
+        this.markerDep = now - o.at < w ? o.seq : 0;
+        this.markerSeq = o.seq = ++this.counter;
+        o.at = now;
+      } else this.markerSeq = 0;
+      o.otherAt = now;
+    }
+    this.dep = now - o.at < w ? o.seq : 0;
+    this.seq = o.seq = ++this.counter;
+    o.at = now;
+    o.plain = false;
+    return true;
+  }
+
+  private save(to: string, lane: number, o: Out): void {
+    this.saved = { to, lane, out: { ...o } };
+  }
+
+  /**
+   * The message numbered last (by `next`, for this `to` and `lane`) was not queued: its lane goes
+   * on as before it. (Its number is not reused; a marker already sent is harmless.)
+   */
   undo(to: string, lane: number): void {
-    const o = this.lanes.get(to)?.get(lane);
-    if (o) o.seq--;
+    const s = this.saved;
+    this.saved = undefined;
+    if (s === undefined || s.to !== to || s.lane !== lane) return;
+    const lanes = this.lanes.get(to);
+    if (!lanes) return;
+    if (s.out === undefined) lanes.delete(lane);
+    else {
+      const o = lanes.get(lane);
+      if (o) Object.assign(o, s.out);
+    }
   }
 
   /** The lane ended (its actor exited): forget it everywhere. */
   close(lane: number): void {
-    for (const lanes of this.lanes.values()) lanes.delete(lane);
+    for (const [to, lanes] of this.lanes)
+      if (lanes.delete(lane) && lanes.size === 0) this.lanes.delete(to);
   }
 
-  /** The node went away: its lanes start afresh if it comes back. */
+  /** The node went away: its lanes start afresh if it comes back (numbers still only grow). */
   forget(to: string): void {
     this.lanes.delete(to);
   }
 
+  /** Lanes whose last numbered message is older than the window need no state (numbers never repeat). */
   private sweep(now: number): void {
     if (now < this.sweepAt) return;
     this.sweepAt = now + this.limits.windowMs;
-    for (const lanes of this.lanes.values())
+    for (const [to, lanes] of this.lanes) {
       for (const [lane, o] of lanes) if (now - o.at >= this.limits.windowMs) lanes.delete(lane);
+      if (lanes.size === 0) this.lanes.delete(to);
+    }
   }
 }
 

@@ -2,12 +2,18 @@
 // request/response between members, with correlation ids, timeouts on the injected clock, and
 // immediate rejection of everything pending towards a node the moment it is declared down or leaves.
 import { FoundationError, isErrorCode, serializeError } from '../errors.js';
-import { type EncodedBody, encodeParts, encodeTransient } from '../transport/codec.js';
+import {
+  type EncodedBody,
+  encodeParts,
+  encodeSimple,
+  encodeTransient,
+  widenTransient,
+} from '../transport/codec.js';
 import { type ChannelName, MSG } from '../transport/protocol.js';
 import { capture, captured } from '../util/capture.js';
 import type { Clock, TimerHandle } from '../util/clock.js';
 import type { Logger } from '../util/log.js';
-import { LaneReceiver, LaneSender } from './lanes.js';
+import { LANE_MARKER, LaneReceiver, LaneSender } from './lanes.js';
 
 /** Handles a one-way message. Never called concurrently for one connection; must not block. */
 export type MessageHandler = (payload: unknown, from: string) => void;
@@ -288,6 +294,51 @@ export class Messenger {
   }
 
   /**
+   * `out` for `msg` (a SEND or REQUEST) in ordered lane `lane`: plain while the lane's order holds
+   * without numbers, else as the SEND_LANE/REQUEST_LANE it widens into (`[type + 3, ...fields,
+   * lane, seq, dep, payload]`), behind a marker when one is due (src/cluster/lanes.ts). The
+   * channel follows from the plain encoding's size; the payload is encoded once either way.
+   */
+  private outLane(
+    to: string,
+    channel: ChannelName,
+    lane: number,
+    now: number | undefined,
+    msg: unknown[],
+  ): void {
+    const body = encodeTransient(msg);
+    const ch = body.byteLength >= this.deps.bulkThreshold ? 'bulk' : channel;
+    const lanes = this.lanesOut;
+    if (!lanes.next(to, lane, ch, now)) {
+      this.deps.send(to, ch, body);
+      return;
+    }
+    try {
+      if (lanes.markerSeq !== 0) {
+        // Encoded without msgpackr, whose scratch bytes still hold `body`.
+        const marker = encodeSimple([
+          MSG.SEND_LANE,
+          LANE_MARKER,
+          lane,
+          lanes.markerSeq,
+          lanes.markerDep,
+          null,
+        ]);
+        if (!marker) throw new FoundationError('FND_ERR_ENCODE', 'lane marker not encodable');
+        this.deps.send(to, 'default', marker);
+      }
+      const last = msg.length - 1;
+      const wider = msg.slice(0, last);
+      wider[0] = (msg[0] as number) + 3; // SEND → SEND_LANE, REQUEST → REQUEST_LANE
+      wider.push(lane, lanes.seq, lanes.dep, msg[last]);
+      this.deps.send(to, ch, widenTransient(body, msg, wider));
+    } catch (err) {
+      lanes.undo(to, lane);
+      throw err;
+    }
+  }
+
+  /**
    * At-most-once, ordered per (sender, receiver, channel). Throws coded errors synchronously.
    * A payload that is a Uint8Array/Buffer of 64 KiB or more is not copied but written to the
    * socket as it is, later: treat it as handed over and do not modify it (as with `socket.write`).
@@ -299,17 +350,8 @@ export class Messenger {
       return;
     }
     const lane = opts?.lane;
-    if (lane === undefined) {
-      this.out(to, opts?.channel ?? 'default', [MSG.SEND, kind, payload]);
-      return;
-    }
-    const [seq, dep] = this.lanesOut.next(to, lane);
-    try {
-      this.out(to, opts?.channel ?? 'default', [MSG.SEND_LANE, kind, lane, seq, dep, payload]);
-    } catch (err) {
-      this.lanesOut.undo(to, lane);
-      throw err;
-    }
+    if (lane === undefined) this.out(to, opts?.channel ?? 'default', [MSG.SEND, kind, payload]);
+    else this.outLane(to, opts?.channel ?? 'default', lane, undefined, [MSG.SEND, kind, payload]);
   }
 
   /**
@@ -411,23 +453,8 @@ export class Messenger {
         queueMicrotask(() => this.dispatch(to, 'default', [MSG.REQUEST, id, kind, payload]));
       else if (lane === undefined)
         this.out(to, opts?.channel ?? 'default', [MSG.REQUEST, id, kind, payload]);
-      else {
-        const [seq, dep] = this.lanesOut.next(to, lane, now);
-        try {
-          this.out(to, opts?.channel ?? 'default', [
-            MSG.REQUEST_LANE,
-            id,
-            kind,
-            lane,
-            seq,
-            dep,
-            payload,
-          ]);
-        } catch (err) {
-          this.lanesOut.undo(to, lane);
-          throw err;
-        }
-      }
+      else
+        this.outLane(to, opts?.channel ?? 'default', lane, now, [MSG.REQUEST, id, kind, payload]);
     } catch (err) {
       this.settle(id, p);
       fail(p, err as Error);
@@ -543,10 +570,11 @@ export class Messenger {
     }
   }
 
-  /** Delivers a lane message (its predecessor was delivered). */
+  /** Delivers a lane message (its predecessor was delivered); a marker has done its part then. */
   private dispatchLane(from: string, channel: ChannelName, msg: unknown[]): void {
-    if (msg[0] === MSG.SEND_LANE) this.oneWayIn(from, msg[1], msg[5]);
-    else this.requestIn(from, channel, msg[1], msg[2], msg[6]);
+    if (msg[0] === MSG.SEND_LANE) {
+      if (msg[1] !== LANE_MARKER) this.oneWayIn(from, msg[1], msg[5]);
+    } else this.requestIn(from, channel, msg[1], msg[2], msg[6]);
   }
 
   private oneWayIn(from: string, kind: unknown, payload: unknown): void {

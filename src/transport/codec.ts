@@ -196,7 +196,7 @@ let afterView = afterScratch.subarray(0, 0);
 
 /**
  * Writes `v` at `p` as msgpackr would (codec options above), if it is simple: null, a boolean, a
- * 32-bit integer, a string, or a short array (fewer than 16 elements, at most two levels) of such;
+ * number, a string, or a short array (fewer than 16 elements, at most two levels) of such;
  * returns the position after it, or -1 when `v` is anything else or does not fit before `end`.
  * What an actor call carries after its message (the caller's [node, id]) is written by hand:
  * msgpackr's encoder started a second time costs more than it saves.
@@ -212,8 +212,15 @@ function writeSimple(buf: Buffer, p: number, end: number, v: unknown, depth: num
     return p + 1;
   }
   if (typeof v === 'number') {
-    // The longest form is a type byte and 4 bytes; only 32-bit integers are simple.
-    if (p + 5 > end || (v >>> 0 !== v && v >> 0 !== v)) return -1;
+    if (v >>> 0 !== v && v >> 0 !== v) {
+      // Anything but a 32-bit integer is a float64 for msgpackr (these options): larger integers too.
+      if (p + 9 > end) return -1;
+      buf[p] = 0xcb;
+      buf.writeDoubleBE(v, p + 1);
+      return p + 9;
+    }
+    // The longest integer form is a type byte and 4 bytes.
+    if (p + 5 > end) return -1;
     if (v < 0x80 && v >= -0x20) {
       buf[p] = v & 0xff; // positive or negative fixint
       return p + 1;
@@ -309,22 +316,72 @@ const headViews: Buffer[] = [];
  */
 function handHead(msg: unknown[], at: number, n: number): number {
   const top = at < msg.length;
-  if (msg.length >= 16) return -1;
-  const buf = headScratch;
-  // Room is kept for the inner array's header (1 byte) and the bin header (at most 5).
-  const end = MAX_HEAD_BYTES - 6;
-  buf[0] = 0x90 | msg.length;
-  let p = 1;
-  for (let i = 0; i < msg.length - 1 && p >= 0; i++) p = writeSimple(buf, p, end, msg[i], 0);
+  let p = writeFields(msg, msg.length - 1);
   if (!top && p >= 0) {
     const inner = msg[msg.length - 1] as unknown[];
     if (inner.length >= 16) return -1;
-    buf[p++] = 0x90 | inner.length;
-    for (let i = 0; i < at - msg.length && p >= 0; i++) p = writeSimple(buf, p, end, inner[i], 0);
+    headScratch[p++] = 0x90 | inner.length;
+    for (let i = 0; i < at - msg.length && p >= 0; i++)
+      p = writeSimple(headScratch, p, HEAD_END, inner[i], 0);
   }
   if (p < 0) return -1;
-  writeBinHeader(buf, p, n);
+  writeBinHeader(headScratch, p, n);
   return p + binHeaderSize(n);
+}
+
+/** Room kept at the end of headScratch for an inner array's header (1 byte) and a bin header (at most 5). */
+const HEAD_END = MAX_HEAD_BYTES - 6;
+
+/**
+ * Writes the array header of `msg` (fewer than 16 fields) and its first `count` fields, if simple,
+ * into headScratch: the number of bytes written, or -1.
+ */
+function writeFields(msg: unknown[], count: number): number {
+  if (msg.length >= 16) return -1;
+  headScratch[0] = 0x90 | msg.length;
+  let p = 1;
+  for (let i = 0; i < count && p >= 0; i++) p = writeSimple(headScratch, p, HEAD_END, msg[i], 0);
+  return p;
+}
+
+/** A view of headScratch's first `n` bytes (made once per length when short). */
+function headView(n: number): Buffer {
+  if (n >= HEAD_VIEWS) return headScratch.subarray(0, n);
+  let view = headViews[n];
+  if (view === undefined) {
+    view = headScratch.subarray(0, n);
+    headViews[n] = view;
+  }
+  return view;
+}
+
+/**
+ * A message of simple fields only (see writeSimple), encoded without msgpackr into a buffer of its
+ * own, so that scratch bytes of an encode in progress stay as they are; undefined if it is not
+ * simple. The bytes are msgpackr's.
+ */
+export function encodeSimple(msg: unknown[]): Buffer | undefined {
+  const n = writeFields(msg, msg.length);
+  return n < 0 ? undefined : Buffer.from(headScratch.subarray(0, n));
+}
+
+/**
+ * The encoding of `wider`, a message with fields added before its last one (the payload) to
+ * `msg`, whose encoding `body` (from encodeTransient) is: the payload's bytes are reused, not
+ * encoded again (its binary is not copied either). Transient like encodeTransient's.
+ */
+export function widenTransient(body: EncodedBody, msg: unknown[], wider: unknown[]): EncodedBody {
+  if (body instanceof Uint8Array) {
+    // One buffer: msgpackr's header and fields, then the payload's bytes.
+    const old = writeFields(msg, msg.length - 1);
+    const head = old < 0 ? -1 : writeFields(wider, wider.length - 1);
+    if (head >= 0) {
+      const tail = body.subarray(old);
+      return { head: headView(head), tail, after: undefined, byteLength: head + tail.length };
+    }
+  }
+  // A split body (only its head is encoded again), or fields that are not simple.
+  return encodeTransient(wider);
 }
 
 /**
@@ -348,11 +405,8 @@ function splitTail(msg: unknown[], at: number, transient: boolean): SplitBody | 
   const hs = binHeaderSize(n);
   let head: Buffer;
   const hand = handHead(msg, at, n);
-  if (hand >= 0) {
-    if (!transient) head = Buffer.from(headScratch.subarray(0, hand));
-    else if (hand < HEAD_VIEWS) head = headViews[hand] ??= headScratch.subarray(0, hand);
-    else head = headScratch.subarray(0, hand);
-  } else if (transient) {
+  if (hand >= 0) head = transient ? headView(hand) : Buffer.from(headScratch.subarray(0, hand));
+  else if (transient) {
     const t = packWithNilTail(msg, at, SCRATCH_MODE) as Scratch;
     const nil = t.end - 1 - dropped;
     if (nil + hs > t.length) return undefined;

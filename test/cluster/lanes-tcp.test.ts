@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { Foundation, type FoundationNode } from '../../src/index.js';
+import { MSG } from '../../src/transport/protocol.js';
 import { fullyMeshed, nullDiscovery, TEST_SECRET, waitUntil } from '../helpers/nodes.js';
 
 describe('ordered lanes over real TCP', () => {
@@ -50,6 +51,38 @@ describe('ordered lanes over real TCP', () => {
       `# another lane's small message arrived before the 4 MiB one in ${otherFirst}/20 trials`,
     );
     assert.ok(b.messenger.laneStats.held > 0, 'the small messages did overtake and were held');
+  });
+  it('small messages then a large one from one lane: the large one waits for them; small-only lanes go plain', async () => {
+    const [a, b] = nodes as [FoundationNode, FoundationNode];
+    const types: number[] = [];
+    const dispatch = b.messenger.dispatch.bind(b.messenger);
+    b.messenger.dispatch = (from, channel, msg) => {
+      types.push(msg[0] as number);
+      dispatch(from, channel, msg);
+    };
+    const got: string[] = [];
+    b.messenger.on('mixed', (p) => got.push(p instanceof Uint8Array ? 'large' : String(p)));
+    const filler = 'f'.repeat(1000);
+    // Many small messages queue up on `default`; the large one on `bulk` would overtake them.
+    for (let trial = 0; trial < 5; trial++) {
+      got.length = 0;
+      for (let i = 0; i < 2000; i++)
+        a.messenger.send('lane-b', 'mixed', `${i}${filler}`, { lane: 5 });
+      a.messenger.send('lane-b', 'mixed', randomBytes(70_000), { lane: 5 });
+      await waitUntil(() => got.length === 2001, `trial ${trial}: all arrive`);
+      assert.equal(got.indexOf('large'), 2000, `trial ${trial}: the large one came last`);
+      assert.ok(
+        got.slice(0, 2000).every((g, i) => g.startsWith(String(i))),
+        `trial ${trial}: in order`,
+      );
+    }
+    // A lane that only sends small messages, long after any large one, numbers nothing.
+    types.length = 0;
+    got.length = 0;
+    for (let i = 0; i < 100; i++) a.messenger.send('lane-b', 'mixed', `s${i}`, { lane: 6 });
+    await waitUntil(() => got.length === 100, 'all arrive');
+    assert.deepEqual(new Set(types), new Set([MSG.SEND]), 'plain SEND frames only');
+    b.messenger.dispatch = dispatch;
   });
 });
 

@@ -12,9 +12,11 @@ import {
   decodeMessage,
   encode,
   encodeParts,
+  encodeSimple,
   encodeTransient,
   LARGE_BINARY,
   type SplitBody,
+  widenTransient,
 } from '../../src/transport/codec.js';
 import { FrameDecoder } from '../../src/transport/frame.js';
 import type { Identity } from '../../src/transport/handshake.js';
@@ -199,6 +201,15 @@ describe('encodeParts', () => {
       -0x8000,
       -0x8001,
       -0x80000000,
+      // Every other number is a float64 for msgpackr, integers beyond 32 bits too.
+      1.5,
+      -0.25,
+      2 ** 32,
+      2 ** 40,
+      Number.MAX_SAFE_INTEGER,
+      -(2 ** 31) - 1,
+      Number.POSITIVE_INFINITY,
+      Number.NaN,
       '',
       'n1@127.0.0.1',
       'x'.repeat(31),
@@ -236,13 +247,11 @@ describe('encodeParts', () => {
         assert.ok(encode(msg).equals(expected), `encode, ${what}: msgpackr bytes`);
       }
     }
-    // Anything else after the binary (a map, a float, a long or deep value, a second binary)
-    // leaves the message to msgpackr, whole: still msgpackr's bytes.
+    // Anything else after the binary (a map, a long or deep value, a second binary) leaves the
+    // message to msgpackr, whole: still msgpackr's bytes.
     const bin = randomBytes(LARGE_BINARY);
     for (const v of [
       { traceparent: 'x' },
-      1.5,
-      2 ** 40,
       'w'.repeat(2000),
       [[['deep']]],
       Array.from({ length: 16 }, () => 1),
@@ -260,6 +269,56 @@ describe('encodeParts', () => {
     const t = encodeTransient(two);
     assert.ok(!(t instanceof Uint8Array) && t.tail === (two[2] as Uint8Array[])[1]);
     assert.ok(joined(t).equals(reference.pack(two)));
+  });
+
+  it('widenTransient: a message widened by fields before its payload reuses the encoded payload; msgpackr bytes', () => {
+    const bin = randomBytes(100);
+    const payloads: unknown[] = [
+      { text: 'x'.repeat(100), n: [1, 2.5] }, // one buffer
+      { data: randomBytes(LARGE_BINARY) }, // one large buffer of its own
+      bin, // split
+      randomBytes(LARGE_BINARY), // split, large
+      [5, bin, ['n1@127.0.0.1', 3]], // an actor call: split, with fields after the binary
+    ];
+    for (const payload of payloads) {
+      for (const [msg, wider] of [
+        [
+          [MSG.SEND, 'actor:send', payload],
+          [MSG.SEND_LANE, 'actor:send', 7, 2 ** 40 + 3, 2 ** 40 + 1, payload],
+        ],
+        [
+          [MSG.REQUEST, 12, 'actor:call', payload],
+          [MSG.REQUEST_LANE, 12, 'actor:call', 0, 5, 0, payload],
+        ],
+        // A field that is not simple: encoded again, whole, still the right bytes.
+        [
+          [MSG.REQUEST, 12, 'k', payload],
+          [MSG.REQUEST_LANE, 12, 'k', { not: 'simple' }, 5, 0, payload],
+        ],
+      ] as unknown[][][]) {
+        const plain = encodeTransient(msg!);
+        const body = widenTransient(plain, msg!, wider!);
+        assert.ok(joined(body).equals(reference.pack(wider)), 'msgpackr bytes');
+        assert.equal(body.byteLength, joined(body).length);
+      }
+    }
+    // One large buffer: the payload's bytes are not copied again.
+    const msg = [MSG.SEND, 'k', { data: randomBytes(LARGE_BINARY) }];
+    const plain = encodeTransient(msg) as Uint8Array;
+    const body = widenTransient(plain, msg, [MSG.SEND_LANE, 'k', 1, 2, 1, msg[2]]);
+    assert.ok(!(body instanceof Uint8Array) && body.tail.buffer === plain.buffer);
+  });
+
+  it('encodeSimple: a message of simple fields in a buffer of its own, leaving scratch bytes as they are; undefined for anything else', () => {
+    const marker = [MSG.SEND_LANE, 'lane:marker', 4, 1_764_000_000_000_000, 0, null];
+    // Copied first: msgpackr's buffer is shared by every Packr, the reference one included.
+    const expected = Buffer.from(reference.pack(marker));
+    const body = encodeTransient([MSG.REQUEST, 3, 'k', { a: 1 }]) as Uint8Array;
+    const before = Buffer.from(body);
+    const own = encodeSimple(marker);
+    assert.ok(own?.equals(expected));
+    assert.ok(Buffer.from(body).equals(before), 'the transient encoding is untouched');
+    assert.equal(encodeSimple([MSG.SEND, 'k', { a: 1 }]), undefined);
   });
 
   it('an unencodable leading field is FND_ERR_ENCODE, as with encode()', () => {
