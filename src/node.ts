@@ -4,7 +4,7 @@
 // `info.cluster`. Clusters share nothing: each has its own port, secret, discovery and members.
 import { EventEmitter } from 'node:events';
 import type { Member } from './cluster/membership.js';
-import type { Messenger } from './cluster/messenger.js';
+import type { Messenger, RequestOptions, SendOptions } from './cluster/messenger.js';
 import { ClusterNode, type FoundationNodeEvents } from './cluster-node.js';
 import { Consensus } from './coord/consensus.js';
 import type { Config } from './core/config.js';
@@ -127,11 +127,22 @@ export class FoundationNode extends EventEmitter<FoundationNodeEvents> {
     this.single = clusters.length === 1 ? clusters[0] : undefined;
     const first = clusters[0]!;
     this.name = first.name;
+    // One options object for every remote call and send: the messenger reads it before it returns
+    // and keeps none of it, so a call allocates no options of its own.
+    const sendOpts: SendOptions = {};
+    const callOpts: RequestOptions = {};
     const router: RemoteRouter = {
-      send: (node, kind, payload, lane) =>
-        this.route(node).messenger.send(node, kind, payload, { lane }),
-      request: (node, kind, payload, timeout, lane, timeoutError) =>
-        this.route(node).messenger.request(node, kind, payload, { timeout, lane, timeoutError }),
+      send: (node, kind, payload, lane) => {
+        sendOpts.lane = lane;
+        this.route(node).messenger.send(node, kind, payload, sendOpts);
+      },
+      request: (node, kind, payload, timeout, lane, timeoutError, subject) => {
+        callOpts.timeout = timeout;
+        callOpts.lane = lane;
+        callOpts.timeoutError = timeoutError;
+        callOpts.subject = subject;
+        return this.route(node).messenger.request(node, kind, payload, callOpts);
+      },
     };
     this.actors = new ActorSystem({
       nodeName: this.name,

@@ -42,11 +42,14 @@ export interface RequestOptions extends SendOptions {
   /** Milliseconds to wait for the reply. Default: the node's `requestTimeoutMs`. */
   timeout?: number;
   /**
-   * Makes the error a timed-out request rejects with (default: FND_ERR_REQUEST_TIMEOUT). Lets a
-   * layer above report its own code (the actor runtime's FND_ERR_CALL_TIMEOUT) without wrapping
-   * every request's promise; called only when the request times out.
+   * Makes the error a timed-out request rejects with (default: FND_ERR_REQUEST_TIMEOUT), from
+   * `subject` and the timeout. Lets a layer above report its own code (the actor runtime's
+   * FND_ERR_CALL_TIMEOUT) without wrapping every request's promise, and without a closure per
+   * request (one function, the request's own part in `subject`); called only on a timeout.
    */
-  timeoutError?: () => Error;
+  timeoutError?: ((subject: unknown, timeoutMs: number) => Error) | undefined;
+  /** What `timeoutError` is given (the actor runtime: the called actor). */
+  subject?: unknown;
 }
 
 /**
@@ -109,7 +112,8 @@ interface Pending {
   target: ReplyTarget | undefined;
   /** Settled (replied, rejected or timed out); its slot in a TimeoutQueue is then dead. */
   done: boolean;
-  timeoutError: (() => Error) | undefined;
+  timeoutError: ((subject: unknown, timeoutMs: number) => Error) | undefined;
+  subject: unknown;
 }
 
 // A settled Pending may stay in its TimeoutQueue for a while (dropped from the front in batches):
@@ -118,14 +122,14 @@ interface Pending {
 
 function succeed(p: Pending, value: unknown): void {
   const { target, resolve } = p;
-  p.target = p.resolve = p.reject = p.timeoutError = undefined;
+  p.target = p.resolve = p.reject = p.timeoutError = p.subject = undefined;
   if (target) target.replied(value);
   else resolve!(value);
 }
 
 function fail(p: Pending, err: Error): void {
   const { target, reject } = p;
-  p.target = p.resolve = p.reject = p.timeoutError = undefined;
+  p.target = p.resolve = p.reject = p.timeoutError = p.subject = undefined;
   if (target) target.failed(err);
   else reject!(err);
 }
@@ -444,6 +448,7 @@ export class Messenger {
       target,
       done: false,
       timeoutError: opts?.timeoutError,
+      subject: opts?.subject,
     };
     this.pending.set(id, p);
     this.timeoutQueue(timeout).add(p);
@@ -480,7 +485,7 @@ export class Messenger {
     fail(
       p,
       p.timeoutError
-        ? p.timeoutError()
+        ? p.timeoutError(p.subject, p.timeout)
         : new FoundationError(
             'FND_ERR_REQUEST_TIMEOUT',
             `no reply from ${p.to} to "${p.kind}" within ${p.timeout} ms`,

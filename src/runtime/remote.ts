@@ -25,8 +25,8 @@ export interface RemoteRouter {
    */
   send(node: string, kind: string, payload: unknown, lane: number): void;
   /**
-   * Request/response; rejects with coded errors (node down, ...), and with `timeoutError()` when
-   * no reply came within `timeoutMs`. Ordered in `lane`.
+   * Request/response; rejects with coded errors (node down, ...), and with
+   * `timeoutError(subject, timeoutMs)` when no reply came within `timeoutMs`. Ordered in `lane`.
    */
   request(
     node: string,
@@ -34,7 +34,8 @@ export interface RemoteRouter {
     payload: unknown,
     timeoutMs: number,
     lane: number,
-    timeoutError?: () => Error,
+    timeoutError?: (subject: unknown, timeoutMs: number) => Error,
+    subject?: unknown,
   ): Promise<unknown>;
 }
 

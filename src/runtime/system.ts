@@ -485,7 +485,8 @@ export class ActorSystem {
           timeout,
           from !== undefined && from.node === this.nodeName ? from.id : 0,
           // Made only if the call times out (no wrapper promise per call to translate the code).
-          () => callTimeout(target, timeout),
+          remoteCallTimeout,
+          target,
         );
       } catch (err) {
         // An unknown or unreachable node: a rejected promise like every other failure of a call.
@@ -927,6 +928,9 @@ function noproc(t: Target): FoundationError {
     target: typeof t === 'string' ? t : isPid(t) ? { node: t.node, id: t.id } : t,
   });
 }
+
+/** callTimeout for a remote call, as the messenger calls it on a timeout (the target as `subject`). */
+const remoteCallTimeout = (t: unknown, timeout: number): Error => callTimeout(t as Target, timeout);
 
 function callTimeout(t: Target, timeout: number): FoundationError {
   return new FoundationError(

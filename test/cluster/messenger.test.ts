@@ -157,22 +157,23 @@ describe('Messenger between nodes', () => {
     assert.equal(a.messenger.inFlight, 0);
   });
 
-  it('timeoutError makes the error a timed-out request rejects with (and is not called otherwise)', async () => {
+  it('timeoutError makes the error a timed-out request rejects with, from its subject (and is not called otherwise)', async () => {
     const { nodes, net, clock } = await cluster(['a', 'b']);
     const [a, b] = nodes as [(typeof nodes)[0], (typeof nodes)[0]];
     b.messenger.handle('never', never);
     b.messenger.handle('echo', (p) => p);
     let made = 0;
-    const timeoutError = () => {
+    const timeoutError = (subject: unknown, ms: number) => {
       made++;
-      return new FoundationError('FND_ERR_CALL_TIMEOUT', 'made by the caller');
+      return new FoundationError('FND_ERR_CALL_TIMEOUT', `made by the caller: ${subject}, ${ms}`);
     };
-    assert.equal(await a.messenger.request('b', 'echo', 7, { timeout: 1000, timeoutError }), 7);
-    const r = track(a.messenger.request('b', 'never', 1, { timeout: 1000, timeoutError }));
+    const opts = { timeout: 1000, timeoutError };
+    assert.equal(await a.messenger.request('b', 'echo', 7, { ...opts, subject: 'one' }), 7);
+    const r = track(a.messenger.request('b', 'never', 1, { ...opts, subject: 'two' }));
     await net.settle();
     await clock.tickAsync(1000);
     const err = rejectedWith(r, 'FND_ERR_CALL_TIMEOUT', 'request');
-    assert.equal(err.message.includes('made by the caller'), true);
+    assert.ok(err.message.startsWith('made by the caller: two, 1000'), err.message);
     assert.equal(made, 1, 'made once, for the request that timed out');
   });
 
