@@ -299,8 +299,8 @@ export class Messenger {
 
   /**
    * `out` for `msg` (a SEND or REQUEST) in ordered lane `lane`: plain while the lane's order holds
-   * without numbers, else as the SEND_LANE/REQUEST_LANE it widens into (`[type + 3, ...fields,
-   * lane, seq, dep, payload]`), behind a marker when one is due (src/cluster/lanes.ts). The
+   * without numbers, else as the SEND_LANE/REQUEST_LANE it widens into (its fields, then lane,
+   * seq and dep, then the payload), behind a marker when one is due (src/cluster/lanes.ts). The
    * channel follows from the plain encoding's size; the payload is encoded once either way.
    */
   private outLane(
@@ -333,7 +333,7 @@ export class Messenger {
       }
       const last = msg.length - 1;
       const wider = msg.slice(0, last);
-      wider[0] = (msg[0] as number) + 3; // SEND → SEND_LANE, REQUEST → REQUEST_LANE
+      wider[0] = msg[0] === MSG.SEND ? MSG.SEND_LANE : MSG.REQUEST_LANE;
       wider.push(lane, lanes.seq, lanes.dep, msg[last]);
       this.deps.send(to, ch, widenTransient(body, msg, wider));
     } catch (err) {
