@@ -24,6 +24,7 @@
 // should it still arrive, is dropped as stale). A lane holds at most `maxHeld` messages; past that
 // it gives up waiting too. Sender and receiver forget idle lanes, so neither grows with the
 // number of actors that ever talked.
+import type { ChannelName } from '../transport/protocol.js';
 import type { Clock, TimerHandle } from '../util/clock.js';
 
 export interface LaneLimits {
@@ -65,7 +66,7 @@ interface Out {
 export const LANE_MARKER = 'lane:marker';
 
 /** The channel on which a lane's messages go plain, in that connection's order. */
-const HOME = 'default';
+const HOME: ChannelName = 'default';
 
 /**
  * Decides, per message, whether a lane's message to a node goes plain or numbered (see the top of
@@ -98,7 +99,7 @@ export class LaneSender {
    * `markerSeq` after `markerDep` that the caller sends on `default` first. `now`: the clock's
    * time, when the caller has just read it (read here only when needed).
    */
-  next(to: string, lane: number, channel: string, now?: number): boolean {
+  next(to: string, lane: number, channel: ChannelName, now?: number): boolean {
     // No lane has numbers: a message on `default` goes plain, without even a clock read.
     if (this.lanes.size === 0 && channel === HOME) return false;
     now ??= this.clock.now();

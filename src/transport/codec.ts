@@ -186,13 +186,39 @@ function writeBinHeader(buf: Buffer, at: number, n: number): void {
   }
 }
 
-/** Where a message's `after` bytes are written (scratch too: valid until the next encode). */
-const afterScratch = Buffer.allocUnsafeSlow(MAX_AFTER_BYTES);
 /**
- * The last view of afterScratch handed out, reused for the next `after` of the same length (an
- * actor call's is the same few bytes long every time): the same bytes, without a Buffer per message.
+ * A buffer that pieces of messages are written into by hand (scratch bytes, valid until the next
+ * encode), with the views of its first n bytes made once per length (below VIEWS) and handed out
+ * again: a message's head or `after`, the same few bytes long every time, costs no Buffer object.
  */
-let afterView = afterScratch.subarray(0, 0);
+class HandBytes {
+  static readonly VIEWS = 64;
+  readonly buf: Buffer;
+  private readonly views: Buffer[] = [];
+
+  constructor(size: number) {
+    this.buf = Buffer.allocUnsafeSlow(size);
+  }
+
+  /** The first `n` bytes. */
+  view(n: number): Buffer {
+    if (n >= HandBytes.VIEWS) return this.buf.subarray(0, n);
+    let v = this.views[n];
+    if (v === undefined) {
+      v = this.buf.subarray(0, n);
+      this.views[n] = v;
+    }
+    return v;
+  }
+
+  /** The first `n` bytes, in a buffer of their own. */
+  copy(n: number): Buffer {
+    return Buffer.from(this.buf.subarray(0, n));
+  }
+}
+
+/** Where a message's `after` bytes are written. */
+const afterScratch = new HandBytes(MAX_AFTER_BYTES);
 
 /**
  * Writes `v` at `p` as msgpackr would (codec options above), if it is simple: null, a boolean, a
@@ -291,21 +317,17 @@ function afterBytes(msg: unknown[], at: number, transient: boolean): Buffer | un
   const inner = msg[msg.length - 1] as unknown[];
   let p = 0;
   for (let i = at - msg.length + 1; i < inner.length; i++) {
-    p = writeSimple(afterScratch, p, MAX_AFTER_BYTES, inner[i], 0);
+    p = writeSimple(afterScratch.buf, p, MAX_AFTER_BYTES, inner[i], 0);
     if (p < 0) return null;
   }
   if (p === 0) return undefined;
-  if (afterView.length !== p) afterView = afterScratch.subarray(0, p);
-  return transient ? afterView : Buffer.from(afterView);
+  return transient ? afterScratch.view(p) : afterScratch.copy(p);
 }
 
 /** Longest head `handHead` writes; a longer one (a long kind string) is left to msgpackr. */
 const MAX_HEAD_BYTES = 256;
-/** Where `handHead` writes (scratch too: valid until the next encode). */
-const headScratch = Buffer.allocUnsafeSlow(MAX_HEAD_BYTES);
-/** Heads shorter than this get a view of headScratch made once per length, not one per message. */
-const HEAD_VIEWS = 64;
-const headViews: Buffer[] = [];
+/** Where a message's head and simple messages are written (handHead, writeFields). */
+const headScratch = new HandBytes(MAX_HEAD_BYTES);
 
 /**
  * Writes the head of `msg` (see splitTail) into headScratch by hand when every field before the
@@ -320,12 +342,12 @@ function handHead(msg: unknown[], at: number, n: number): number {
   if (!top && p >= 0) {
     const inner = msg[msg.length - 1] as unknown[];
     if (inner.length >= 16) return -1;
-    headScratch[p++] = 0x90 | inner.length;
+    headScratch.buf[p++] = 0x90 | inner.length;
     for (let i = 0; i < at - msg.length && p >= 0; i++)
-      p = writeSimple(headScratch, p, HEAD_END, inner[i], 0);
+      p = writeSimple(headScratch.buf, p, HEAD_END, inner[i], 0);
   }
   if (p < 0) return -1;
-  writeBinHeader(headScratch, p, n);
+  writeBinHeader(headScratch.buf, p, n);
   return p + binHeaderSize(n);
 }
 
@@ -338,21 +360,11 @@ const HEAD_END = MAX_HEAD_BYTES - 6;
  */
 function writeFields(msg: unknown[], count: number): number {
   if (msg.length >= 16) return -1;
-  headScratch[0] = 0x90 | msg.length;
+  headScratch.buf[0] = 0x90 | msg.length;
   let p = 1;
-  for (let i = 0; i < count && p >= 0; i++) p = writeSimple(headScratch, p, HEAD_END, msg[i], 0);
+  for (let i = 0; i < count && p >= 0; i++)
+    p = writeSimple(headScratch.buf, p, HEAD_END, msg[i], 0);
   return p;
-}
-
-/** A view of headScratch's first `n` bytes (made once per length when short). */
-function headView(n: number): Buffer {
-  if (n >= HEAD_VIEWS) return headScratch.subarray(0, n);
-  let view = headViews[n];
-  if (view === undefined) {
-    view = headScratch.subarray(0, n);
-    headViews[n] = view;
-  }
-  return view;
 }
 
 /**
@@ -362,7 +374,7 @@ function headView(n: number): Buffer {
  */
 export function encodeSimple(msg: unknown[]): Buffer | undefined {
   const n = writeFields(msg, msg.length);
-  return n < 0 ? undefined : Buffer.from(headScratch.subarray(0, n));
+  return n < 0 ? undefined : headScratch.copy(n);
 }
 
 /**
@@ -377,7 +389,12 @@ export function widenTransient(body: EncodedBody, msg: unknown[], wider: unknown
     const head = old < 0 ? -1 : writeFields(wider, wider.length - 1);
     if (head >= 0) {
       const tail = body.subarray(old);
-      return { head: headView(head), tail, after: undefined, byteLength: head + tail.length };
+      return {
+        head: headScratch.view(head),
+        tail,
+        after: undefined,
+        byteLength: head + tail.length,
+      };
     }
   }
   // A split body (only its head is encoded again), or fields that are not simple.
@@ -405,7 +422,7 @@ function splitTail(msg: unknown[], at: number, transient: boolean): SplitBody | 
   const hs = binHeaderSize(n);
   let head: Buffer;
   const hand = handHead(msg, at, n);
-  if (hand >= 0) head = transient ? headView(hand) : Buffer.from(headScratch.subarray(0, hand));
+  if (hand >= 0) head = transient ? headScratch.view(hand) : headScratch.copy(hand);
   else if (transient) {
     const t = packWithNilTail(msg, at, SCRATCH_MODE) as Scratch;
     const nil = t.end - 1 - dropped;
