@@ -89,7 +89,7 @@ function encodeBody(value: unknown, transient: boolean): Buffer | SplitBody {
     }
     if (!transient) return packr.pack(value);
     const t = packr.pack(value, SCRATCH_MODE) as Scratch;
-    if (t.end - t.start < LARGE_BINARY) return t.subarray(t.start, t.end);
+    if (t.end - t.start < LARGE_BINARY) return scratchViews.view(t, t.start, t.end);
     // A large body is kept by reference (written as it is), so it gets bytes of its own; and the
     // scratch buffer, grown to hold it, is let go instead of being kept at that size.
     const own = Buffer.from(t.subarray(t.start, t.end));
@@ -187,14 +187,40 @@ function writeBinHeader(buf: Buffer, at: number, n: number): void {
 }
 
 /**
- * A buffer that pieces of messages are written into by hand (scratch bytes, valid until the next
- * encode), with the views of its first n bytes made once per length (below VIEWS) and handed out
- * again: a message's head or `after`, the same few bytes long every time, costs no Buffer object.
+ * Views of one buffer's bytes from a fixed start, one per length, made on first use and handed
+ * out again: a transient encoding that is the same few bytes long every time (a message's head,
+ * its `after`, a small message in msgpackr's scratch buffer) costs no Buffer object (making one
+ * costs more than encoding a small message by hand). Starts afresh when the buffer or the start
+ * changes; lengths of VIEWS or more get a new view each time.
  */
+class Views {
+  static readonly VIEWS = 2048;
+  private of: Uint8Array | undefined;
+  private at = -1;
+  private list: Buffer[] = [];
+
+  /** `buf`'s bytes [start, end). */
+  view(buf: Buffer, start: number, end: number): Buffer {
+    const n = end - start;
+    if (n >= Views.VIEWS) return buf.subarray(start, end);
+    if (buf !== this.of || start !== this.at) {
+      this.of = buf;
+      this.at = start;
+      this.list = [];
+    }
+    let v = this.list[n];
+    if (v === undefined) {
+      v = buf.subarray(start, end);
+      this.list[n] = v;
+    }
+    return v;
+  }
+}
+
+/** A buffer that pieces of messages are written into by hand (scratch bytes: valid until the next encode). */
 class HandBytes {
-  static readonly VIEWS = 64;
   readonly buf: Buffer;
-  private readonly views: Buffer[] = [];
+  private readonly views = new Views();
 
   constructor(size: number) {
     this.buf = Buffer.allocUnsafeSlow(size);
@@ -202,13 +228,7 @@ class HandBytes {
 
   /** The first `n` bytes. */
   view(n: number): Buffer {
-    if (n >= HandBytes.VIEWS) return this.buf.subarray(0, n);
-    let v = this.views[n];
-    if (v === undefined) {
-      v = this.buf.subarray(0, n);
-      this.views[n] = v;
-    }
-    return v;
+    return this.views.view(this.buf, 0, n);
   }
 
   /** The first `n` bytes, in a buffer of their own. */
@@ -216,6 +236,9 @@ class HandBytes {
     return Buffer.from(this.buf.subarray(0, n));
   }
 }
+
+/** Views of msgpackr's scratch buffer, for encodeTransient's bodies. */
+const scratchViews = new Views();
 
 /** Where a message's `after` bytes are written. */
 const afterScratch = new HandBytes(MAX_AFTER_BYTES);
