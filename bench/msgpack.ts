@@ -2,11 +2,13 @@
 // typical frames with msgpackr's native string extraction (msgpackr-extract) and without it
 // (MSGPACKR_NATIVE_ACCELERATION_DISABLED=true, what a platform without a prebuilt add-on and with
 // install scripts blocked gets). Each mode runs in its own child process, alternating, several
-// times; every line is JSON. Encoding does not use the add-on, so only decoding is measured.
+// times; every line is JSON. Encoding does not use the add-on; it is measured once, in a child of
+// its own: the codec's encodeTransient (what the messenger sends) against msgpackr packing the same
+// message into its scratch buffer (the baseline), in alternating rounds.
 import { fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { isNativeAccelerationEnabled } from 'msgpackr';
-import { decodeMessage, encode } from '../src/transport/codec.js';
+import { isNativeAccelerationEnabled, Packr, RESET_BUFFER_MODE, REUSE_BUFFER_MODE } from 'msgpackr';
+import { decodeMessage, encode, encodeTransient } from '../src/transport/codec.js';
 import { emit, emitSetup, role, round } from './common.js';
 
 /** Frames as the runtime sends them: [type, id, kind, payload]. */
@@ -27,26 +29,41 @@ const CASES: Record<string, unknown[]> = {
   'string-16KiB': [1, 'app:doc', 'lorem ipsum '.repeat(1366)],
 };
 
+/** Frames to encode: envelopes around a 100-byte Buffer (bench/actors' message), and an object. */
+const payload = Buffer.alloc(100, 0x61);
+const ENCODE_CASES: Record<string, (i: number) => unknown[]> = {
+  'request-100B-binary': (i) => [31, 100_000 + i, 'echo', payload],
+  'reply-100B-binary': (i) => [32, 100_000 + i, true, payload],
+  'actor-call-100B-binary': (i) => [31, 100_000 + i, 'actor:call', [7, payload, null]],
+  // Not simple: left to msgpackr whole, as before (the codec must not cost more here).
+  'actor-call-object': (i) => [31, 100_000 + i, 'actor:call', [7, { op: 'get', key: 'k1' }, null]],
+};
+
 const ROUND_MS = 400;
 const ROUNDS = 5;
 const CHILD_RUNS = 3;
 
-function measure(frame: Uint8Array): number {
-  // ops/s over ROUNDS rounds of ROUND_MS each; the median round.
-  const rates: number[] = [];
-  for (let r = 0; r < ROUNDS; r++) {
-    let n = 0;
-    const start = performance.now();
-    let now = start;
-    while (now - start < ROUND_MS) {
-      for (let i = 0; i < 256; i++) decodeMessage(frame);
-      n += 256;
-      now = performance.now();
-    }
-    rates.push((n / (now - start)) * 1000);
+/** Operations per second of one round of ROUND_MS: `op(i)` in batches of 256. */
+function round1(op: (i: number) => unknown): number {
+  let n = 0;
+  const start = performance.now();
+  let now = start;
+  while (now - start < ROUND_MS) {
+    for (let i = 0; i < 256; i++) op(n + i);
+    n += 256;
+    now = performance.now();
   }
-  rates.sort((a, b) => a - b);
-  return rates[Math.floor(rates.length / 2)]!;
+  return (n / (now - start)) * 1000;
+}
+
+const median = (xs: number[]): number => xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+/** ops/s over ROUNDS rounds of each op, the ops alternating round by round; the median round of each. */
+function measure(ops: Array<(i: number) => unknown>): number[] {
+  const rates: number[][] = ops.map(() => []);
+  for (let r = 0; r < ROUNDS; r++)
+    for (let k = 0; k < ops.length; k++) rates[k]!.push(round1(ops[k]!));
+  return rates.map(median);
 }
 
 if (role === 'child') {
@@ -54,9 +71,29 @@ if (role === 'child') {
   for (const [name, msg] of Object.entries(CASES)) {
     const frame = encode(msg);
     for (let i = 0; i < 20_000; i++) decodeMessage(frame); // warm up
-    out[name] = measure(frame);
+    out[name] = measure([() => decodeMessage(frame)])[0]!;
   }
   process.send!({ native: isNativeAccelerationEnabled, rates: out });
+  process.disconnect();
+} else if (role === 'encode') {
+  // msgpackr with the codec's options, packing into its scratch buffer as the codec's does.
+  const packr = new Packr({
+    useRecords: false,
+    mapsAsObjects: true,
+    int64AsType: 'number',
+    moreTypes: false,
+  });
+  const out: Record<string, [number, number]> = {};
+  for (const [name, make] of Object.entries(ENCODE_CASES)) {
+    const codec = (i: number) => encodeTransient(make(i));
+    const msgpackr = (i: number) => packr.pack(make(i), REUSE_BUFFER_MODE | RESET_BUFFER_MODE);
+    for (let i = 0; i < 200_000; i++) {
+      codec(i); // warm up
+      msgpackr(i);
+    }
+    out[name] = measure([codec, msgpackr]) as [number, number];
+  }
+  process.send!(out);
   process.disconnect();
 } else {
   emitSetup('msgpack', { round_ms: ROUND_MS, rounds: ROUNDS, child_runs: CHILD_RUNS });
@@ -98,6 +135,22 @@ if (role === 'child') {
       native_decodes_per_s: Math.round(native),
       js_decodes_per_s: Math.round(js),
       js_over_native: round(js / native, 2),
+    });
+  }
+  const encodes = await new Promise<Record<string, [number, number]>>((resolve, reject) => {
+    const child = fork(self, ['encode']);
+    child.once('message', (m) => resolve(m as Record<string, [number, number]>));
+    child.once('error', reject);
+  });
+  for (const [name, [codec, msgpackr]] of Object.entries(encodes)) {
+    emit({
+      bench: 'msgpack',
+      mode: 'encode',
+      case: name,
+      codec_ns: round(1e9 / codec, 1),
+      msgpackr_ns: round(1e9 / msgpackr, 1),
+      rate_codec_over_msgpackr: round(codec / msgpackr, 2),
+      what: 'encodeTransient (what the messenger sends) against msgpackr packing the same message',
     });
   }
 }
