@@ -1,20 +1,25 @@
 // What the pure-JS msgpack fallback costs: Foundation's codec (src/transport/codec.ts) decoding
 // typical frames with msgpackr's native string extraction (msgpackr-extract) and without it
 // (MSGPACKR_NATIVE_ACCELERATION_DISABLED=true, what a platform without a prebuilt add-on and with
-// install scripts blocked gets). Each mode runs in its own child process, alternating, several
+// install scripts blocked gets). Small frames are decoded twice: alone (offset 0) and in place at
+// an offset inside a larger received chunk, the way a link decodes the frames of a batch
+// (decodeMessageAt): msgpackr decodes a short string in JavaScript only when the decode's end
+// offset is below 140, so the offset changes which path it takes. Each mode runs in its own child process, alternating, several
 // times; every line is JSON. Encoding does not use the add-on; it is measured once, in a child of
 // its own: the codec's encodeTransient (what the messenger sends) against msgpackr packing the same
 // message into its scratch buffer (the baseline), in alternating rounds.
 import { fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { isNativeAccelerationEnabled, Packr, RESET_BUFFER_MODE, REUSE_BUFFER_MODE } from 'msgpackr';
-import { decodeMessage, encode, encodeTransient } from '../src/transport/codec.js';
+import { decodeMessage, decodeMessageAt, encode, encodeTransient } from '../src/transport/codec.js';
 import { emit, emitSetup, role, round } from './common.js';
 
 /** Frames as the runtime sends them: [type, id, kind, payload]. */
 const CASES: Record<string, unknown[]> = {
   // An actor call with a 100-byte string (the bench/actors message size).
   'call-100B-string': [2, 12345, 'actor:call', [7, 'x'.repeat(100), null]],
+  // bench/actors' request: a 100-byte Buffer to the `echo` handler.
+  'request-100B-binary': [31, 12345, 'echo', Buffer.alloc(100, 0x61)],
   // A record-heavy message: 50 entries of short strings (registry / member tables).
   'table-50-records': [
     1,
@@ -38,6 +43,17 @@ const ENCODE_CASES: Record<string, (i: number) => unknown[]> = {
   // Not simple: left to msgpackr whole, as before (the codec must not cost more here).
   'actor-call-object': (i) => [31, 100_000 + i, 'actor:call', [7, { op: 'get', key: 'k1' }, null]],
 };
+
+/** Cases also decoded at BATCH_OFFSET inside a larger chunk (their lines say `-in-batch`). */
+const IN_BATCH = ['call-100B-string', 'request-100B-binary'];
+const BATCH_OFFSET = 4096;
+
+/** A decode of `frame` in place at `offset` of a larger buffer, as a link decodes a batch's frames. */
+function decodeAt(frame: Uint8Array, offset: number): () => unknown {
+  const chunk = Buffer.alloc(offset + frame.byteLength + 64);
+  chunk.set(frame, offset);
+  return () => decodeMessageAt(chunk, offset, offset + frame.byteLength);
+}
 
 const ROUND_MS = 400;
 const ROUNDS = 5;
@@ -70,8 +86,12 @@ if (role === 'child') {
   const out: Record<string, number> = {};
   for (const [name, msg] of Object.entries(CASES)) {
     const frame = encode(msg);
-    for (let i = 0; i < 20_000; i++) decodeMessage(frame); // warm up
-    out[name] = measure([() => decodeMessage(frame)])[0]!;
+    const alone = () => decodeMessage(frame);
+    const ops = IN_BATCH.includes(name) ? [alone, decodeAt(frame, BATCH_OFFSET)] : [alone];
+    for (const op of ops) for (let i = 0; i < 20_000; i++) op(); // warm up
+    const rates = measure(ops);
+    out[name] = rates[0]!;
+    if (rates[1] !== undefined) out[`${name}-in-batch`] = rates[1];
   }
   process.send!({ native: isNativeAccelerationEnabled, rates: out });
   process.disconnect();
@@ -96,7 +116,12 @@ if (role === 'child') {
   process.send!(out);
   process.disconnect();
 } else {
-  emitSetup('msgpack', { round_ms: ROUND_MS, rounds: ROUNDS, child_runs: CHILD_RUNS });
+  emitSetup('msgpack', {
+    round_ms: ROUND_MS,
+    rounds: ROUNDS,
+    child_runs: CHILD_RUNS,
+    batch_offset: BATCH_OFFSET,
+  });
   const self = fileURLToPath(import.meta.url);
   const runChild = (disable: boolean) =>
     new Promise<{ native: boolean; rates: Record<string, number> }>((resolve, reject) => {
@@ -121,7 +146,10 @@ if (role === 'child') {
       results[mode].push(r.rates);
     }
   }
-  for (const name of Object.keys(CASES)) {
+  const names = Object.keys(CASES).flatMap((n) =>
+    IN_BATCH.includes(n) ? [n, `${n}-in-batch`] : [n],
+  );
+  for (const name of names) {
     const med = (mode: 'native' | 'js') => {
       const xs = results[mode].map((r) => r[name]!).sort((a, b) => a - b);
       return xs[Math.floor(xs.length / 2)]!;
@@ -131,7 +159,8 @@ if (role === 'child') {
     emit({
       bench: 'msgpack',
       case: name,
-      frame_bytes: encode(CASES[name]!).byteLength,
+      frame_bytes: encode(CASES[name.replace(/-in-batch$/, '')]!).byteLength,
+      ...(name.endsWith('-in-batch') ? { offset: BATCH_OFFSET } : {}),
       native_decodes_per_s: Math.round(native),
       js_decodes_per_s: Math.round(js),
       js_over_native: round(js / native, 2),
