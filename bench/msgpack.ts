@@ -4,10 +4,11 @@
 // install scripts blocked gets). Small frames are decoded twice: alone (offset 0) and in place at
 // an offset inside a larger received chunk, the way a link decodes the frames of a batch
 // (decodeMessageAt): msgpackr decodes a short string in JavaScript only when the decode's end
-// offset is below 140, so the offset changes which path it takes. Each mode runs in its own child process, alternating, several
-// times; every line is JSON. Encoding does not use the add-on; it is measured once, in a child of
-// its own: the codec's encodeTransient (what the messenger sends) against msgpackr packing the same
-// message into its scratch buffer (the baseline), in alternating rounds.
+// offset is below 140, so the offset changes which path it takes. Each mode runs in its own child
+// process, alternating, several times; every line is JSON. Encoding does not use the add-on; it
+// is measured once, in a child of its own: the codec's encodeTransient (what the messenger sends)
+// against msgpackr packing the same message into its scratch buffer (the baseline), in
+// alternating rounds.
 import { fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { isNativeAccelerationEnabled, Packr, RESET_BUFFER_MODE, REUSE_BUFFER_MODE } from 'msgpackr';
