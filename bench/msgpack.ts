@@ -12,7 +12,7 @@
 import { fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { isNativeAccelerationEnabled, Packr, RESET_BUFFER_MODE, REUSE_BUFFER_MODE } from 'msgpackr';
-import { decodeMessage, decodeMessageAt, encode, encodeTransient } from '../src/transport/codec.js';
+import { decodeMessageAt, encode, encodeTransient } from '../src/transport/codec.js';
 import { emit, emitSetup, role, round } from './common.js';
 
 /** Frames as the runtime sends them: [type, id, kind, payload]. */
@@ -48,6 +48,17 @@ const ENCODE_CASES: Record<string, (i: number) => unknown[]> = {
 /** Cases also decoded at BATCH_OFFSET inside a larger chunk (their lines say `-in-batch`). */
 const IN_BATCH = ['call-100B-string', 'request-100B-binary'];
 const BATCH_OFFSET = 4096;
+
+/** One result line per decode: a case's frame (`frame`, a key of CASES) at `offset`. */
+interface Decode {
+  line: string;
+  frame: string;
+  offset: number;
+}
+const DECODES: Decode[] = Object.keys(CASES).flatMap((frame) => [
+  { line: frame, frame, offset: 0 },
+  ...(IN_BATCH.includes(frame) ? [{ line: `${frame}-in-batch`, frame, offset: BATCH_OFFSET }] : []),
+]);
 
 /** A decode of `frame` in place at `offset` of a larger buffer, as a link decodes a batch's frames. */
 function decodeAt(frame: Uint8Array, offset: number): () => unknown {
@@ -85,14 +96,15 @@ function measure(ops: Array<(i: number) => unknown>): number[] {
 
 if (role === 'child') {
   const out: Record<string, number> = {};
-  for (const [name, msg] of Object.entries(CASES)) {
-    const frame = encode(msg);
-    const alone = () => decodeMessage(frame);
-    const ops = IN_BATCH.includes(name) ? [alone, decodeAt(frame, BATCH_OFFSET)] : [alone];
+  for (const [frame, msg] of Object.entries(CASES)) {
+    // A frame's decodes (alone, in a batch) alternate round by round.
+    const decodes = DECODES.filter((d) => d.frame === frame);
+    const bytes = encode(msg);
+    const ops = decodes.map((d) => decodeAt(bytes, d.offset));
     for (const op of ops) for (let i = 0; i < 20_000; i++) op(); // warm up
-    const rates = measure(ops);
-    out[name] = rates[0]!;
-    if (rates[1] !== undefined) out[`${name}-in-batch`] = rates[1];
+    measure(ops).forEach((rate, k) => {
+      out[decodes[k]!.line] = rate;
+    });
   }
   process.send!({ native: isNativeAccelerationEnabled, rates: out });
   process.disconnect();
@@ -147,10 +159,7 @@ if (role === 'child') {
       results[mode].push(r.rates);
     }
   }
-  const names = Object.keys(CASES).flatMap((n) =>
-    IN_BATCH.includes(n) ? [n, `${n}-in-batch`] : [n],
-  );
-  for (const name of names) {
+  for (const { line: name, frame, offset } of DECODES) {
     const med = (mode: 'native' | 'js') => {
       const xs = results[mode].map((r) => r[name]!).sort((a, b) => a - b);
       return xs[Math.floor(xs.length / 2)]!;
@@ -160,8 +169,8 @@ if (role === 'child') {
     emit({
       bench: 'msgpack',
       case: name,
-      frame_bytes: encode(CASES[name.replace(/-in-batch$/, '')]!).byteLength,
-      ...(name.endsWith('-in-batch') ? { offset: BATCH_OFFSET } : {}),
+      frame_bytes: encode(CASES[frame]!).byteLength,
+      ...(offset > 0 ? { offset } : {}),
       native_decodes_per_s: Math.round(native),
       js_decodes_per_s: Math.round(js),
       js_over_native: round(js / native, 2),
