@@ -479,22 +479,24 @@ function notPlain(what: string): FoundationError {
 /**
  * Walks the msgpack value in `src[start, end)` without building it and throws FND_ERR_FRAME_DECODE
  * unless it is plain data (see docs/protocol.md, "Codec"), at most MAX_DEPTH deep, with at most
- * `maxElements` values. Runs before msgpackr sees the bytes, so nothing but plain data is ever
- * constructed from a peer's message and its decoding cost is bounded. Skips over the bytes of
- * strings and binaries, so a large payload costs nothing here.
+ * `maxElements` values. Runs before anything is built from the bytes, so nothing but plain data is
+ * ever constructed from a peer's message and its decoding cost is bounded. Skips over the bytes of
+ * strings and binaries, so a large payload costs nothing here. Returns whether the value is
+ * simple: no maps, floats, 64-bit integers or extensions, only what `buildSimple` builds.
  */
 export function checkPlain(
   src: Uint8Array,
   start: number,
   end: number,
   maxElements = DEFAULT_MAX_FRAME_ELEMENTS,
-): void {
+): boolean {
   // stack[d] = values still to read at depth d (reused: decoding is synchronous, never nested).
   const stack = STACK;
   let top = 0;
   stack[0] = 1;
   let p = start;
   let elements = 0;
+  let simple = true;
   while (top >= 0) {
     if (stack[top] === 0) {
       top--;
@@ -509,12 +511,17 @@ export function checkPlain(
     let skip = 0;
     if (b >= 0xa0 && b <= 0xbf) skip = b & 0x1f;
     else if (b >= 0x90 && b <= 0x9f) container = b & 0x0f;
-    else if (b >= 0x80 && b <= 0x8f) container = (b & 0x0f) * 2;
-    else if (b === 0xcc || b === 0xd0) skip = 1;
+    else if (b >= 0x80 && b <= 0x8f) {
+      container = (b & 0x0f) * 2;
+      simple = false;
+    } else if (b === 0xcc || b === 0xd0) skip = 1;
     else if (b === 0xcd || b === 0xd1) skip = 2;
-    else if (b === 0xca || b === 0xce || b === 0xd2) skip = 4;
-    else if (b === 0xcb || b === 0xcf || b === 0xd3) skip = 8;
-    else if (b === 0xc4 || b === 0xd9) {
+    else if (b === 0xce || b === 0xd2) skip = 4;
+    else if (b === 0xca || b === 0xcb || b === 0xcf || b === 0xd3) {
+      // float32, float64, uint64, int64
+      skip = b === 0xca ? 4 : 8;
+      simple = false;
+    } else if (b === 0xc4 || b === 0xd9) {
       if (p + 1 > end) throw notPlain('truncated');
       skip = 1 + src[p]!;
     } else if (b === 0xc5 || b === 0xda) {
@@ -528,19 +535,23 @@ export function checkPlain(
       if (p + 1 > end) throw notPlain('truncated');
       if (!PLAIN_EXT(src[p]!)) throw notPlain(`extension type ${src[p]}`);
       skip = 1 + (1 << (b - 0xd4));
+      simple = false;
     } else if (b === 0xc7 || b === 0xc8 || b === 0xc9) {
       const w = b === 0xc7 ? 1 : b === 0xc8 ? 2 : 4;
       if (p + w + 1 > end) throw notPlain('truncated');
       if (!PLAIN_EXT(src[p + w]!)) throw notPlain(`extension type ${src[p + w]}`);
       skip = w + 1 + readU(src, p, w);
+      simple = false;
     } else if (b === 0xdc || b === 0xde) {
       if (p + 2 > end) throw notPlain('truncated');
       container = readU(src, p, 2) * (b === 0xde ? 2 : 1);
       p += 2;
+      if (b === 0xde) simple = false;
     } else if (b === 0xdd || b === 0xdf) {
       if (p + 4 > end) throw notPlain('truncated');
       container = readU(src, p, 4) * (b === 0xdf ? 2 : 1);
       p += 4;
+      if (b === 0xdf) simple = false;
     } else throw notPlain(`byte 0x${b.toString(16)}`);
     if (skip > 0) {
       p += skip;
@@ -555,6 +566,154 @@ export function checkPlain(
     }
   }
   if (p !== end) throw notPlain('trailing bytes');
+  return simple;
+}
+
+// ---- building simple values by hand ----
+//
+// msgpackr's decoder costs most of a small message's decode in setting itself up, and a short
+// string inside a received batch goes through its native add-on (msgpackr decodes short strings in
+// JavaScript only when the decode ends before byte 140 of the buffer): about 65 ns per frame of a
+// batch (docs/benchmarks.md, "msgpack without the native add-on"). The messages Foundation sends
+// most (requests, replies, actor calls: integers, short strings, binaries, nil, booleans and
+// arrays) are built here instead, from bytes `checkPlain` has just walked: every length, count and
+// depth in them is known to be within bounds, so this code reads without checking them again. It
+// builds what msgpackr builds (the property test in test/transport/plain-data.test.ts holds it to
+// that): integers as numbers, binaries as views of the received bytes (as msgpackr's
+// `subarray`), strings decoded as UTF-8.
+
+/** The frame being built and the position in it (building is synchronous, never nested). */
+let bSrc: Uint8Array = new Uint8Array(0);
+let bPos = 0;
+
+const fromCharCode = String.fromCharCode;
+const utf8Slice = Buffer.prototype.utf8Slice as (
+  this: Uint8Array,
+  start: number,
+  end: number,
+) => string;
+
+/** Longest string looked up in (and kept by) STRINGS. */
+const SHORT_STRING = 32;
+/**
+ * Short ASCII strings decoded lately, by a hash of their bytes: a message kind, a node or actor
+ * name arrives again and again, and finding it here costs less than making it anew (and a string
+ * the program already holds is cheaper to use as a map key: its hash is computed once).
+ */
+const STRINGS = new Array<string | undefined>(512).fill(undefined);
+/**
+ * The bytes of STRINGS[i] at i * SHORT_STRING: a lookup compares bytes with bytes (a string built
+ * piece by piece is a rope, and reading its characters back costs more than building it).
+ */
+const STRING_BYTES = new Uint8Array(STRINGS.length * SHORT_STRING);
+
+/** Builds the value starting at `src[start]`, which `checkPlain` found plain and simple. */
+function buildSimple(src: Uint8Array, start: number): unknown {
+  bSrc = src;
+  bPos = start;
+  return buildValue();
+}
+
+function buildValue(): unknown {
+  const src = bSrc;
+  const b = src[bPos++]!;
+  if (b <= 0x7f) return b;
+  if (b >= 0xe0) return b - 0x100;
+  if (b >= 0xa0 && b <= 0xbf) return buildString(b & 0x1f);
+  if (b >= 0x90 && b <= 0x9f) return buildArray(b & 0x0f);
+  const p = bPos;
+  switch (b) {
+    case 0xc0:
+      return null;
+    case 0xc2:
+      return false;
+    case 0xc3:
+      return true;
+    case 0xcc:
+      bPos = p + 1;
+      return src[p]!;
+    case 0xcd:
+      bPos = p + 2;
+      return readU(src, p, 2);
+    case 0xce:
+      bPos = p + 4;
+      return readU(src, p, 4);
+    case 0xd0:
+      bPos = p + 1;
+      return (src[p]! << 24) >> 24;
+    case 0xd1:
+      bPos = p + 2;
+      return (readU(src, p, 2) << 16) >> 16;
+    case 0xd2:
+      bPos = p + 4;
+      return readU(src, p, 4) | 0;
+    case 0xd9:
+      bPos = p + 1;
+      return buildString(src[p]!);
+    case 0xda:
+      bPos = p + 2;
+      return buildString(readU(src, p, 2));
+    case 0xdb:
+      bPos = p + 4;
+      return buildString(readU(src, p, 4));
+    case 0xc4:
+      bPos = p + 1;
+      return buildBinary(src[p]!);
+    case 0xc5:
+      bPos = p + 2;
+      return buildBinary(readU(src, p, 2));
+    case 0xc6:
+      bPos = p + 4;
+      return buildBinary(readU(src, p, 4));
+    case 0xdc:
+      bPos = p + 2;
+      return buildArray(readU(src, p, 2));
+    default:
+      // 0xdd, the only other byte checkPlain passes in a simple value.
+      bPos = p + 4;
+      return buildArray(readU(src, p, 4));
+  }
+}
+
+function buildArray(n: number): unknown[] {
+  const a = new Array<unknown>(n);
+  for (let i = 0; i < n; i++) a[i] = buildValue();
+  return a;
+}
+
+function buildBinary(n: number): Uint8Array {
+  const p = bPos;
+  bPos = p + n;
+  return bSrc.subarray(p, p + n);
+}
+
+function buildString(n: number): string {
+  const src = bSrc;
+  const p = bPos;
+  const e = p + n;
+  bPos = e;
+  if (n > SHORT_STRING) return utf8Slice.call(src, p, e);
+  if (n === 0) return '';
+  // The slot: from the length and three of the bytes (hashing every byte costs more than the
+  // comparison below, which a string in the wrong slot fails anyway).
+  const slot =
+    (n ^ (src[p]! << 4) ^ (src[p + (n >> 1)]! << 2) ^ (src[e - 1]! << 1)) & (STRINGS.length - 1);
+  const known = STRINGS[slot];
+  const at = slot * SHORT_STRING;
+  if (known !== undefined && known.length === n) {
+    let i = 0;
+    while (i < n && STRING_BYTES[at + i] === src[p + i]) i++;
+    // Same bytes as a string kept here, so ASCII too.
+    if (i === n) return known;
+  }
+  for (let i = p; i < e; i++) if (src[i]! > 0x7f) return utf8Slice.call(src, p, e);
+  let s = '';
+  let i = p;
+  for (; i + 4 <= e; i += 4) s += fromCharCode(src[i]!, src[i + 1]!, src[i + 2]!, src[i + 3]!);
+  for (; i < e; i++) s += fromCharCode(src[i]!);
+  for (i = 0; i < n; i++) STRING_BYTES[at + i] = src[p + i]!;
+  STRINGS[slot] = s;
+  return s;
 }
 
 const STACK = new Float64Array(MAX_DEPTH + 1);
@@ -583,28 +742,30 @@ export function decodeMessageAt(
   end: number,
   maxElements = DEFAULT_MAX_FRAME_ELEMENTS,
 ): unknown[] {
-  if (end > start) checkPlain(src, start, end, maxElements);
+  const simple = end > start && checkPlain(src, start, end, maxElements);
   let value: unknown;
-  try {
-    if (end <= start) {
-      // An empty body is undecodable; decode it on its own (msgpackr reads `end: 0` as "to the
-      // end of the buffer", and would read past an empty range into the next frame).
-      value = packr.unpack(src.subarray(start, start));
-    } else {
-      range.start = start;
-      range.end = end;
-      value = packr.unpack(src, range);
+  if (simple) value = buildSimple(src, start);
+  else
+    try {
+      if (end <= start) {
+        // An empty body is undecodable; decode it on its own (msgpackr reads `end: 0` as "to the
+        // end of the buffer", and would read past an empty range into the next frame).
+        value = packr.unpack(src.subarray(start, start));
+      } else {
+        range.start = start;
+        range.end = end;
+        value = packr.unpack(src, range);
+      }
+    } catch (err) {
+      throw new FoundationError(
+        'FND_ERR_FRAME_DECODE',
+        `undecodable frame of ${end - start} bytes`,
+        undefined,
+        {
+          cause: err,
+        },
+      );
     }
-  } catch (err) {
-    throw new FoundationError(
-      'FND_ERR_FRAME_DECODE',
-      `undecodable frame of ${end - start} bytes`,
-      undefined,
-      {
-        cause: err,
-      },
-    );
-  }
   if (!Array.isArray(value) || typeof value[0] !== 'number') {
     throw new FoundationError('FND_ERR_FRAME_DECODE', 'frame is not a [type, ...fields] message');
   }

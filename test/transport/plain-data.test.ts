@@ -10,6 +10,7 @@ import {
   checkPlain,
   DEFAULT_MAX_FRAME_ELEMENTS,
   decodeMessage,
+  decodeMessageAt,
   encode,
   MAX_DEPTH,
 } from '../../src/transport/codec.js';
@@ -17,6 +18,95 @@ import {
 // What an attacker's own msgpackr could produce: every extension switched on.
 const rich = new Packr({ moreTypes: true, useRecords: false, useBigIntExtension: true });
 const records = new Packr({ useRecords: true });
+// msgpackr as the codec configures it: what every frame decoded to before simple frames were built
+// by hand, and what they must still decode to.
+const reference = new Packr({
+  useRecords: false,
+  mapsAsObjects: true,
+  int64AsType: 'number',
+  moreTypes: false,
+});
+
+/** `bytes` placed at `at` in a larger buffer, as a frame sits in a received batch. */
+function inBatch(bytes: Uint8Array, at: number): { buf: Buffer; start: number; end: number } {
+  const buf = Buffer.alloc(at + bytes.length + 16, 0xc1);
+  buf.set(bytes, at);
+  return { buf, start: at, end: at + bytes.length };
+}
+
+/** A simple value (what the codec builds by hand) and the msgpack form chosen for each part. */
+type Simple = number | string | Buffer | null | boolean | Simple[];
+
+/**
+ * Writes `v` in the `form`-th msgpack encoding that can hold it (0: the smallest, as msgpackr
+ * writes it; higher: wider, as another encoder may): any peer may send any valid form.
+ */
+function writeForm(out: number[], v: Simple, form: number): void {
+  const be = (n: number, bytes: number) => {
+    for (let i = bytes - 1; i >= 0; i--) out.push(Math.floor(n / 2 ** (8 * i)) & 0xff);
+  };
+  if (v === null) out.push(0xc0);
+  else if (v === true) out.push(0xc3);
+  else if (v === false) out.push(0xc2);
+  else if (typeof v === 'number') {
+    const forms: Array<[number, number]> = []; // [type byte or -1 for a fixint, bytes]
+    if (v >= 0 && v <= 0x7f) forms.push([-1, 0]);
+    if (v >= -32 && v < 0) forms.push([-1, 0]);
+    if (v >= 0 && v <= 0xff) forms.push([0xcc, 1]);
+    if (v >= 0 && v <= 0xffff) forms.push([0xcd, 2]);
+    if (v >= 0) forms.push([0xce, 4]);
+    if (v >= -0x80 && v <= 0x7f) forms.push([0xd0, 1]);
+    if (v >= -0x8000 && v <= 0x7fff) forms.push([0xd1, 2]);
+    if (v >= -0x80000000 && v <= 0x7fffffff) forms.push([0xd2, 4]);
+    const [type, bytes] = forms[form % forms.length]!;
+    if (type < 0) out.push(v & 0xff);
+    else {
+      out.push(type);
+      be(v < 0 ? v + 2 ** (8 * bytes) : v, bytes);
+    }
+  } else if (typeof v === 'string' || Buffer.isBuffer(v)) {
+    const bytes = typeof v === 'string' ? Buffer.from(v) : v;
+    const n = bytes.length;
+    const forms: Array<[number, number]> =
+      typeof v === 'string'
+        ? ([
+            [0xa0, 0],
+            [0xd9, 1],
+            [0xda, 2],
+            [0xdb, 4],
+          ].filter(([t, w]) => (t === 0xa0 ? n < 32 : n < 2 ** (8 * w!))) as Array<
+            [number, number]
+          >)
+        : ([
+            [0xc4, 1],
+            [0xc5, 2],
+            [0xc6, 4],
+          ].filter(([, w]) => n < 2 ** (8 * w!)) as Array<[number, number]>);
+    const [type, w] = forms[form % forms.length]!;
+    if (type === 0xa0) out.push(0xa0 | n);
+    else {
+      out.push(type);
+      be(n, w);
+    }
+    for (const b of bytes) out.push(b);
+  } else {
+    const n = v.length;
+    const forms = (
+      [
+        [0x90, 0],
+        [0xdc, 2],
+        [0xdd, 4],
+      ] as Array<[number, number]>
+    ).filter(([t]) => t !== 0x90 || n < 16);
+    const [type, w] = forms[form % forms.length]!;
+    if (type === 0x90) out.push(0x90 | n);
+    else {
+      out.push(type);
+      be(n, w);
+    }
+    for (const item of v) writeForm(out, item, form);
+  }
+}
 
 function refused(bytes: Uint8Array, why: RegExp) {
   assert.throws(
@@ -108,5 +198,78 @@ describe('plain data on the wire', () => {
       }),
       { numRuns: 2000 },
     );
+  });
+
+  describe('simple frames, built without msgpackr', () => {
+    const simple: fc.Arbitrary<Simple> = fc.letrec<{ value: Simple }>((tie) => ({
+      value: fc.oneof(
+        { depthSize: 'small' },
+        fc.constant(null),
+        fc.boolean(),
+        fc.integer({ min: -(2 ** 31), max: 2 ** 32 - 1 }),
+        fc.constantFrom(0, 127, 128, 255, 256, 65535, 65536, 2 ** 32 - 1, -1, -32, -33, -128),
+        fc.constantFrom(-129, -32768, -32769, -(2 ** 31)),
+        fc.string({ maxLength: 40 }),
+        fc.string({ unit: 'grapheme', maxLength: 40 }),
+        fc.constantFrom('actor:call', 'echo', 'a'.repeat(32), 'b'.repeat(33), 'é', ''),
+        fc.uint8Array({ maxLength: 300 }).map((a) => Buffer.from(a)),
+        fc.array(tie('value'), { maxLength: 20 }),
+      ),
+    })).value;
+
+    it('property: a simple message decodes to exactly what msgpackr makes of it, in any valid form, alone or inside a batch', () => {
+      fc.assert(
+        fc.property(simple, fc.nat(3), fc.nat(300), (v, form, at) => {
+          const forms = [Buffer.from(encode([30, v]))];
+          const out: number[] = [0x92, 30];
+          writeForm(out, v, form);
+          forms.push(Buffer.from(out));
+          for (const bytes of forms) {
+            const expected = reference.unpack(bytes);
+            assert.deepStrictEqual(decodeMessage(bytes), expected);
+            const { buf, start, end } = inBatch(bytes, at);
+            const got = decodeMessageAt(buf, start, end);
+            assert.deepStrictEqual(got, expected);
+            assert.deepStrictEqual(got, reference.unpack(buf, { start, end }));
+          }
+        }),
+        { numRuns: 1000 },
+      );
+    });
+
+    it('a binary in a simple message is a view of the received bytes, as msgpackr makes it', () => {
+      const { buf, start, end } = inBatch(encode([30, 'k', Buffer.from([1, 2, 3])]), 500);
+      const [, kind, bin] = decodeMessageAt(buf, start, end) as [number, string, Buffer];
+      assert.equal(kind, 'k');
+      assert.ok(Buffer.isBuffer(bin));
+      assert.equal(bin.buffer, buf.buffer);
+      buf[end - 1] = 9;
+      assert.deepEqual([...bin], [1, 2, 9]);
+    });
+
+    it('short strings are shared between messages, and never mistaken for one with the same hash', () => {
+      const a = decodeMessage(encode([30, 'actor:call']))[1];
+      const b = decodeMessage(encode([30, 'actor:call']))[1];
+      assert.equal(a, 'actor:call');
+      assert.equal(b, 'actor:call');
+      // Every 2-character ASCII string: many share a slot, each decodes to itself.
+      for (let x = 0x20; x < 0x7f; x++)
+        for (let y = 0x20; y < 0x7f; y++) {
+          const s = String.fromCharCode(x, y);
+          assert.equal(decodeMessage(encode([30, s, s]))[2], s);
+        }
+    });
+
+    it('a string that is not valid UTF-8 decodes with replacement characters and the rest of the message stays in place', () => {
+      // [30, <0xc3 alone>, 7]: a lead byte without its continuation byte inside a 1-byte string.
+      const msg = decodeMessage(Buffer.from([0x93, 0x1e, 0xa1, 0xc3, 0x07]));
+      assert.deepEqual(msg, [30, '\ufffd', 7]);
+    });
+
+    it('a message with a map, float, 64-bit integer, undefined or Date still decodes through msgpackr', () => {
+      const d = new Date(1_700_000_000_000);
+      const v = [30, { a: 1, b: ['x', 2] }, 1.5, 2 ** 53 - 1, -(2 ** 40), undefined, d, 'é'];
+      assert.deepStrictEqual(decodeMessage(encode(v)), reference.unpack(encode(v)));
+    });
   });
 });
