@@ -482,7 +482,8 @@ function notPlain(what: string): FoundationError {
  * `maxElements` values. Runs before anything is built from the bytes, so nothing but plain data is
  * ever constructed from a peer's message and its decoding cost is bounded. Skips over the bytes of
  * strings and binaries, so a large payload costs nothing here. Returns whether the value is
- * simple: no maps, floats, 64-bit integers or extensions, only what `buildSimple` builds.
+ * simple: no maps, floats, 64-bit integers or extensions, only what `buildSimple` builds, and at
+ * most SIMPLE_MAX_STRINGS strings.
  */
 export function checkPlain(
   src: Uint8Array,
@@ -497,6 +498,7 @@ export function checkPlain(
   let p = start;
   let elements = 0;
   let simple = true;
+  let strings = 0;
   while (top >= 0) {
     if (stack[top] === 0) {
       top--;
@@ -509,8 +511,10 @@ export function checkPlain(
     if (b <= 0x7f || b >= 0xe0 || b === 0xc0 || b === 0xc2 || b === 0xc3) continue;
     let container: number;
     let skip = 0;
-    if (b >= 0xa0 && b <= 0xbf) skip = b & 0x1f;
-    else if (b >= 0x90 && b <= 0x9f) container = b & 0x0f;
+    if (b >= 0xa0 && b <= 0xbf) {
+      skip = b & 0x1f;
+      strings++;
+    } else if (b >= 0x90 && b <= 0x9f) container = b & 0x0f;
     else if (b >= 0x80 && b <= 0x8f) {
       container = (b & 0x0f) * 2;
       simple = false;
@@ -524,12 +528,15 @@ export function checkPlain(
     } else if (b === 0xc4 || b === 0xd9) {
       if (p + 1 > end) throw notPlain('truncated');
       skip = 1 + src[p]!;
+      if (b === 0xd9) strings++;
     } else if (b === 0xc5 || b === 0xda) {
       if (p + 2 > end) throw notPlain('truncated');
       skip = 2 + readU(src, p, 2);
+      if (b === 0xda) strings++;
     } else if (b === 0xc6 || b === 0xdb) {
       if (p + 4 > end) throw notPlain('truncated');
       skip = 4 + readU(src, p, 4);
+      if (b === 0xdb) strings++;
     } else if (b >= 0xd4 && b <= 0xd8) {
       // fixext 1/2/4/8/16: type byte, then 2^(b-0xd4) data bytes.
       if (p + 1 > end) throw notPlain('truncated');
@@ -566,7 +573,7 @@ export function checkPlain(
     }
   }
   if (p !== end) throw notPlain('trailing bytes');
-  return simple;
+  return simple && strings <= SIMPLE_MAX_STRINGS;
 }
 
 // ---- building simple values by hand ----
@@ -581,6 +588,14 @@ export function checkPlain(
 // builds what msgpackr builds (the property test in test/transport/plain-data.test.ts holds it to
 // that): integers as numbers, binaries as views of the received bytes (as msgpackr's
 // `subarray`), strings decoded as UTF-8.
+
+/**
+ * Most strings a frame built by hand may hold. msgpackr's add-on extracts all of a frame's
+ * strings in one call, which wins over building them one by one (and over STRINGS, which many
+ * different strings would only churn) once there are more than a few: a table of 50 rows of
+ * names decoded 3x slower by hand (docs/benchmarks.md, "Ninth pass").
+ */
+export const SIMPLE_MAX_STRINGS = 8;
 
 /** The frame being built and the position in it (building is synchronous, never nested). */
 let bSrc: Uint8Array = new Uint8Array(0);

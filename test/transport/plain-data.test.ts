@@ -13,6 +13,7 @@ import {
   decodeMessageAt,
   encode,
   MAX_DEPTH,
+  SIMPLE_MAX_STRINGS,
 } from '../../src/transport/codec.js';
 
 // What an attacker's own msgpackr could produce: every extension switched on.
@@ -235,6 +236,15 @@ describe('plain data on the wire', () => {
         }),
         { numRuns: 1000 },
       );
+    });
+
+    it(`a message with more than ${SIMPLE_MAX_STRINGS} strings is left to msgpackr, and decodes the same`, () => {
+      const names = (k: number) => Array.from({ length: k }, (_, i) => `service.name.${i}`);
+      const few = encode([30, names(SIMPLE_MAX_STRINGS)]);
+      const many = encode([30, names(SIMPLE_MAX_STRINGS + 1)]);
+      assert.equal(checkPlain(few, 0, few.length), true);
+      assert.equal(checkPlain(many, 0, many.length), false);
+      assert.deepStrictEqual(decodeMessage(many), reference.unpack(many));
     });
 
     it('a binary in a simple message is a view of the received bytes, as msgpackr makes it', () => {
