@@ -611,9 +611,11 @@ const utf8Slice = Buffer.prototype.utf8Slice as (
 /** Longest string looked up in (and kept by) STRINGS. */
 const SHORT_STRING = 32;
 /**
- * Short ASCII strings decoded lately, by a hash of their bytes: a message kind, a node or actor
- * name arrives again and again, and finding it here costs less than making it anew (and a string
- * the program already holds is cheaper to use as a map key: its hash is computed once).
+ * Short ASCII strings decoded lately, one per slot, the slot taken from a string's length and three
+ * of its bytes: a message kind, a node or actor name arrives again and again, and finding it here
+ * costs less than making it anew (and a string the program already holds is cheaper to use as a
+ * map key: its hash is computed once). Strings that differ only in other bytes share a slot and
+ * evict each other, one reason for SIMPLE_MAX_STRINGS.
  */
 const STRINGS = new Array<string | undefined>(512).fill(undefined);
 /**
