@@ -46,6 +46,8 @@ export interface MemberEvent {
   event: 'memberUp' | 'memberSuspect' | 'memberDown' | 'memberLeft';
   member: string;
   reason: string;
+  /** The node whose message caused it, when another node's (the membership event's `info.by`). */
+  by: string | undefined;
 }
 
 export interface FaultClusterOptions {
@@ -254,6 +256,7 @@ export class FaultCluster {
           event: e.event as MemberEvent['event'],
           member: e.member.name,
           reason: e.reason,
+          by: e.by,
         });
       }
     }
@@ -384,7 +387,8 @@ export function falseVerdicts(
     suspects: inWindow.filter((e) => e.event === 'memberSuspect').length,
     downs: downs.length,
     downList: downs.map(
-      (e) => `${e.observer}→${e.member} (${e.reason}, +${Math.round(e.t - from)} ms)`,
+      (e) =>
+        `${e.observer}→${e.member} (${e.reason}${e.by ? ` by ${e.by}` : ''}, +${Math.round(e.t - from)} ms)`,
     ),
   };
 }
