@@ -482,8 +482,8 @@ function notPlain(what: string): FoundationError {
  * `maxElements` values. Runs before anything is built from the bytes, so nothing but plain data is
  * ever constructed from a peer's message and its decoding cost is bounded. Skips over the bytes of
  * strings and binaries, so a large payload costs nothing here. Returns whether the value is
- * simple: no maps, floats, 64-bit integers or extensions, only what `buildSimple` builds, and at
- * most SIMPLE_MAX_STRINGS strings.
+ * simple: no 64-bit integers, no extensions and no map keys but strings, only what `buildSimple`
+ * builds, and at most SIMPLE_MAX_STRINGS strings (map keys included).
  */
 export function checkPlain(
   src: Uint8Array,
@@ -493,23 +493,35 @@ export function checkPlain(
 ): boolean {
   // stack[d] = values still to read at depth d (reused: decoding is synchronous, never nested).
   const stack = STACK;
+  // maps[d] = 1 when depth d is a map's entries: there, an even count left means a key is next.
+  const maps = MAPS;
   let top = 0;
   stack[0] = 1;
+  maps[0] = 0;
   let p = start;
   let elements = 0;
   let simple = true;
   let strings = 0;
   while (top >= 0) {
-    if (stack[top] === 0) {
+    const left = stack[top]!;
+    if (left === 0) {
       top--;
       continue;
     }
-    stack[top]!--;
+    stack[top] = left - 1;
     if (++elements > maxElements) throw notPlain(`more than ${maxElements} values`);
     if (p >= end) throw notPlain('truncated');
     const b = src[p++]!;
+    // A map key that is not a string: msgpackr turns it into one its own way (or refuses it).
+    if (
+      maps[top] === 1 &&
+      (left & 1) === 0 &&
+      !((b >= 0xa0 && b <= 0xbf) || (b >= 0xd9 && b <= 0xdb))
+    )
+      simple = false;
     if (b <= 0x7f || b >= 0xe0 || b === 0xc0 || b === 0xc2 || b === 0xc3) continue;
     let container: number;
+    let map = false;
     let skip = 0;
     if (b >= 0xa0 && b <= 0xbf) {
       skip = b & 0x1f;
@@ -517,13 +529,14 @@ export function checkPlain(
     } else if (b >= 0x90 && b <= 0x9f) container = b & 0x0f;
     else if (b >= 0x80 && b <= 0x8f) {
       container = (b & 0x0f) * 2;
-      simple = false;
+      map = true;
     } else if (b === 0xcc || b === 0xd0) skip = 1;
     else if (b === 0xcd || b === 0xd1) skip = 2;
-    else if (b === 0xce || b === 0xd2) skip = 4;
-    else if (b === 0xca || b === 0xcb || b === 0xcf || b === 0xd3) {
-      // float32, float64, uint64, int64
-      skip = b === 0xca ? 4 : 8;
+    else if (b === 0xca || b === 0xce || b === 0xd2) skip = 4;
+    else if (b === 0xcb) skip = 8;
+    else if (b === 0xcf || b === 0xd3) {
+      // uint64, int64
+      skip = 8;
       simple = false;
     } else if (b === 0xc4 || b === 0xd9) {
       if (p + 1 > end) throw notPlain('truncated');
@@ -551,14 +564,14 @@ export function checkPlain(
       simple = false;
     } else if (b === 0xdc || b === 0xde) {
       if (p + 2 > end) throw notPlain('truncated');
-      container = readU(src, p, 2) * (b === 0xde ? 2 : 1);
+      map = b === 0xde;
+      container = readU(src, p, 2) * (map ? 2 : 1);
       p += 2;
-      if (b === 0xde) simple = false;
     } else if (b === 0xdd || b === 0xdf) {
       if (p + 4 > end) throw notPlain('truncated');
-      container = readU(src, p, 4) * (b === 0xdf ? 2 : 1);
+      map = b === 0xdf;
+      container = readU(src, p, 4) * (map ? 2 : 1);
       p += 4;
-      if (b === 0xdf) simple = false;
     } else throw notPlain(`byte 0x${b.toString(16)}`);
     if (skip > 0) {
       p += skip;
@@ -570,6 +583,7 @@ export function checkPlain(
       // A container cannot hold more values than there are bytes left.
       if (container! > end - p) throw notPlain('truncated');
       stack[++top] = container!;
+      maps[top] = map ? 1 : 0;
     }
   }
   if (p !== end) throw notPlain('trailing bytes');
@@ -582,12 +596,13 @@ export function checkPlain(
 // string inside a received batch goes through its native add-on (msgpackr decodes short strings in
 // JavaScript only when the decode ends before byte 140 of the buffer): about 65 ns per frame of a
 // batch (docs/benchmarks.md, "msgpack without the native add-on"). The messages Foundation sends
-// most (requests, replies, actor calls: integers, short strings, binaries, nil, booleans and
-// arrays) are built here instead, from bytes `checkPlain` has just walked: every length, count and
-// depth in them is known to be within bounds, so this code reads without checking them again. It
-// builds what msgpackr builds (the property test in test/transport/plain-data.test.ts holds it to
-// that): integers as numbers, binaries as views of the received bytes (as msgpackr's
-// `subarray`), strings decoded as UTF-8.
+// most (requests, replies, actor calls and the small objects they carry: nil, booleans, integers
+// of up to 32 bits, floats, a few strings, binaries, arrays, maps with string keys) are built here
+// instead, from bytes `checkPlain` has just walked: every length, count and depth in them is
+// known to be within bounds, so this code reads without checking them again. It builds what
+// msgpackr builds (the property test in test/transport/plain-data.test.ts holds it to that):
+// numbers, binaries as views of the received bytes (as msgpackr's `subarray`), strings decoded as
+// UTF-8, maps as plain objects (a key `__proto__` renamed `__proto_`, as msgpackr does).
 
 /**
  * Most strings a frame built by hand may hold. msgpackr's add-on extracts all of a frame's
@@ -602,6 +617,9 @@ let bSrc: Uint8Array = new Uint8Array(0);
 let bPos = 0;
 
 const fromCharCode = String.fromCharCode;
+/** A float's bytes are copied here and read big-endian, whatever the host's byte order. */
+const FLOAT_BYTES = new Uint8Array(8);
+const FLOAT = new DataView(FLOAT_BYTES.buffer);
 const utf8Slice = Buffer.prototype.utf8Slice as (
   this: Uint8Array,
   start: number,
@@ -638,6 +656,7 @@ function buildValue(): unknown {
   if (b >= 0xe0) return b - 0x100;
   if (b >= 0xa0 && b <= 0xbf) return buildString(b & 0x1f);
   if (b >= 0x90 && b <= 0x9f) return buildArray(b & 0x0f);
+  if (b >= 0x80 && b <= 0x8f) return buildMap(b & 0x0f);
   const p = bPos;
   switch (b) {
     case 0xc0:
@@ -664,6 +683,13 @@ function buildValue(): unknown {
     case 0xd2:
       bPos = p + 4;
       return readU(src, p, 4) | 0;
+    case 0xca:
+    case 0xcb: {
+      const n = b === 0xca ? 4 : 8;
+      for (let i = 0; i < n; i++) FLOAT_BYTES[i] = src[p + i]!;
+      bPos = p + n;
+      return n === 4 ? FLOAT.getFloat32(0) : FLOAT.getFloat64(0);
+    }
     case 0xd9:
       bPos = p + 1;
       return buildString(src[p]!);
@@ -685,11 +711,29 @@ function buildValue(): unknown {
     case 0xdc:
       bPos = p + 2;
       return buildArray(readU(src, p, 2));
-    default:
-      // 0xdd, the only other byte checkPlain passes in a simple value.
+    case 0xdd:
       bPos = p + 4;
       return buildArray(readU(src, p, 4));
+    case 0xde:
+      bPos = p + 2;
+      return buildMap(readU(src, p, 2));
+    default:
+      // 0xdf, the only other byte checkPlain passes in a simple value.
+      bPos = p + 4;
+      return buildMap(readU(src, p, 4));
   }
+}
+
+/** A map as msgpackr builds it (`mapsAsObjects`): a plain object, its keys strings (checkPlain). */
+function buildMap(n: number): Record<string, unknown> {
+  const o: Record<string, unknown> = {};
+  for (let i = 0; i < n; i++) {
+    let key = buildValue() as string;
+    // msgpackr's guard against prototype pollution, kept so both decoders agree.
+    if (key === '__proto__') key = '__proto_';
+    o[key] = buildValue();
+  }
+  return o;
 }
 
 function buildArray(n: number): unknown[] {
@@ -734,6 +778,7 @@ function buildString(n: number): string {
 }
 
 const STACK = new Float64Array(MAX_DEPTH + 1);
+const MAPS = new Uint8Array(MAX_DEPTH + 1);
 
 function readU(src: Uint8Array, p: number, width: number): number {
   if (width === 1) return src[p]!;

@@ -35,8 +35,8 @@ function inBatch(bytes: Uint8Array, at: number): { buf: Buffer; start: number; e
   return { buf, start: at, end: at + bytes.length };
 }
 
-/** A simple value (what the codec builds by hand) and the msgpack form chosen for each part. */
-type Simple = number | string | Buffer | null | boolean | Simple[];
+/** A simple value (what the codec builds by hand). */
+type Simple = number | string | Buffer | null | boolean | Simple[] | { [key: string]: Simple };
 
 /**
  * Writes `v` in the `form`-th msgpack encoding that can hold it (0: the smallest, as msgpackr
@@ -49,7 +49,14 @@ function writeForm(out: number[], v: Simple, form: number): void {
   if (v === null) out.push(0xc0);
   else if (v === true) out.push(0xc3);
   else if (v === false) out.push(0xc2);
-  else if (typeof v === 'number') {
+  else if (typeof v === 'number' && !Number.isInteger(v)) {
+    // float64, or float32 when the value is one
+    const f32 = Math.fround(v) === v && form % 2 === 1;
+    const b = Buffer.alloc(f32 ? 4 : 8);
+    if (f32) b.writeFloatBE(v);
+    else b.writeDoubleBE(v);
+    out.push(f32 ? 0xca : 0xcb, ...b);
+  } else if (typeof v === 'number') {
     const forms: Array<[number, number]> = []; // [type byte or -1 for a fixint, bytes]
     if (v >= 0 && v <= 0x7f) forms.push([-1, 0]);
     if (v >= -32 && v < 0) forms.push([-1, 0]);
@@ -90,6 +97,26 @@ function writeForm(out: number[], v: Simple, form: number): void {
       be(n, w);
     }
     for (const b of bytes) out.push(b);
+  } else if (!Array.isArray(v)) {
+    const keys = Object.keys(v);
+    const n = keys.length;
+    const forms = (
+      [
+        [0x80, 0],
+        [0xde, 2],
+        [0xdf, 4],
+      ] as Array<[number, number]>
+    ).filter(([t]) => t !== 0x80 || n < 16);
+    const [type, w] = forms[form % forms.length]!;
+    if (type === 0x80) out.push(0x80 | n);
+    else {
+      out.push(type);
+      be(n, w);
+    }
+    for (const k of keys) {
+      writeForm(out, k, form);
+      writeForm(out, v[k]!, form);
+    }
   } else {
     const n = v.length;
     const forms = (
@@ -214,7 +241,17 @@ describe('plain data on the wire', () => {
         fc.string({ unit: 'grapheme', maxLength: 40 }),
         fc.constantFrom('actor:call', 'echo', 'a'.repeat(32), 'b'.repeat(33), 'é', ''),
         fc.uint8Array({ maxLength: 300 }).map((a) => Buffer.from(a)),
+        fc.double({ noNaN: true }).filter((d) => !Number.isInteger(d)),
+        fc.constantFrom(0.5, -1.25, 1e300, Number.NEGATIVE_INFINITY, 2 ** 53 + 2, 0.1),
         fc.array(tie('value'), { maxLength: 20 }),
+        fc.dictionary(
+          fc.oneof(fc.string({ maxLength: 12 }), fc.constant('__proto__')),
+          tie('value'),
+          {
+            maxKeys: 4,
+            noNullPrototype: true,
+          },
+        ),
       ),
     })).value;
 
@@ -276,10 +313,49 @@ describe('plain data on the wire', () => {
       assert.deepEqual(msg, [30, '\ufffd', 7]);
     });
 
-    it('a message with a map, float, 64-bit integer, undefined or Date still decodes through msgpackr', () => {
+    it('a message with a 64-bit integer, undefined, a Date or a map key that is not a string still decodes through msgpackr', () => {
       const d = new Date(1_700_000_000_000);
       const v = [30, { a: 1, b: ['x', 2] }, 1.5, 2 ** 53 - 1, -(2 ** 40), undefined, d, 'é'];
       assert.deepStrictEqual(decodeMessage(encode(v)), reference.unpack(encode(v)));
+      // {1: 'a', true: 2}, keys as another encoder may write them
+      const bytes = Buffer.from([0x92, 0x1e, 0x82, 0x01, 0xa1, 0x61, 0xc3, 0x02]);
+      const { buf, start, end } = inBatch(bytes, 300);
+      assert.equal(checkPlain(buf, start, end), false);
+      assert.deepStrictEqual(decodeMessageAt(buf, start, end), reference.unpack(bytes));
+      assert.deepStrictEqual(decodeMessageAt(buf, start, end), [30, { 1: 'a', true: 2 }]);
+      // A key that is an array or a binary: msgpackr refuses the frame, and so does the codec.
+      refused(Buffer.from([0x92, 0x1e, 0x81, 0x92, 0x01, 0x02, 0x03]), /undecodable/);
+      refused(Buffer.from([0x92, 0x1e, 0x81, 0xc4, 0x01, 0x41, 0x03]), /undecodable/);
+      // uint64, as another encoder may write 2^32 + 5
+      const big = Buffer.from([0x92, 0x1e, 0xcf, 0, 0, 0, 1, 0, 0, 0, 5]);
+      assert.equal(checkPlain(big, 0, big.length), false);
+      assert.deepStrictEqual(decodeMessage(big), [30, 2 ** 32 + 5]);
+    });
+
+    it('an actor call carrying a small object is built by hand: a plain object, keys in order, floats exact', () => {
+      const call = encode([
+        31,
+        7,
+        'actor:call',
+        [5, { op: 'get', key: 'k1', n: 1.5, ok: true }, null],
+      ]);
+      assert.equal(checkPlain(call, 0, call.length), true);
+      const msg = decodeMessage(call);
+      assert.deepStrictEqual(msg, reference.unpack(call));
+      const obj = (msg[3] as unknown[])[1] as Record<string, unknown>;
+      assert.deepEqual(Object.keys(obj), ['op', 'key', 'n', 'ok']);
+      assert.equal(Object.getPrototypeOf(obj), Object.prototype);
+    });
+
+    it('a key __proto__ is renamed, as msgpackr renames it, and pollutes nothing', () => {
+      const key = [...Buffer.from('__proto__')];
+      const bytes = Buffer.from([0x92, 0x1e, 0x81, 0xa9, ...key, 0x81, 0xa1, 0x78, 0x01]);
+      assert.equal(checkPlain(bytes, 0, bytes.length), true);
+      const msg = decodeMessage(bytes) as [number, Record<string, unknown>];
+      assert.deepStrictEqual(msg, reference.unpack(bytes));
+      assert.deepEqual(Object.keys(msg[1]), ['__proto_']);
+      assert.equal(Object.getPrototypeOf(msg[1]), Object.prototype);
+      assert.equal(({} as Record<string, unknown>).x, undefined);
     });
   });
 });
