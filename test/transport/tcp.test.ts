@@ -323,3 +323,58 @@ describe('backpressure (PeerManager over TCP)', () => {
     assert.ok(mgr.queuedBytes('gone') <= MAX_QUEUE);
   });
 });
+
+describe('disconnect (PeerManager over TCP)', () => {
+  const cleanups: Array<() => Promise<void> | void> = [];
+  afterEach(async () => {
+    for (const c of cleanups.splice(0).reverse()) await c();
+  });
+
+  function manager(name: string, received: unknown[][]): PeerManager {
+    const mgr = new PeerManager(
+      {
+        transport: new TcpTransport(),
+        self: { cluster: 'dc', name, incarnation: 1, address: { host: '127.0.0.1', port: 1 } },
+        secret: TEST_SECRET,
+        clock: systemClock,
+        log: createLogger('silent'),
+        maxFrameSize: 1 << 20,
+        encrypt: false,
+        maxInboundBufferBytes: 1 << 30,
+        maxQueueBytes: 1 << 20,
+        handshakeTimeoutMs: 5000,
+        connectTimeoutMs: 5000,
+        backoff: { baseMs: 50, maxMs: 500 },
+        singleConnection: false,
+      },
+      {
+        message: (_from, _channel, msg) => received.push(msg),
+        accept: () => undefined,
+        linkDown: () => {},
+        handshakeError: () => {},
+      },
+    );
+    cleanups.push(() => mgr.stop());
+    return mgr;
+  }
+
+  it("closes the peer's own connections to this node too: what it wrote on them after that is never delivered", async () => {
+    const atA: unknown[][] = [];
+    const a = manager('a', atA);
+    const b = manager('b', []);
+    const address = await a.listen({ host: '127.0.0.1', port: 0 });
+    b.learn('a', address, 1);
+    b.send('a', 'default', encode([30, 'k', 1]));
+    await waitUntil(() => atA.length === 1, 'the first message to arrive');
+    // a declares b down (membership calls disconnect); b has not heard yet and writes again on
+    // the connection it dialled, as a cut-off node's kernel retransmits what it wrote before.
+    a.disconnect('b');
+    b.send('a', 'default', encode([30, 'k', 2]));
+    await delay(300);
+    assert.deepEqual(
+      atA.map((m) => m[2]),
+      [1],
+      'nothing written on the old connection after the disconnect is delivered',
+    );
+  });
+});
