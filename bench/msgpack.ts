@@ -111,8 +111,9 @@ if (role === 'child') {
   }
   process.send!({ native: isNativeAccelerationEnabled, rates: out });
   process.disconnect();
-} else if (role === 'encode') {
-  // msgpackr with the codec's options, packing into its scratch buffer as the codec's does.
+} else if (role === 'encode' || role === 'decode') {
+  // The codec against msgpackr with the codec's options (the baseline): encoding into msgpackr's
+  // scratch buffer as the codec does, or decoding a frame in place inside a batch as a link does.
   const packr = new Packr({
     useRecords: false,
     mapsAsObjects: true,
@@ -121,34 +122,22 @@ if (role === 'child') {
   });
   const out: Record<string, [number, number]> = {};
   for (const [name, make] of Object.entries(ENCODE_CASES)) {
-    const codec = (i: number) => encodeTransient(make(i));
-    const msgpackr = (i: number) => packr.pack(make(i), REUSE_BUFFER_MODE | RESET_BUFFER_MODE);
+    let codec: (i: number) => unknown;
+    let msgpackr: (i: number) => unknown;
+    if (role === 'encode') {
+      codec = (i) => encodeTransient(make(i));
+      msgpackr = (i) => packr.pack(make(i), REUSE_BUFFER_MODE | RESET_BUFFER_MODE);
+    } else {
+      const frame = encode(make(0));
+      const chunk = Buffer.alloc(BATCH_OFFSET + frame.byteLength + 64);
+      chunk.set(frame, BATCH_OFFSET);
+      const at = { start: BATCH_OFFSET, end: BATCH_OFFSET + frame.byteLength };
+      codec = () => decodeMessageAt(chunk, at.start, at.end);
+      msgpackr = () => packr.unpack(chunk, at);
+    }
     for (let i = 0; i < 200_000; i++) {
       codec(i); // warm up
       msgpackr(i);
-    }
-    out[name] = measure([codec, msgpackr]) as [number, number];
-  }
-  process.send!(out);
-  process.disconnect();
-} else if (role === 'decode') {
-  const packr = new Packr({
-    useRecords: false,
-    mapsAsObjects: true,
-    int64AsType: 'number',
-    moreTypes: false,
-  });
-  const out: Record<string, [number, number]> = {};
-  for (const [name, make] of Object.entries(ENCODE_CASES)) {
-    const frame = encode(make(0));
-    const chunk = Buffer.alloc(BATCH_OFFSET + frame.byteLength + 64);
-    chunk.set(frame, BATCH_OFFSET);
-    const at = { start: BATCH_OFFSET, end: BATCH_OFFSET + frame.byteLength };
-    const codec = () => decodeMessageAt(chunk, at.start, at.end);
-    const msgpackr = () => packr.unpack(chunk, at);
-    for (let i = 0; i < 200_000; i++) {
-      codec(); // warm up
-      msgpackr();
     }
     out[name] = measure([codec, msgpackr]) as [number, number];
   }
@@ -208,29 +197,23 @@ if (role === 'child') {
       child.once('message', (m) => resolve(m as Record<string, [number, number]>));
       child.once('error', reject);
     });
-  const encodes = await pair('encode');
-  for (const [name, [codec, msgpackr]] of Object.entries(encodes)) {
-    emit({
-      bench: 'msgpack',
-      mode: 'encode',
-      case: name,
-      codec_ns: round(1e9 / codec, 1),
-      msgpackr_ns: round(1e9 / msgpackr, 1),
-      rate_codec_over_msgpackr: round(codec / msgpackr, 2),
-      what: 'encodeTransient (what the messenger sends) against msgpackr packing the same message',
-    });
-  }
-  const decodes = await pair('decode');
-  for (const [name, [codec, msgpackr]] of Object.entries(decodes)) {
-    emit({
-      bench: 'msgpack',
-      mode: 'decode',
-      case: name,
-      offset: BATCH_OFFSET,
-      codec_ns: round(1e9 / codec, 1),
-      msgpackr_ns: round(1e9 / msgpackr, 1),
-      rate_codec_over_msgpackr: round(codec / msgpackr, 2),
-      what: 'decodeMessageAt (checkPlain, then built by hand or by msgpackr) against msgpackr unpacking the same frame, inside a batch',
-    });
+  const WHAT = {
+    encode: 'encodeTransient (what the messenger sends) against msgpackr packing the same message',
+    decode:
+      'decodeMessageAt (checkPlain, then built by hand or by msgpackr) against msgpackr unpacking the same frame, inside a batch',
+  };
+  for (const mode of ['encode', 'decode'] as const) {
+    for (const [name, [codec, msgpackr]] of Object.entries(await pair(mode))) {
+      emit({
+        bench: 'msgpack',
+        mode,
+        case: name,
+        ...(mode === 'decode' ? { offset: BATCH_OFFSET } : {}),
+        codec_ns: round(1e9 / codec, 1),
+        msgpackr_ns: round(1e9 / msgpackr, 1),
+        rate_codec_over_msgpackr: round(codec / msgpackr, 2),
+        what: WHAT[mode],
+      });
+    }
   }
 }

@@ -23,6 +23,37 @@ import { fullyMeshed, nullDiscovery, TEST_SECRET, waitUntil } from '../helpers/n
 import { socketConnection } from '../helpers/raw.js';
 
 const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
+
+/** A PeerManager over real TCP on 127.0.0.1, authenticating only, with short backoffs. */
+function tcpPeers(
+  self: Identity,
+  maxQueueBytes: number,
+  message: (msg: unknown[]) => void = () => {},
+): PeerManager {
+  return new PeerManager(
+    {
+      transport: new TcpTransport(),
+      self,
+      secret: TEST_SECRET,
+      clock: systemClock,
+      log: createLogger('silent'),
+      maxFrameSize: 1 << 20,
+      encrypt: false,
+      maxInboundBufferBytes: 1 << 30,
+      maxQueueBytes,
+      handshakeTimeoutMs: 5000,
+      connectTimeoutMs: 5000,
+      backoff: { baseMs: 50, maxMs: 500 },
+      singleConnection: false,
+    },
+    {
+      message: (_from, _channel, msg) => message(msg),
+      accept: () => undefined,
+      linkDown: () => {},
+      handshakeError: () => {},
+    },
+  );
+}
 const delay = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function startTcpNode(opts: FoundationOptions): Promise<FoundationNode> {
@@ -164,29 +195,7 @@ describe('backpressure (PeerManager over TCP)', () => {
   }
 
   function sender(): PeerManager {
-    const mgr = new PeerManager(
-      {
-        transport: new TcpTransport(),
-        self: identity('sender'),
-        secret: TEST_SECRET,
-        clock: systemClock,
-        log: createLogger('silent'),
-        maxFrameSize: 1 << 20,
-        encrypt: false,
-        maxInboundBufferBytes: 1 << 30,
-        maxQueueBytes: MAX_QUEUE,
-        handshakeTimeoutMs: 5000,
-        connectTimeoutMs: 5000,
-        backoff: { baseMs: 50, maxMs: 500 },
-        singleConnection: false,
-      },
-      {
-        message: () => {},
-        accept: () => undefined,
-        linkDown: () => {},
-        handshakeError: () => {},
-      },
-    );
+    const mgr = tcpPeers(identity('sender'), MAX_QUEUE);
     cleanups.push(() => mgr.stop());
     return mgr;
   }
@@ -331,29 +340,8 @@ describe('disconnect (PeerManager over TCP)', () => {
   });
 
   function manager(name: string, received: unknown[][]): PeerManager {
-    const mgr = new PeerManager(
-      {
-        transport: new TcpTransport(),
-        self: { cluster: 'dc', name, incarnation: 1, address: { host: '127.0.0.1', port: 1 } },
-        secret: TEST_SECRET,
-        clock: systemClock,
-        log: createLogger('silent'),
-        maxFrameSize: 1 << 20,
-        encrypt: false,
-        maxInboundBufferBytes: 1 << 30,
-        maxQueueBytes: 1 << 20,
-        handshakeTimeoutMs: 5000,
-        connectTimeoutMs: 5000,
-        backoff: { baseMs: 50, maxMs: 500 },
-        singleConnection: false,
-      },
-      {
-        message: (_from, _channel, msg) => received.push(msg),
-        accept: () => undefined,
-        linkDown: () => {},
-        handshakeError: () => {},
-      },
-    );
+    const self = { cluster: 'dc', name, incarnation: 1, address: { host: '127.0.0.1', port: 1 } };
+    const mgr = tcpPeers(self, 1 << 20, (msg) => received.push(msg));
     cleanups.push(() => mgr.stop());
     return mgr;
   }
