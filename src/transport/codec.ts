@@ -612,8 +612,12 @@ export function checkPlain(
  */
 export const SIMPLE_MAX_STRINGS = 8;
 
-/** The frame being built and the position in it (building is synchronous, never nested). */
-let bSrc: Uint8Array = new Uint8Array(0);
+/**
+ * The frame being built and the position in it (building is synchronous, never nested). Let go
+ * after each frame, so a received chunk is not kept alive by the last frame built from it.
+ */
+const NO_BYTES = new Uint8Array(0);
+let bSrc: Uint8Array = NO_BYTES;
 let bPos = 0;
 
 const fromCharCode = String.fromCharCode;
@@ -646,7 +650,9 @@ const STRING_BYTES = new Uint8Array(STRINGS.length * SHORT_STRING);
 function buildSimple(src: Uint8Array, start: number): unknown {
   bSrc = src;
   bPos = start;
-  return buildValue();
+  const value = buildValue();
+  bSrc = NO_BYTES;
+  return value;
 }
 
 function buildValue(): unknown {
