@@ -80,7 +80,7 @@ class MemoryConnection implements RawConnection {
       this.net.forget(this);
     }
     const p = this.peer;
-    if (p && !p.closed) this.net.schedule(this.owner, p.owner, () => p.shut(), true);
+    if (p && !p.closed) this.net.closed(this);
   }
 }
 
@@ -120,7 +120,8 @@ export class InMemoryNetwork {
   private readonly random: () => number;
   private readonly paused = new Set<string>();
   private held: Array<{ dst: MemoryConnection; chunk: Buffer }> = [];
-  private cutHeld: Array<{ src: MemoryConnection; chunk: Buffer }> = [];
+  /** What a cut holds until `heal`, in order: bytes, or (no chunk) the news that `src` closed. */
+  private cutHeld: Array<{ src: MemoryConnection; chunk: Buffer | undefined }> = [];
   private port = 40000;
   private ids = 0;
   private inFlight = 0;
@@ -179,7 +180,10 @@ export class InMemoryNetwork {
     this.rules.clear();
     const held = this.cutHeld;
     this.cutHeld = [];
-    for (const { src, chunk } of held) this.deliver(src, chunk);
+    for (const { src, chunk } of held) {
+      if (chunk) this.deliver(src, chunk);
+      else this.closed(src);
+    }
   }
 
   /**
@@ -220,6 +224,19 @@ export class InMemoryNetwork {
     this.conns.add(server);
     target.onConnection(server);
     return client;
+  }
+
+  /**
+   * `src` closed: its peer hears of it (after the bytes `src` sent before). A cut holds the news
+   * until `heal`, as it holds bytes: a FIN or a reset cannot cross a partition either.
+   */
+  closed(src: MemoryConnection): void {
+    if (this.rule(src.owner, src.peer.owner)?.cut) {
+      this.cutHeld.push({ src, chunk: undefined });
+      return;
+    }
+    const p = src.peer;
+    this.schedule(src.owner, p.owner, () => p.shut(), true);
   }
 
   deliver(src: MemoryConnection, chunk: Buffer): void {
