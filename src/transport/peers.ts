@@ -695,12 +695,20 @@ export class PeerManager {
     this.counts.sent[out.channel]++;
   }
 
-  /** Closes a peer's connections and stops re-dialling, but remembers its address (it may come back). */
+  /**
+   * Closes a peer's connections, its own to this node included, and stops re-dialling, but
+   * remembers its address (it may come back).
+   */
   disconnect(name: string): void {
     const peer = this.peers.get(name);
-    if (!peer) return;
-    peer.keepAlive = false;
+    if (peer) peer.keepAlive = false;
+    // Its connections to this node go too: bytes it wrote while cut off (a verdict about a third
+    // member, say) can reach this node after a partition heals, TCP retransmitting them even from
+    // a socket the sender has closed, and by then it may count as a member again. A closed socket
+    // answers them with a reset; what it has to say comes again over a new connection.
+    for (const link of this.inbound) if (link.peer.name === name) link.destroy();
     this.reach.forget(name);
+    if (!peer) return;
     for (const out of peer.channels.values()) out.close(false);
     peer.channels.clear();
   }

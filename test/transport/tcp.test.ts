@@ -25,7 +25,11 @@ import { socketConnection } from '../helpers/raw.js';
 const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 
 /** A PeerManager over real TCP on 127.0.0.1, authenticating only, with short backoffs. */
-function tcpPeers(self: Identity, maxQueueBytes: number): PeerManager {
+function tcpPeers(
+  self: Identity,
+  maxQueueBytes: number,
+  message: (msg: unknown[]) => void = () => {},
+): PeerManager {
   return new PeerManager(
     {
       transport: new TcpTransport(),
@@ -43,7 +47,7 @@ function tcpPeers(self: Identity, maxQueueBytes: number): PeerManager {
       singleConnection: false,
     },
     {
-      message: () => {},
+      message: (_from, _channel, msg) => message(msg),
       accept: () => undefined,
       linkDown: () => {},
       handshakeError: () => {},
@@ -326,5 +330,39 @@ describe('backpressure (PeerManager over TCP)', () => {
     assertCoded(refusal, 'FND_ERR_BACKPRESSURE');
     assert.equal(accepted, Math.floor(MAX_QUEUE / (body.length + 4)));
     assert.ok(mgr.queuedBytes('gone') <= MAX_QUEUE);
+  });
+});
+
+describe('disconnect (PeerManager over TCP)', () => {
+  const cleanups: Array<() => Promise<void> | void> = [];
+  afterEach(async () => {
+    for (const c of cleanups.splice(0).reverse()) await c();
+  });
+
+  function manager(name: string, received: unknown[][]): PeerManager {
+    const self = { cluster: 'dc', name, incarnation: 1, address: { host: '127.0.0.1', port: 1 } };
+    const mgr = tcpPeers(self, 1 << 20, (msg) => received.push(msg));
+    cleanups.push(() => mgr.stop());
+    return mgr;
+  }
+
+  it("closes the peer's own connections to this node too: what it wrote on them after that is never delivered", async () => {
+    const atA: unknown[][] = [];
+    const a = manager('a', atA);
+    const b = manager('b', []);
+    const address = await a.listen({ host: '127.0.0.1', port: 0 });
+    b.learn('a', address, 1);
+    b.send('a', 'default', encode([30, 'k', 1]));
+    await waitUntil(() => atA.length === 1, 'the first message to arrive');
+    // a declares b down (membership calls disconnect); b has not heard yet and writes again on
+    // the connection it dialled, as a cut-off node's kernel retransmits what it wrote before.
+    a.disconnect('b');
+    b.send('a', 'default', encode([30, 'k', 2]));
+    await delay(300);
+    assert.deepEqual(
+      atA.map((m) => m[2]),
+      [1],
+      'nothing written on the old connection after the disconnect is delivered',
+    );
   });
 });
