@@ -167,7 +167,8 @@ export class InMemoryNetwork {
   /**
    * Cuts every link between the two groups of addresses (`host:port`) until `heal`: new
    * connections time out, and bytes on established connections wait, as TCP keeps retransmitting
-   * them, and arrive in order after `heal` unless the connection was closed meanwhile. (Losing them
+   * them, and arrive in order after `heal` unless the connection was closed meanwhile; the news
+   * of a close (or crash) on one side waits too, and reaches the other side after `heal`. (Losing them
    * would be a fault TCP never shows: a byte stream is delivered whole and in order or not at all;
    * with authenticated records a gap closes the connection, see `drop`.)
    */
@@ -227,7 +228,7 @@ export class InMemoryNetwork {
   }
 
   /**
-   * `src` closed: its peer hears of it (after the bytes `src` sent before). A cut holds the news
+   * @internal `src` closed: its peer hears of it (after the bytes `src` sent before). A cut holds the news
    * until `heal`, as it holds bytes: a FIN or a reset cannot cross a partition either.
    */
   closed(src: MemoryConnection): void {
