@@ -228,8 +228,9 @@ export class InMemoryNetwork {
   }
 
   /**
-   * @internal `src` closed: its peer hears of it (after the bytes `src` sent before). A cut holds the news
-   * until `heal`, as it holds bytes: a FIN or a reset cannot cross a partition either.
+   * @internal `src` closed: its peer hears of it (after the bytes `src` sent before). A cut
+   * holds the news until `heal`, as it holds bytes: a FIN or a reset cannot cross a partition
+   * either.
    */
   closed(src: MemoryConnection): void {
     if (this.rule(src.owner, src.peer.owner)?.cut) {
