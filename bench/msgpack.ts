@@ -6,8 +6,8 @@
 // (decodeMessageAt): msgpackr decodes a short string in JavaScript only when the decode's end
 // offset is below 140, so the offset changes which path it takes. Each mode runs in its own child
 // process, alternating, several times; every line is JSON. Frames the codec builds by hand
-// (simple ones: no maps, floats, 64-bit integers or extensions) do not reach msgpackr, so the two
-// modes differ only on the others (the table). Encoding does not use the add-on; it is measured
+// (simple ones: no 64-bit integers, extensions or non-string map keys, at most 8 strings) do not
+// reach msgpackr, so the two modes differ only on the others (the table of 50 records). Encoding does not use the add-on; it is measured
 // once, in a child of its own: the codec's encodeTransient (what the messenger sends) against
 // msgpackr packing the same message into its scratch buffer (the baseline), in alternating rounds.
 // Decoding is measured the same way in another child: the codec's decodeMessageAt (checks, then
