@@ -5,10 +5,9 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { InMemoryNetwork, ManualClock } from '../../src/testing.js';
 import { DialLimiter } from '../../src/transport/dial-limiter.js';
-import { PeerManager } from '../../src/transport/peers.js';
 import type { Transport } from '../../src/transport/types.js';
-import { createLogger } from '../../src/util/log.js';
 import { rejectsWithCode } from '../helpers/assert.js';
+import { testPeerManager } from '../helpers/peers.js';
 
 const limits = { ratePerSec: 10, burst: 5, backoffBaseMs: 100, backoffMaxMs: 1000 };
 
@@ -65,24 +64,16 @@ describe('PeerManager.dialLink asks the limiter', () => {
       },
       close: () => inner.close(),
     };
-    const pm = new PeerManager(
+    const pm = testPeerManager(
+      transport,
+      { cluster: 'c', name: 'a', incarnation: 1, address: { host: '127.0.0.1', port: 1 } },
       {
-        transport,
-        self: { cluster: 'c', name: 'a', incarnation: 1, address: { host: '127.0.0.1', port: 1 } },
-        secret: 'dial-limiter-test-secret',
-        encrypt: false,
-        maxInboundBufferBytes: 1 << 30,
         clock,
-        log: createLogger('silent'),
-        maxFrameSize: 1 << 20,
-        maxQueueBytes: 1 << 20,
         handshakeTimeoutMs: 1000,
         connectTimeoutMs: 1000,
         backoff: { baseMs: 100, maxMs: 1000 },
-        singleConnection: false,
         dialLimits: limits,
       },
-      { message() {}, accept: () => undefined, linkDown() {}, handshakeError() {} },
     );
     try {
       const nowhere = { host: '127.0.0.9', port: 9 };

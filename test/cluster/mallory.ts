@@ -3,11 +3,10 @@
 // bytes) on the control channel, whatever frame layer lies underneath.
 import { encode } from '../../src/transport/codec.js';
 import type { Identity } from '../../src/transport/handshake.js';
-import { PeerManager } from '../../src/transport/peers.js';
 import { type Address, parseAddress, type Transport } from '../../src/transport/types.js';
 import type { Clock } from '../../src/util/clock.js';
-import { createLogger } from '../../src/util/log.js';
 import { TEST_SECRET } from '../helpers/nodes.js';
+import { testPeerManager } from '../helpers/peers.js';
 
 export interface Mallory {
   name: string;
@@ -33,28 +32,18 @@ export async function mallory(opts: {
     incarnation: Math.floor(opts.clock.wallNow()),
     address: { host: opts.host ?? '127.0.0.1', port: 0 },
   };
-  const pm = new PeerManager(
+  const pm = testPeerManager(
+    opts.transport,
+    self,
     {
-      transport: opts.transport,
-      self,
       secret: opts.secret ?? TEST_SECRET,
-      encrypt: false,
-      maxInboundBufferBytes: 1 << 30,
       clock: opts.clock,
-      log: createLogger('silent'),
       maxFrameSize: 16 * 1024 * 1024,
       maxQueueBytes: 64 * 1024 * 1024,
-      handshakeTimeoutMs: 5000,
       connectTimeoutMs: 3000,
       backoff: { baseMs: 100, maxMs: 1000 },
-      singleConnection: false,
     },
-    {
-      message: (from, _channel, msg) => opts.onMessage?.(from.name, msg),
-      accept: () => undefined,
-      linkDown() {},
-      handshakeError() {},
-    },
+    { message: (from, _channel, msg) => opts.onMessage?.(from.name, msg) },
   );
   self.address = await pm.listen({ host: self.address.host, port: 0 });
   return {

@@ -15,12 +15,11 @@ import {
 import type { Identity } from '../../src/transport/handshake.js';
 import { Link } from '../../src/transport/link.js';
 import { InMemoryNetwork } from '../../src/transport/memory.js';
-import { PeerManager } from '../../src/transport/peers.js';
 import type { RawConnection } from '../../src/transport/types.js';
 import { ManualClock } from '../../src/util/clock.js';
-import { createLogger } from '../../src/util/log.js';
 import { assertCoded } from '../helpers/assert.js';
 import { TEST_SECRET } from '../helpers/nodes.js';
+import { testPeerManager } from '../helpers/peers.js';
 
 describe('Admission', () => {
   it('caps pending connections per source, leaving room for other sources', () => {
@@ -109,32 +108,21 @@ describe('PeerManager admission on the in-memory network', () => {
     const clock = new ManualClock();
     const net = new InMemoryNetwork(clock);
     const accepted: string[] = [];
-    const mgr = new PeerManager(
+    const mgr = testPeerManager(
+      net.transport(),
+      identity('server'),
       {
-        transport: net.transport(),
-        self: identity('server'),
-        secret: TEST_SECRET,
         clock,
-        log: createLogger('silent'),
-        maxFrameSize: 1 << 20,
-        encrypt: false,
-        maxInboundBufferBytes: 1 << 30,
-        maxQueueBytes: 1 << 20,
         handshakeTimeoutMs: 60_000,
         connectTimeoutMs: 1000,
-        backoff: { baseMs: 50, maxMs: 500 },
-        singleConnection: false,
         maxPendingConnections: 8,
         maxPendingPerSource: 3,
       },
       {
-        message: () => {},
         accept: (hello) => {
           accepted.push(hello.name);
           return undefined;
         },
-        linkDown: () => {},
-        handshakeError: () => {},
       },
     );
     stops.push(() => mgr.stop());

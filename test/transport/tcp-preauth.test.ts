@@ -10,12 +10,10 @@ import type { FoundationError } from '../../src/errors.js';
 import { Foundation, type FoundationNode, type FoundationOptions } from '../../src/index.js';
 import { DEFAULT_MAX_PENDING_PER_SOURCE } from '../../src/transport/admission.js';
 import type { Identity } from '../../src/transport/handshake.js';
-import { PeerManager } from '../../src/transport/peers.js';
 import { TcpTransport } from '../../src/transport/tcp.js';
-import { systemClock } from '../../src/util/clock.js';
-import { createLogger } from '../../src/util/log.js';
 import { createPki, type TestCa, type TestPki } from '../helpers/certs.js';
 import { fullyMeshed, nullDiscovery, TEST_SECRET, waitUntil } from '../helpers/nodes.js';
+import { testPeerManager } from '../helpers/peers.js';
 
 const ATTACKER = '127.0.0.2';
 
@@ -151,28 +149,11 @@ describe('no lock-out before authentication (real sockets, 127.0.0.2 floods 127.
       address: { host: '127.0.0.1', port: 1 },
     };
     const errors: string[] = [];
-    const mgr = new PeerManager(
-      {
-        transport: new TcpTransport({ firstByteTimeoutMs: 1000 }),
-        self: identity,
-        secret: TEST_SECRET,
-        clock: systemClock,
-        log: createLogger('silent'),
-        maxFrameSize: 1 << 20,
-        encrypt: false,
-        maxInboundBufferBytes: 1 << 30,
-        maxQueueBytes: 1 << 20,
-        handshakeTimeoutMs: 120_000,
-        connectTimeoutMs: 5000,
-        backoff: { baseMs: 50, maxMs: 500 },
-        singleConnection: false,
-      },
-      {
-        message: () => {},
-        accept: () => undefined,
-        linkDown: () => {},
-        handshakeError: (e) => errors.push(e.code),
-      },
+    const mgr = testPeerManager(
+      new TcpTransport({ firstByteTimeoutMs: 1000 }),
+      identity,
+      { handshakeTimeoutMs: 120_000 },
+      { handshakeError: (e) => errors.push(e.code) },
     );
     cleanups.push(() => mgr.stop());
     const { port } = await mgr.listen({ host: '127.0.0.1', port: 0 });

@@ -8,14 +8,13 @@ import { after, afterEach, before, beforeEach, describe, it } from 'node:test';
 import type { ErrorCode, FoundationError } from '../../src/errors.js';
 import { Foundation, type FoundationNode } from '../../src/index.js';
 import type { Identity } from '../../src/transport/handshake.js';
-import { PeerManager } from '../../src/transport/peers.js';
 import { TcpTransport, type TlsOptions } from '../../src/transport/tcp.js';
-import { systemClock } from '../../src/util/clock.js';
 import { CHANNELS } from '../../src/util/diagnostics.js';
 import { assertCoded, rejectsWithCode } from '../helpers/assert.js';
 import { createPki, type TestCa, type TestPki } from '../helpers/certs.js';
 import { captureLogger } from '../helpers/loopback.js';
 import { nullDiscovery, TEST_SECRET, waitUntil } from '../helpers/nodes.js';
+import { testPeerManager } from '../helpers/peers.js';
 
 interface Published {
   remote: string;
@@ -145,26 +144,11 @@ describe('TLS refusals are coded and reported on both sides', () => {
       incarnation: 1,
       address: { host: '127.0.0.1', port: 1 },
     };
-    const mgr = new PeerManager(
+    const mgr = testPeerManager(
+      new TcpTransport({ tls: { ca: clusterCa.cert } as unknown as TlsOptions }),
+      self,
+      { log: logger },
       {
-        transport: new TcpTransport({ tls: { ca: clusterCa.cert } as unknown as TlsOptions }),
-        self,
-        secret: TEST_SECRET,
-        clock: systemClock,
-        log: logger,
-        maxFrameSize: 1 << 20,
-        encrypt: false,
-        maxInboundBufferBytes: 1 << 30,
-        maxQueueBytes: 1 << 20,
-        handshakeTimeoutMs: 5000,
-        connectTimeoutMs: 5000,
-        backoff: { baseMs: 50, maxMs: 500 },
-        singleConnection: false,
-      },
-      {
-        message: () => {},
-        accept: () => undefined,
-        linkDown: () => {},
         handshakeError: (e, remote, direction) =>
           failures.push({ code: e.code, remote, direction }),
       },

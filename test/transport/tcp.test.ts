@@ -12,14 +12,14 @@ import { decodeMessage, encode } from '../../src/transport/codec.js';
 import { encodeFrame, FrameDecoder } from '../../src/transport/frame.js';
 import { helloMessage, type Identity, nonce } from '../../src/transport/handshake.js';
 import { Link, type LinkOptions } from '../../src/transport/link.js';
-import { PeerManager } from '../../src/transport/peers.js';
+import type { PeerManager } from '../../src/transport/peers.js';
 import { MSG } from '../../src/transport/protocol.js';
 import { TcpTransport } from '../../src/transport/tcp.js';
 import { systemClock } from '../../src/util/clock.js';
-import { createLogger } from '../../src/util/log.js';
 import { assertCoded } from '../helpers/assert.js';
 import { createPki, type TestCa, type TestPki } from '../helpers/certs.js';
 import { fullyMeshed, nullDiscovery, TEST_SECRET, waitUntil } from '../helpers/nodes.js';
+import { testPeerManager } from '../helpers/peers.js';
 import { socketConnection } from '../helpers/raw.js';
 
 const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
@@ -30,28 +30,11 @@ function tcpPeers(
   maxQueueBytes: number,
   message: (msg: unknown[]) => void = () => {},
 ): PeerManager {
-  return new PeerManager(
-    {
-      transport: new TcpTransport(),
-      self,
-      secret: TEST_SECRET,
-      clock: systemClock,
-      log: createLogger('silent'),
-      maxFrameSize: 1 << 20,
-      encrypt: false,
-      maxInboundBufferBytes: 1 << 30,
-      maxQueueBytes,
-      handshakeTimeoutMs: 5000,
-      connectTimeoutMs: 5000,
-      backoff: { baseMs: 50, maxMs: 500 },
-      singleConnection: false,
-    },
-    {
-      message: (_from, _channel, msg) => message(msg),
-      accept: () => undefined,
-      linkDown: () => {},
-      handshakeError: () => {},
-    },
+  return testPeerManager(
+    new TcpTransport(),
+    self,
+    { maxQueueBytes },
+    { message: (_from, _channel, msg) => message(msg) },
   );
 }
 const delay = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -21,15 +21,15 @@ import {
 import { FrameDecoder } from '../../src/transport/frame.js';
 import type { Identity } from '../../src/transport/handshake.js';
 import { Link, type LinkOptions } from '../../src/transport/link.js';
-import { PeerManager } from '../../src/transport/peers.js';
+import type { PeerManager } from '../../src/transport/peers.js';
 import { type ChannelName, MSG } from '../../src/transport/protocol.js';
 import { RECORD_HEADER, RECORD_TAG } from '../../src/transport/record.js';
 import { TcpTransport } from '../../src/transport/tcp.js';
 import type { Transport } from '../../src/transport/types.js';
 import { systemClock } from '../../src/util/clock.js';
-import { createLogger } from '../../src/util/log.js';
 import { assertCoded } from '../helpers/assert.js';
 import { fullyMeshed, nullDiscovery, TEST_SECRET, waitUntil } from '../helpers/nodes.js';
+import { testPeerManager } from '../helpers/peers.js';
 import { socketConnection } from '../helpers/raw.js';
 
 // msgpackr with the codec's options: the reference encoding.
@@ -393,24 +393,10 @@ describe('zero-copy sends over TCP (PeerManager)', () => {
   }
 
   function sender(transport: Transport, maxQueueBytes = 64 << 20): PeerManager {
-    const mgr = new PeerManager(
-      {
-        transport,
-        self: identity('sender'),
-        secret: TEST_SECRET,
-        clock: systemClock,
-        log: createLogger('silent'),
-        maxFrameSize: 8 << 20,
-        encrypt: false,
-        maxInboundBufferBytes: 1 << 30,
-        maxQueueBytes,
-        handshakeTimeoutMs: 5000,
-        connectTimeoutMs: 5000,
-        backoff: { baseMs: 50, maxMs: 500 },
-        singleConnection: false,
-      },
-      { message: () => {}, accept: () => undefined, linkDown: () => {}, handshakeError: () => {} },
-    );
+    const mgr = testPeerManager(transport, identity('sender'), {
+      maxFrameSize: 8 << 20,
+      maxQueueBytes,
+    });
     cleanups.push(() => mgr.stop());
     return mgr;
   }
