@@ -22,7 +22,11 @@ if (selected.length === 0) {
   console.error(`no test files under ${root}; run \`npm run build\` first`);
   process.exit(1);
 }
-const r = spawnSync(process.execPath, ['--test', '--test-concurrency=2', ...selected], {
-  stdio: 'inherit',
-});
+const r = spawnSync(
+  process.execPath,
+  ['--test', '--test-concurrency=2', '--test-timeout=300000', ...selected],
+  {
+    stdio: 'inherit',
+  },
+);
 process.exit(r.status ?? 1);

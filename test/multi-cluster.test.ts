@@ -71,7 +71,7 @@ describe('multi-cluster nodes', () => {
       ml.messenger.on('note', (p, from) => got.push(`ml:${from}:${p}`));
       w.messenger.send('hub', 'note', 'from-web');
       m.messenger.send('hub', 'note', 'from-ml');
-      await until(() => got.length === 2, 5000, 'both notes');
+      await until(() => got.length === 2, 20_000, 'both notes');
       await new Promise((r) => setTimeout(r, 100));
       assert.deepEqual(got.sort(), ['ml:m:from-ml', 'web:w:from-web']);
       // The web member cannot address the ml member at all.

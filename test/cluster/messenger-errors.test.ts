@@ -9,7 +9,7 @@ async function pair(): Promise<[FoundationNode, FoundationNode]> {
   const a = await Foundation.start({ name: 'a', cluster, logLevel: 'silent', discovery: nowhere });
   const b = await Foundation.start({ name: 'b', cluster, logLevel: 'silent', discovery: nowhere });
   await b.join(a.address);
-  await until(() => a.members().length === 2 && b.members().length === 2, 5000, 'pair');
+  await until(() => a.members().length === 2 && b.members().length === 2, 20_000, 'pair');
   return [a, b];
 }
 

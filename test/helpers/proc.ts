@@ -118,15 +118,27 @@ export class NodeProc {
   }
 }
 
-/** Polls `fn` until it returns true; rejects after `ms` with `what`. */
+/**
+ * Polls `fn` until it returns true; rejects after `ms` with `what`. A probe that throws counts as
+ * "not yet" (a starved process may answer one probe late), and its last error is in the message.
+ */
 export async function until(
   fn: () => boolean | Promise<boolean>,
   ms: number,
   what: string,
 ): Promise<void> {
   const end = Date.now() + ms;
-  while (!(await fn())) {
-    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+  let last: unknown;
+  for (;;) {
+    try {
+      if (await fn()) return;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > end) {
+      const why = last === undefined ? '' : ` (last probe failed: ${(last as Error).message})`;
+      throw new Error(`timed out after ${ms} ms waiting for ${what}${why}`);
+    }
     await new Promise((r) => setTimeout(r, 20));
   }
 }

@@ -115,7 +115,7 @@ describe('a five-process cluster on loopback', () => {
       /"code":"FND_ERR_(FRAME_TOO_LARGE|HANDSHAKE_PROTOCOL)"[^\n]*"msg":"inbound handshake failed"/;
     await until(
       () => rejected.test(target.stderr),
-      5000,
+      20_000,
       'the node to log the rejected connection with a coded error',
     );
 

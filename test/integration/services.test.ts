@@ -39,7 +39,8 @@ function start(name: string, cluster: string): Proc {
     process.execPath,
     ['--expose-gc', FIXTURE, '--name', name, '--cluster', cluster],
     {
-      stdio: ['ignore', 'pipe', 'inherit'],
+      // stdin: a pipe that closes when this test process ends, however it ends (svc-node stops).
+      stdio: ['pipe', 'pipe', 'inherit'],
     },
   );
   const p: Proc = { name, child, events: [] };

@@ -1,7 +1,8 @@
 // Fairness: a flooded actor yields to the event loop, so a 10 ms timer, loopback I/O and other
-// actors keep running while the flood is being processed. The timer bound is generous (this is a
-// shared machine) and is shown to be meaningful: the same work done in one synchronous loop delays
-// the timer far beyond it. Also: the per-actor message budget and the time slice, deterministically
+// actors keep running while the flood is being processed. The timer's bound is counted in work,
+// not time (tests assert no timings; the lateness is printed): the timer must fire before the
+// actor got far into the flood, which the same work done in one synchronous loop does not allow.
+// Also: the per-actor message budget and the time slice, deterministically
 // with a custom scheduler, the same for actors whose handler returns a promise, and what runtime
 // stats report about a flood.
 import assert from 'node:assert/strict';
@@ -17,31 +18,16 @@ const log = createLogger('silent');
 const system = (scheduler?: Scheduler) =>
   new ActorSystem({ nodeName: 'n', clock: systemClock, log, ...(scheduler ? { scheduler } : {}) });
 
-/** Lateness the flooded timer may show. Generous: scheduling noise on a busy 2-core machine. */
-const BOUND_MS = 50;
-/** Per-message work of the burning flood; BURN_N × BURN_MS is far above BOUND_MS. */
+/** Per-message work of the burning flood, spun by the wall clock: 300 ms in all. */
 const BURN_MS = 0.2;
 const BURN_N = 1500;
 /**
- * Timing trials run up to this many times and the best one counts: CPU contention from other
- * processes can make any single timer late, but a scheduler that does not yield makes every trial
- * late by the whole flood.
+ * The 10 ms timer must fire before this many burning messages ran (60 ms of work). A slow or
+ * stalled machine only lowers the count: `burn` spins until the wall clock says so, so a stall
+ * counts as work done, and the scheduler reads the clock within a few messages. A scheduler that
+ * does not yield lets the timer fire only after all BURN_N.
  */
-const TRIALS = 3;
-
-async function bestOf<T extends { lateness: number }>(
-  trial: () => Promise<T>,
-): Promise<{ best: T; all: number[] }> {
-  const all: number[] = [];
-  let best: T | undefined;
-  for (let i = 0; i < TRIALS; i++) {
-    const r = await trial();
-    all.push(Math.round(r.lateness * 10) / 10);
-    if (!best || r.lateness < best.lateness) best = r;
-    if (r.lateness < BOUND_MS) break;
-  }
-  return { best: best!, all };
-}
+const MAX_AT_FIRE = BURN_N / 5;
 
 function burn(ms: number): void {
   const end = performance.now() + ms;
@@ -70,90 +56,95 @@ async function until(cond: () => boolean, what: string, ms = 30_000): Promise<vo
 }
 
 describe('a flooded actor does not starve the event loop', () => {
-  it(`the same work in one synchronous loop delays a 10 ms timer by more than ${BOUND_MS} ms (the bound means something)`, async () => {
-    const late = lateTimer(10, () => {});
-    for (let i = 0; i < BURN_N; i++) burn(BURN_MS);
+  it(`the same work in one synchronous loop lets a 10 ms timer fire only after all of it (the bound of ${MAX_AT_FIRE} means something)`, async () => {
+    let processed = 0;
+    let processedAtFire = -1;
+    const late = lateTimer(10, () => {
+      processedAtFire = processed;
+    });
+    for (let i = 0; i < BURN_N; i++) {
+      burn(BURN_MS);
+      processed++;
+    }
     const lateness = await late;
     console.log(`# synchronous loop: 10 ms timer fired ${lateness.toFixed(1)} ms late`);
-    assert.ok(lateness > BOUND_MS, `lateness ${lateness} ms`);
+    assert.equal(processedAtFire, BURN_N);
+    assert.ok(processedAtFire > MAX_AT_FIRE);
   });
 
-  it(`an actor burning ${BURN_MS} ms per message for ${BURN_N} messages lets a 10 ms timer fire within ${BOUND_MS} ms`, async () => {
-    const { best, all } = await bestOf(async () => {
-      const sys = system();
-      let processed = 0;
-      const pid = sys.spawn(() => {
-        burn(BURN_MS);
-        processed++;
-      });
-      for (let i = 0; i < BURN_N; i++) sys.send(pid, i);
-      let processedAtFire = -1;
-      const lateness = await lateTimer(10, () => {
-        processedAtFire = processed;
-      });
-      await until(() => processed === BURN_N, 'flood processed');
-      return { lateness, processedAtFire, yields: sys.scheduler.yields };
+  it(`an actor burning ${BURN_MS} ms per message for ${BURN_N} messages lets a 10 ms timer fire within its first ${MAX_AT_FIRE}`, async () => {
+    const sys = system();
+    let processed = 0;
+    const pid = sys.spawn(() => {
+      burn(BURN_MS);
+      processed++;
     });
+    for (let i = 0; i < BURN_N; i++) sys.send(pid, i);
+    let processedAtFire = -1;
+    const lateness = await lateTimer(10, () => {
+      processedAtFire = processed;
+    });
+    await until(() => processed === BURN_N, 'flood processed');
     console.log(
-      `# flooded actor: 10 ms timer late by ${all.join(', ')} ms; best after ${best.processedAtFire}/${BURN_N} messages`,
+      `# flooded actor: 10 ms timer late by ${lateness.toFixed(1)} ms, after ${processedAtFire}/${BURN_N} messages`,
     );
-    assert.ok(best.processedAtFire < BURN_N, 'the timer fired while the flood was being processed');
-    assert.ok(best.processedAtFire > 0, 'the actor had started on the flood');
-    assert.ok(best.lateness < BOUND_MS, `timer was ${all.join(', ')} ms late`);
-    assert.ok(best.yields > 0);
+    assert.ok(processedAtFire > 0, 'the actor had started on the flood');
+    assert.ok(
+      processedAtFire <= MAX_AT_FIRE,
+      `the timer fired after ${processedAtFire} of ${BURN_N} messages`,
+    );
+    assert.ok(sys.scheduler.yields > 0);
   });
 
-  it(`an async handler burning ${BURN_MS} ms per message for ${BURN_N} messages lets a 10 ms timer fire within ${BOUND_MS} ms`, async () => {
+  it(`an async handler burning ${BURN_MS} ms per message for ${BURN_N} messages lets a 10 ms timer fire within its first ${MAX_AT_FIRE}`, async () => {
     // The next message of an async handler runs right in the settling microtask while the slice
     // lasts: that chain must end with the slice too, or it would starve the loop like a sync loop.
-    const { best, all } = await bestOf(async () => {
-      const sys = system();
-      let processed = 0;
-      const pid = sys.spawn(async () => {
-        burn(BURN_MS);
-        processed++;
-      });
-      for (let i = 0; i < BURN_N; i++) sys.send(pid, i);
-      let processedAtFire = -1;
-      const lateness = await lateTimer(10, () => {
-        processedAtFire = processed;
-      });
-      await until(() => processed === BURN_N, 'flood processed');
-      return { lateness, processedAtFire };
+    const sys = system();
+    let processed = 0;
+    const pid = sys.spawn(async () => {
+      burn(BURN_MS);
+      processed++;
     });
+    for (let i = 0; i < BURN_N; i++) sys.send(pid, i);
+    let processedAtFire = -1;
+    const lateness = await lateTimer(10, () => {
+      processedAtFire = processed;
+    });
+    await until(() => processed === BURN_N, 'flood processed');
     console.log(
-      `# flooded async actor: 10 ms timer late by ${all.join(', ')} ms; best after ${best.processedAtFire}/${BURN_N} messages`,
+      `# flooded async actor: 10 ms timer late by ${lateness.toFixed(1)} ms, after ${processedAtFire}/${BURN_N} messages`,
     );
-    assert.ok(best.processedAtFire < BURN_N, 'the timer fired while the flood was being processed');
-    assert.ok(best.processedAtFire > 0, 'the actor had started on the flood');
-    assert.ok(best.lateness < BOUND_MS, `timer was ${all.join(', ')} ms late`);
+    assert.ok(processedAtFire > 0, 'the actor had started on the flood');
+    assert.ok(
+      processedAtFire <= MAX_AT_FIRE,
+      `the timer fired after ${processedAtFire} of ${BURN_N} messages`,
+    );
   });
 
-  it('2,000,000 cheap messages: a 10 ms timer fires before the flood is done, within the bound', async () => {
+  it('2,000,000 cheap messages: a 10 ms timer fires within the first quarter of the flood', async () => {
+    // A few % of the flood is done when it fires here (150 ms in all); a slower machine does
+    // fewer messages per ms, so fewer by then.
     const N = 2_000_000;
-    const { best, all } = await bestOf(async () => {
-      const sys = system();
-      let processed = 0;
-      let sum = 0;
-      const pid = sys.spawn((m) => {
-        sum += m as number;
-        processed++;
-      });
-      for (let i = 0; i < N; i++) sys.send(pid, i);
-      let processedAtFire = -1;
-      const t0 = performance.now();
-      const lateness = await lateTimer(10, () => {
-        processedAtFire = processed;
-      });
-      await until(() => processed === N, 'flood processed');
-      assert.equal(sum, (N * (N - 1)) / 2, 'every message handled once');
-      return { lateness, processedAtFire, total: performance.now() - t0 };
+    const sys = system();
+    let processed = 0;
+    let sum = 0;
+    const pid = sys.spawn((m) => {
+      sum += m as number;
+      processed++;
     });
+    for (let i = 0; i < N; i++) sys.send(pid, i);
+    let processedAtFire = -1;
+    const t0 = performance.now();
+    const lateness = await lateTimer(10, () => {
+      processedAtFire = processed;
+    });
+    await until(() => processed === N, 'flood processed');
+    assert.equal(sum, (N * (N - 1)) / 2, 'every message handled once');
+    const total = performance.now() - t0;
     console.log(
-      `# 2M flood: 10 ms timer late by ${all.join(', ')} ms; best after ${best.processedAtFire}/${N} messages, flood took ${best.total.toFixed(0)} ms`,
+      `# 2M flood: 10 ms timer late by ${lateness.toFixed(1)} ms, after ${processedAtFire}/${N} messages, flood took ${total.toFixed(0)} ms`,
     );
-    assert.ok(best.processedAtFire < N, 'the timer fired while the flood was being processed');
-    assert.ok(best.lateness < BOUND_MS, `timer was ${all.join(', ')} ms late`);
+    assert.ok(processedAtFire < N / 4, `the timer fired after ${processedAtFire} of ${N} messages`);
   });
 
   it('loopback I/O is served while a flood is being processed', async () => {
@@ -333,36 +324,35 @@ describe('when queued actors run', () => {
     assert.deepEqual(order, ['sync code', 'actor 1', 'setImmediate']);
   });
 
-  it(`two actors with async handlers bouncing a message forever let a 10 ms timer fire within ${BOUND_MS} ms`, async () => {
+  it('two actors with async handlers bouncing a message forever let a 10 ms timer fire within 60 ms of their work', async () => {
     // Every hop makes the other actor runnable from a microtask: without time slices spanning
     // those, the bouncing would never leave the microtask queue and the timer would never fire.
-    const { best, all } = await bestOf(async () => {
-      const sys = system();
-      let hops = 0;
-      let stop = false;
-      const bounce = async (
-        to: unknown,
-        ctx: { send(to: never, m: unknown): void; self: unknown },
-      ) => {
-        burn(0.01);
-        hops++;
-        if (!stop) ctx.send(to as never, ctx.self);
-      };
-      const a = sys.spawn((m, ctx) => bounce(m, ctx));
-      const b = sys.spawn((m, ctx) => bounce(m, ctx));
-      sys.send(a, b);
-      let hopsAtFire = -1;
-      const lateness = await lateTimer(10, () => {
-        hopsAtFire = hops;
-        stop = true;
-      });
-      return { lateness, hopsAtFire };
+    // Each hop spins HOP_MS by the wall clock, so a slow machine only makes fewer hops.
+    const HOP_MS = 0.01;
+    const sys = system();
+    let hops = 0;
+    let stop = false;
+    const bounce = async (
+      to: unknown,
+      ctx: { send(to: never, m: unknown): void; self: unknown },
+    ) => {
+      burn(HOP_MS);
+      hops++;
+      if (!stop) ctx.send(to as never, ctx.self);
+    };
+    const a = sys.spawn((m, ctx) => bounce(m, ctx));
+    const b = sys.spawn((m, ctx) => bounce(m, ctx));
+    sys.send(a, b);
+    let hopsAtFire = -1;
+    const lateness = await lateTimer(10, () => {
+      hopsAtFire = hops;
+      stop = true;
     });
     console.log(
-      `# async ping-pong: 10 ms timer late by ${all.join(', ')} ms; ${best.hopsAtFire} hops by then`,
+      `# async ping-pong: 10 ms timer late by ${lateness.toFixed(1)} ms; ${hopsAtFire} hops by then`,
     );
-    assert.ok(best.hopsAtFire > 0, 'the actors were bouncing');
-    assert.ok(best.lateness < BOUND_MS, `timer was ${all.join(', ')} ms late`);
+    assert.ok(hopsAtFire > 0, 'the actors were bouncing');
+    assert.ok(hopsAtFire <= 60 / HOP_MS, `the timer fired after ${hopsAtFire} hops`);
   });
 });
 

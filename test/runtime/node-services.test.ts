@@ -24,7 +24,7 @@ describe('node services under the root supervisor', () => {
       // Both views: b calls a next, and b may learn that a is alive a moment after a saw b.
       const sees = (x: typeof a, name: string) =>
         x.members().some((m) => m.name === name && m.status === 'alive');
-      await until(() => sees(a, 'b') && sees(b, 'a'), 5000, 'pair');
+      await until(() => sees(a, 'b') && sees(b, 'a'), 20_000, 'pair');
       assert.deepEqual(
         a.root.whichChildren().map((c) => c.id),
         ['node-info'],
