@@ -23,8 +23,9 @@ import { captureLogger, sharedPort } from '../helpers/loopback.js';
 import { fullyMeshed, nullDiscovery, seesAlive, waitUntil } from '../helpers/nodes.js';
 
 const NAME = 'nodes.foundation.test';
-// Short intervals keep the test quick; nothing below depends on how long anything takes.
-const FAST = { pollingIntervalMs: 100, timeoutMs: 250 };
+// Short intervals keep the test quick; nothing below depends on how long anything takes. The query
+// timeout is long enough that a stalled test process does not turn an answer into a timeout.
+const FAST = { pollingIntervalMs: 100, timeoutMs: 1000 };
 
 /** Records what is published on one diagnostics channel until `stop()`. */
 function listen(channel: string) {
@@ -350,7 +351,7 @@ describe('dns strategies: records to addresses, and options', () => {
     const abort = new AbortController();
     const connects: string[] = [];
     const strategy = new DnsStrategy(
-      { query: NAME, resolver: dns.address, pollingIntervalMs: 30, timeoutMs: 250 },
+      { query: NAME, resolver: dns.address, pollingIntervalMs: 30, timeoutMs: 1000 },
       { resolvConf: '/nonexistent/resolv.conf' },
     );
     try {

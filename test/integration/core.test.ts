@@ -7,6 +7,7 @@ import { type Event, NodeProc, until } from '../helpers/proc.js';
 
 // Deadlines are liveness limits, not performance assertions.
 const FORM_MS = 20_000;
+/** Longer than the cluster queries' `timeoutMs` (8000), so that they answer within it. */
 const STEP_MS = 10_000;
 
 // biome-ignore lint/suspicious/noExplicitAny: values are free-form JSON from the child
@@ -67,7 +68,7 @@ describe('core services across 3 real processes', () => {
     const partial = await ok(ca, {
       cmd: 'ev-query-cluster',
       correlationId: 'trace-1',
-      timeoutMs: 2000,
+      timeoutMs: 8000,
     });
     assert.deepEqual(partial.events.map((e: { type: string }) => e.type).sort(), [
       'step.ca',
@@ -79,7 +80,7 @@ describe('core services across 3 real processes', () => {
     const fromB = await ok(cb, {
       cmd: 'ev-query-cluster',
       correlationId: 'trace-1',
-      timeoutMs: 2000,
+      timeoutMs: 8000,
     });
     assert.deepEqual(fromB.missing, ['cc']);
   });
