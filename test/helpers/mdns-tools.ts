@@ -308,3 +308,22 @@ export async function legacyQuery(
     .filter(Boolean)
     .map((l) => JSON.parse(l));
 }
+
+/**
+ * `legacyQuery` until `from` (ip:port) answers, at most `tries` times: one UDP datagram each way
+ * can be lost, or answered after a starved responder's window. Undefined when it never answered.
+ */
+export async function legacyAnswer(
+  host: NetnsHost,
+  target: string,
+  questions: Array<{ name: string; type: string }>,
+  id: number,
+  from: string,
+  tries = 3,
+): Promise<(Packet & { from: string }) | undefined> {
+  for (let i = 0; i < tries; i++) {
+    const answer = (await legacyQuery(host, target, questions, id)).find((r) => r.from === from);
+    if (answer) return answer;
+  }
+  return undefined;
+}
