@@ -7,12 +7,21 @@ import { until } from '../helpers/proc.js';
 
 const alive = (n: FoundationNode) => n.members().filter((m) => m.status === 'alive').length;
 
-async function freePort(): Promise<number> {
-  const s = net.createServer();
+/**
+ * A port on 127.0.0.1 held until `release()`, so that no other socket takes it meanwhile, by a
+ * listener that closes every connection at once (to a dialler, nobody is there).
+ */
+async function reservePort(): Promise<{ port: number; release(): Promise<void> }> {
+  const s = net.createServer((c) => c.destroy());
   await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
   const port = (s.address() as net.AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return port;
+  return { port, release: () => new Promise<void>((r) => s.close(() => r())) };
+}
+
+async function freePort(): Promise<number> {
+  const reserved = await reservePort();
+  await reserved.release();
+  return reserved.port;
 }
 
 describe('static discovery (real TCP on loopback)', () => {
@@ -36,7 +45,7 @@ describe('static discovery (real TCP on loopback)', () => {
     );
     const all = [seed, ...others];
     try {
-      await until(() => all.every((n) => alive(n) === 3), 10_000, 'three alive everywhere');
+      await until(() => all.every((n) => alive(n) === 3), 20_000, 'three alive everywhere');
       assert.equal(seed.discovery.name, 'static');
     } finally {
       await Promise.all(all.map((n) => n.stop()));
@@ -45,7 +54,9 @@ describe('static discovery (real TCP on loopback)', () => {
 
   it('a seed that starts later is joined by polling', async () => {
     const cluster = `static-late-${process.pid}`;
-    const port = await freePort();
+    // Held until the late seed starts: nothing else on the machine may take it meanwhile.
+    const reserved = await reservePort();
+    const port = reserved.port;
     const early = await Foundation.start({
       name: 'early',
       cluster,
@@ -56,6 +67,7 @@ describe('static discovery (real TCP on loopback)', () => {
     try {
       await new Promise((r) => setTimeout(r, 300));
       assert.equal(alive(early), 1, 'nobody to join yet');
+      await reserved.release();
       late = await Foundation.start({
         name: 'late',
         cluster,
@@ -65,7 +77,7 @@ describe('static discovery (real TCP on loopback)', () => {
       });
       await until(
         () => alive(early) === 2 && alive(late!) === 2,
-        10_000,
+        20_000,
         'early to join the late seed',
       );
     } finally {
@@ -104,7 +116,7 @@ describe('static discovery (real TCP on loopback)', () => {
     try {
       await until(
         () => [a, b, c, d].every((n) => alive(n) === 4),
-        10_000,
+        20_000,
         'a to join b (own port) and c (host:port), d to join c (port option)',
       );
     } finally {
