@@ -237,7 +237,9 @@ for (const b of backends) {
     it('leader(group): one leader; when its node stops it is deposed and another node leads', async () => {
       const h = await harness(b);
       try {
-        const handles = h.nodes.map((n) => n.consensus.leader('jobs', { ttl: 2000 }));
+        // A lease long enough that a leader whose process is starved for a moment keeps it (else
+        // it is deposed twice); the next leader waits for it to run out after the stop.
+        const handles = h.nodes.map((n) => n.consensus.leader('jobs', { ttl: 5000 }));
         const elected: Array<[number, number]> = [];
         const deposed: number[] = [];
         handles.forEach((hd, i) => {
