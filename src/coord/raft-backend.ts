@@ -87,8 +87,8 @@ export class RaftBackend implements ConsensusBackend {
     { index: number | undefined; serve: () => void; fail: () => void }
   >();
   private readonly watchers = new Set<Watcher>();
-  /** Deposes a running leader() campaign of this node (called on stop). */
-  private readonly campaigns = new Set<() => void>();
+  /** Running leader() campaigns of this node: resigned (deposed, lease released) on stop. */
+  private readonly campaigns = new Set<() => Promise<void>>();
   private readonly owner: string;
 
   constructor(private readonly ctx: DistContext) {
@@ -173,10 +173,11 @@ export class RaftBackend implements ConsensusBackend {
   }
 
   /**
-   * Leaves the group on this node (the node is stopping): a leader first hands its leadership to
-   * the most up-to-date follower (waiting at most an election timeout), so a planned stop costs
-   * the group no election timeout; leader handles report onDeposed; pending and later operations
-   * fail.
+   * Leaves the group on this node (the node is stopping): leader() campaigns resign (onDeposed,
+   * and their leases go back to the group, so the next candidate need not wait for them to run
+   * out), then a leader hands its leadership to the most up-to-date follower, so a planned stop
+   * costs the group no election timeout. Each step waits at most an election timeout. Pending and
+   * later operations fail.
    */
   stop(): Promise<void> {
     this.stopping ??= this.leave();
@@ -195,7 +196,9 @@ export class RaftBackend implements ConsensusBackend {
   }
 
   private async leave(): Promise<void> {
-    for (const lose of this.campaigns) lose();
+    const resigned = Promise.all([...this.campaigns].map((resign) => resign()));
+    // A group out of reach releases nothing: its leases run out by themselves.
+    await Promise.race([resigned, sleep(this.ctx, this.opts.electionTicks * this.opts.tickMs * 2)]);
     await this.handOver();
     this.closed = true;
     this.timer?.cancel();
@@ -343,7 +346,14 @@ export class RaftBackend implements ConsensusBackend {
       token = undefined;
       for (const f of deposed) f();
     };
-    this.campaigns.add(lose);
+    const resign = async () => {
+      stopped = true;
+      this.campaigns.delete(resign);
+      const t = token;
+      lose();
+      if (t !== undefined) await this.command({ op: 'unlock', name, token: t }).catch(() => {});
+    };
+    this.campaigns.add(resign);
     const run = async () => {
       while (!stopped && !this.closed) {
         try {
@@ -352,7 +362,10 @@ export class RaftBackend implements ConsensusBackend {
               ok: boolean;
               token?: number;
             };
-            if (r.ok && !stopped) {
+            if (r.ok && stopped) {
+              // Granted just after the campaign resigned: give it back at once.
+              await this.command({ op: 'unlock', name, token: r.token! }).catch(() => {});
+            } else if (r.ok) {
               token = r.token!;
               for (const f of elected) f(token);
             }
@@ -374,13 +387,7 @@ export class RaftBackend implements ConsensusBackend {
       onElected: (fn) => elected.push(fn),
       onDeposed: (fn) => deposed.push(fn),
       isLeader: () => token !== undefined,
-      stop: async () => {
-        stopped = true;
-        this.campaigns.delete(lose);
-        const t = token;
-        lose();
-        if (t !== undefined) await this.command({ op: 'unlock', name, token: t }).catch(() => {});
-      },
+      stop: resign,
     };
   }
 

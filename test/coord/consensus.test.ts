@@ -146,6 +146,35 @@ describe('node.consensus', () => {
     }
   });
 
+  it('leader(group): a stopping node gives its lease back, so the next leader need not wait out the ttl', async () => {
+    const c = await group(['a', 'b', 'c'], ['a', 'b', 'c']);
+    try {
+      // Candidates try again every ttl/3 (20 s): the next one leads within that once the lease is
+      // back, and only 40 s or more after the last renewal if it has to run out.
+      const ttl = 60_000;
+      const handles = c.nodes.map((n) => n.consensus.leader('jobs', { ttl }));
+      const deposed: number[] = [];
+      for (const [i, h] of handles.entries()) h.onDeposed(() => deposed.push(i));
+      await tickUntil(c.clock, c.net, () => handles.some((h) => h.isLeader()), 'a group leader');
+      await c.clock.tickAsync(ttl / 2);
+      const first = handles.findIndex((h) => h.isLeader());
+      const stoppedAt = c.clock.now();
+      await settle(c, c.nodes[first]!.stop());
+      assert.deepEqual(deposed, [first]);
+      await tickUntil(
+        c.clock,
+        c.net,
+        () => handles.some((h, i) => i !== first && h.isLeader()),
+        'another leader',
+        { stepMs: 100, maxMs: 2 * ttl },
+      );
+      const waited = c.clock.now() - stoppedAt;
+      assert.ok(waited <= ttl / 3 + 1000, `the next leader took over ${waited} ms after the stop`);
+    } finally {
+      await c.stop();
+    }
+  });
+
   it('a leader crash: a new leader is elected and every acknowledged write is readable', async () => {
     const c = await group(['a', 'b', 'c', 'd', 'e'], ['a', 'b', 'c', 'd', 'e']);
     try {

@@ -238,7 +238,7 @@ for (const b of backends) {
       const h = await harness(b);
       try {
         // A lease long enough that a leader whose process is starved for a moment keeps it (else
-        // it is deposed twice); the next leader waits for it to run out after the stop.
+        // it is deposed twice); a stopping node gives it back, so the next leader need not wait.
         const handles = h.nodes.map((n) => n.consensus.leader('jobs', { ttl: 5000 }));
         const elected: Array<[number, number]> = [];
         const deposed: number[] = [];
