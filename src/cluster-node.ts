@@ -361,9 +361,17 @@ export class ClusterNode extends EventEmitter<FoundationNodeEvents> {
     if (this.listenerCount('error') > 0) this.emit('error', err);
   }
 
-  /** Graceful leave: peers see `memberLeft` at once, then connections close. Idempotent. */
-  async stop(): Promise<void> {
-    if (this.state === 'stopping' || this.state === 'stopped') return;
+  /**
+   * Graceful leave: peers see `memberLeft` at once, then connections close. Idempotent: a second
+   * call resolves when the first one has finished.
+   */
+  stop(): Promise<void> {
+    this.leaving ??= this.leave();
+    return this.leaving;
+  }
+  private leaving: Promise<void> | undefined;
+
+  private async leave(): Promise<void> {
     this.state = 'stopping';
     this.membership.leave();
     this.abort.abort();

@@ -120,6 +120,8 @@ export class FoundationNode extends EventEmitter<FoundationNodeEvents> {
   private readonly core: CoreServices;
   private http_: HttpEndpoints | undefined;
   private stopping = false;
+  /** The one stop in progress or done: every call of stop() waits for it. */
+  private stopped: Promise<void> | undefined;
 
   private constructor(clusters: ClusterNode[], prepared: PreparedCore) {
     super();
@@ -660,9 +662,15 @@ export class FoundationNode extends EventEmitter<FoundationNodeEvents> {
   /**
    * Hands over consensus leadership (when this node leads the Raft group), stops the root
    * supervisor's tree (reverse order, with shutdown timeouts), then every other actor
-   * ('shutdown'), then leaves every cluster gracefully. Idempotent.
+   * ('shutdown'), then leaves every cluster gracefully. Idempotent: a second call, during the stop
+   * or after it, resolves when the first one has finished.
    */
-  async stop(): Promise<void> {
+  stop(): Promise<void> {
+    this.stopped ??= this.shutdown();
+    return this.stopped;
+  }
+
+  private async shutdown(): Promise<void> {
     this.stopping = true;
     // First: a consensus leader hands its leadership over while everything still runs, so the
     // group does not wait for the rest of the shutdown (or an election timeout).

@@ -276,6 +276,49 @@ describe('distributed supervisor', () => {
     }
   });
 
+  it('node.stop() called twice at once: the second call waits, so no child loses its handoff', async () => {
+    const c = await startMeshedCluster(['a', 'b']);
+    try {
+      const out: Instance[] = [];
+      defineWorker(c.nodes, out);
+      const children = ids(8);
+      // A handoff that takes 500 ms of simulated time: a second stop that did not wait for the
+      // first would shut the children down in the middle of it.
+      const slowHandoff = (n: FoundationNode) => (ch: { pid: Pid }) =>
+        new Promise<void>((r) => c.clock.setTimeout(() => r(), 500)).then(() =>
+          n.call(ch.pid, 'get'),
+        );
+      for (const n of c.nodes)
+        n.distributedSupervisor('workers', {
+          children: spec(children),
+          handoff: slowHandoff(n),
+          redistribution: 'active',
+        });
+      const want = (id: string) => rendezvous(`d:workers\u0000${id}`, ['a', 'b']);
+      await tickUntil(
+        c.clock,
+        c.net,
+        () =>
+          exactlyOnce(out, children) &&
+          children.every((id) => live(out, id)[0]!.node.name === want(id)),
+        'placed',
+      );
+      const b = c.nodes[1]!;
+      const onB = children.filter((id) => live(out, id)[0]!.node === b);
+      assert.ok(onB.length > 0);
+      for (const id of onB) {
+        const inst = live(out, id)[0]!;
+        await settled(c, inst.node.call(inst.pid, 7), 'counted');
+      }
+      await settled(c, Promise.all([b.stop(), b.stop()]), 'b stopped');
+      const gone = new Set(['b']);
+      await tickUntil(c.clock, c.net, () => exactlyOnce(out, children, gone), 'all on a');
+      for (const id of onB) assert.equal(live(out, id, gone)[0]!.handoff, 7, `${id} got its state`);
+    } finally {
+      await c.stop();
+    }
+  });
+
   it('restart types: permanent restarts on its node, transient ends after a normal exit, temporary never restarts; too many restarts give up', async () => {
     const c = await startMeshedCluster(['a', 'b']);
     try {
