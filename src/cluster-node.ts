@@ -81,7 +81,6 @@ export class ClusterNode extends EventEmitter<FoundationNodeEvents> {
   private readonly membership: Membership;
   private strategy: DiscoveryStrategy | undefined;
   private readonly abort = new AbortController();
-  private state: 'new' | 'running' | 'stopping' | 'stopped' = 'new';
 
   private constructor(private readonly opts: ResolvedOptions) {
     super();
@@ -226,7 +225,6 @@ export class ClusterNode extends EventEmitter<FoundationNodeEvents> {
     this.identity.address = { host: this.opts.advertiseHost, port: bound.port };
     this.address = formatAddress(this.identity.address);
     this.membership.start();
-    this.state = 'running';
     this.strategy = choice.strategy;
     const ctx: DiscoveryContext = {
       cluster: this.clusterName,
@@ -372,7 +370,6 @@ export class ClusterNode extends EventEmitter<FoundationNodeEvents> {
   private leaving: Promise<void> | undefined;
 
   private async leave(): Promise<void> {
-    this.state = 'stopping';
     this.membership.leave();
     this.abort.abort();
     await Promise.resolve(this.strategy?.stop()).catch((err: Error) =>
@@ -380,7 +377,6 @@ export class ClusterNode extends EventEmitter<FoundationNodeEvents> {
     );
     this.messenger.stop();
     await this.peers.stop();
-    this.state = 'stopped';
   }
 }
 
