@@ -149,7 +149,9 @@ export class Catalogue {
     );
   }
 
+  /** Stops replicating, after sending what is queued (the withdrawals of a stopping node). */
   stop(): void {
+    this.replica.flush();
     this.replica.stop();
   }
 }

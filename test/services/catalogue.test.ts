@@ -52,6 +52,36 @@ describe('service catalogue', () => {
     }
   });
 
+  it("a stopping node's services are withdrawn at the start of its stop, not when it leaves", async () => {
+    const c = await startMeshedCluster(['a', 'b']);
+    try {
+      const [a, b] = c.nodes as [FoundationNode, FoundationNode];
+      b.service('s2', { y: () => 2 });
+      // The rest of b's stop takes 2 s of simulated time: a child that traps exits and whose
+      // terminate never finishes is killed after its shutdown timeout.
+      await b.root.startChild({
+        id: 'slow',
+        start: () => ({
+          init(ctx: { trapExits: boolean }) {
+            ctx.trapExits = true;
+          },
+          terminate: () => new Promise<void>(() => {}),
+        }),
+        shutdown: 2000,
+      });
+      await tickUntil(c.clock, c.net, () => a.services.list().length === 1, 's2 listed');
+      const stopping = b.stop();
+      await tickUntil(c.clock, c.net, () => a.services.list().length === 0, 's2 withdrawn', {
+        maxMs: 1000,
+      });
+      assert.equal(a.members().find((m) => m.name === 'b')?.status, 'alive', 'b is still a member');
+      await c.clock.tickAsync(2500);
+      await stopping;
+    } finally {
+      await c.stop();
+    }
+  });
+
   it('drops a withdrawn service and every service of a node that goes down', async () => {
     const c = await startMeshedCluster(['a', 'b', 'c']);
     try {
