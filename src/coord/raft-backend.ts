@@ -339,6 +339,8 @@ export class RaftBackend implements ConsensusBackend {
     const deposed: Array<() => void> = [];
     let token: number | undefined;
     let stopped = false;
+    /** The lock request whose answer the run loop has not taken: resign gives its grant back. */
+    let asking: Promise<{ ok: boolean; token?: number }> | undefined;
     const name = `leader:${group}`;
     const owner = `${this.owner}#${++this.seq}`;
     const lose = () => {
@@ -349,8 +351,11 @@ export class RaftBackend implements ConsensusBackend {
     const resign = async () => {
       stopped = true;
       this.campaigns.delete(resign);
-      const t = token;
+      const held = token;
       lose();
+      // A grant on its way (or just arrived) is given back too: the run loop no longer takes it.
+      const late = held === undefined ? await asking?.catch(() => undefined) : undefined;
+      const t = held ?? (late?.ok ? late.token : undefined);
       if (t !== undefined) await this.command({ op: 'unlock', name, token: t }).catch(() => {});
     };
     this.campaigns.add(resign);
@@ -358,16 +363,17 @@ export class RaftBackend implements ConsensusBackend {
       while (!stopped && !this.closed) {
         try {
           if (token === undefined) {
-            const r = (await this.command({ op: 'lock', name, owner, ttlMs: ttl })) as {
+            asking = this.command({ op: 'lock', name, owner, ttlMs: ttl }) as Promise<{
               ok: boolean;
               token?: number;
-            };
-            if (r.ok && stopped) {
-              // Granted just after the campaign resigned: give it back at once.
-              await this.command({ op: 'unlock', name, token: r.token! }).catch(() => {});
-            } else if (r.ok) {
-              token = r.token!;
-              for (const f of elected) f(token);
+            }>;
+            const r = await asking;
+            if (!stopped) {
+              asking = undefined;
+              if (r.ok) {
+                token = r.token!;
+                for (const f of elected) f(token);
+              }
             }
           } else {
             const r = (await this.command({ op: 'renew', name, token, ttlMs: ttl })) as {
@@ -450,6 +456,9 @@ export class RaftBackend implements ConsensusBackend {
     const deadline = this.ctx.clock.now() + this.opts.timeoutMs;
     let rotate = 0;
     while (this.ctx.clock.now() < deadline) {
+      // Stopped meanwhile: pending operations fail (stop()), they are not retried elsewhere.
+      if (this.closed)
+        throw new FoundationError('FND_ERR_CONSENSUS_NOT_STARTED', 'this node has stopped');
       const to = this.leaderHint ?? this.members[rotate++ % this.members.length]!;
       let res: Response | undefined;
       try {

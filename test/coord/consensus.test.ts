@@ -175,6 +175,55 @@ describe('node.consensus', () => {
     }
   });
 
+  it('leader(group): a lease granted while its node is stopping is given back too', async () => {
+    const c = await group(['a', 'b', 'c'], ['a', 'b', 'c']);
+    try {
+      const ttl = 60_000;
+      const x = c.nodes.find((n) => n.consensus.status().role !== 'leader')!;
+      const y = c.nodes.find((n) => n !== x)!;
+      // x's first lock request is on its way when its node stops: the grant that answers it
+      // arrives during the stop.
+      x.consensus.leader('jobs', { ttl });
+      await settle(c, x.stop());
+      const stoppedAt = c.clock.now();
+      const next = y.consensus.leader('jobs', { ttl });
+      await tickUntil(c.clock, c.net, () => next.isLeader(), 'y leads', {
+        stepMs: 100,
+        maxMs: 2 * ttl,
+      });
+      const waited = c.clock.now() - stoppedAt;
+      assert.ok(waited < ttl / 2, `y led ${waited} ms after x stopped`);
+    } finally {
+      await c.stop();
+    }
+  });
+
+  it('an operation still looking for a leader when its node stops fails at once', async () => {
+    const c = await group(['a', 'b', 'c'], ['a', 'b', 'c']);
+    try {
+      const x = c.nodes.find((n) => n.consensus.status().role !== 'leader')!;
+      const others = c.nodes.filter((n) => n !== x).map((n) => n.address);
+      c.net.partition([x.address], others);
+      const put = x.consensus.kv.put('k', 1);
+      let failed: unknown;
+      put.catch((e) => {
+        failed = e;
+      });
+      await c.clock.tickAsync(500);
+      assert.equal(failed, undefined, 'still retrying');
+      const stoppedAt = c.clock.now();
+      await settle(c, x.stop());
+      await tickUntil(c.clock, c.net, () => failed !== undefined, 'the put to fail', {
+        maxMs: 10_000,
+      });
+      assert.ok(isFoundationError(failed, 'FND_ERR_CONSENSUS_NOT_STARTED'), String(failed));
+      assert.ok(c.clock.now() - stoppedAt < 1000, 'not after the operation timeout (5 s)');
+    } finally {
+      c.net.heal();
+      await c.stop();
+    }
+  });
+
   it('a leader crash: a new leader is elected and every acknowledged write is readable', async () => {
     const c = await group(['a', 'b', 'c', 'd', 'e'], ['a', 'b', 'c', 'd', 'e']);
     try {
