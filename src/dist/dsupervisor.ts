@@ -81,6 +81,12 @@ export const QUORUM_LOST = 'quorum_lost';
 const SEP = '\u0000';
 /** Handoff calls get this long before the child moves without state. */
 const HANDOFF_TIMEOUT_MS = 5000;
+/**
+ * An instance this node stops (a move, a duplicate, quorum lost, a stop) gets this long to exit
+ * after its 'shutdown' (one that traps exits may finish its work), then is killed: the child must
+ * not run in two places, nor stay unstarted elsewhere. A local supervisor's worker default.
+ */
+export const DIST_SHUTDOWN_MS = 5000;
 
 interface Child {
   spec: Required<Omit<DistChildSpec, 'args'>> & { args: unknown };
@@ -96,6 +102,8 @@ interface Child {
   failed: boolean;
   /** What the child's previous node handed over, for the next local start. */
   stash: HandoffMsg | undefined;
+  /** Kills the local instance if it has not exited DIST_SHUTDOWN_MS after being stopped. */
+  kill: TimerHandle | undefined;
 }
 
 interface Runner {
@@ -356,6 +364,7 @@ export class DistributedSupervisor {
         exits: [],
         failed: false,
         stash: undefined,
+        kill: undefined,
       };
       this.byId.set(c.id, child);
       return child;
@@ -505,7 +514,23 @@ export class DistributedSupervisor {
   private stopLocal(c: Child, reason: ExitReason): void {
     if (!c.pid) return;
     c.stopping = true;
-    this.p.ctx.system.exit(c.pid, reason);
+    this.terminate(c, c.pid, reason);
+  }
+
+  /** Sends the exit signal; kills the instance if it is still there DIST_SHUTDOWN_MS later. */
+  private terminate(c: Child, pid: Pid, reason: ExitReason): void {
+    const ctx = this.p.ctx;
+    c.kill?.cancel();
+    c.kill = ctx.clock.setTimeout(() => {
+      c.kill = undefined;
+      if (c.pid?.id !== pid.id) return;
+      ctx.log.warn(
+        { supervisor: this.name, child: c.spec.id, afterMs: DIST_SHUTDOWN_MS },
+        'child did not exit after its shutdown; killed',
+      );
+      ctx.system.exit(pid, 'kill');
+    }, DIST_SHUTDOWN_MS);
+    ctx.system.exit(pid, reason);
   }
 
   /** The local instance exited (Placement routes onExit here). */
@@ -513,6 +538,8 @@ export class DistributedSupervisor {
     if (c.pid?.id !== pid.id) return;
     const ctx = this.p.ctx;
     const ours = c.stopping;
+    c.kill?.cancel();
+    c.kill = undefined;
     c.pid = undefined;
     c.stopping = false;
     const ts = c.ts;
@@ -571,7 +598,7 @@ export class DistributedSupervisor {
       ctx.log.warn({ to, err: (err as Error).message }, 'handoff not sent');
     }
     ctx.log.info({ supervisor: this.name, child: c.spec.id, to }, 'child moves');
-    ctx.system.exit(pid, 'shutdown');
+    this.terminate(c, pid, 'shutdown');
   }
 
   private async handoffState(c: Child, pid: Pid): Promise<unknown> {

@@ -4,7 +4,7 @@
 // partitions: after a heal every child runs exactly once (seeded runs), plus malicious messages.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { DUPLICATE_CHILD, rendezvous } from '../../src/dist/dsupervisor.js';
+import { DIST_SHUTDOWN_MS, DUPLICATE_CHILD, rendezvous } from '../../src/dist/dsupervisor.js';
 import { DIST_KINDS, DIST_LIMITS } from '../../src/dist/wire.js';
 import type { FoundationNode, Pid } from '../../src/index.js';
 import { fulfilled, track } from '../helpers/assert.js';
@@ -314,6 +314,54 @@ describe('distributed supervisor', () => {
       const gone = new Set(['b']);
       await tickUntil(c.clock, c.net, () => exactlyOnce(out, children, gone), 'all on a');
       for (const id of onB) assert.equal(live(out, id, gone)[0]!.handoff, 7, `${id} got its state`);
+    } finally {
+      await c.stop();
+    }
+  });
+
+  it(`a child that traps exits and ignores 'shutdown' is killed ${DIST_SHUTDOWN_MS} ms after a move, and runs on its new node`, async () => {
+    const c = await startMeshedCluster(['a', 'b']);
+    try {
+      const started: Array<{ node: string; pid: Pid }> = [];
+      for (const n of c.nodes)
+        n.define('stubborn', () => ({
+          init(ctx) {
+            ctx.trapExits = true;
+            started.push({ node: n.name, pid: ctx.self });
+          },
+          handleInfo() {}, // the EXIT from its node is ignored
+        }));
+      const children = ids(6);
+      const sups = c.nodes.map((n) =>
+        n.distributedSupervisor('stubs', {
+          children: children.map((id) => ({ id, kind: 'stubborn' })),
+          redistribution: 'active',
+        }),
+      );
+      const alive = () => started.filter((s) => c.nodes.some((n) => n.actors.isAlive(s.pid)));
+      const onB = children.filter((id) => rendezvous(`d:stubs\u0000${id}`, ['a', 'b']) === 'b');
+      await tickUntil(
+        c.clock,
+        c.net,
+        () =>
+          alive().length === children.length &&
+          alive().filter((s) => s.node === 'b').length === onB.length,
+        'placed',
+      );
+      assert.ok(
+        alive().some((s) => s.node === 'b'),
+        'some children run on b',
+      );
+      const stopAt = c.clock.now();
+      await settled(c, sups[1]!.stop(), 'b stops taking part');
+      await tickUntil(
+        c.clock,
+        c.net,
+        () => alive().length === children.length && alive().every((s) => s.node === 'a'),
+        'every child on a',
+        { maxMs: 3 * DIST_SHUTDOWN_MS },
+      );
+      assert.ok(c.clock.now() - stopAt >= DIST_SHUTDOWN_MS, 'b waited for them to exit first');
     } finally {
       await c.stop();
     }
