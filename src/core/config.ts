@@ -382,8 +382,10 @@ export class Config {
     const o: Override = { value: copy, ts, origin: this.self, source };
     if (source === 'local') this.local.set(path, o);
     else {
-      this.cluster.set(path, o);
+      // Published first: a value replication refuses (FND_ERR_DIST_LIMIT) is not kept here
+      // either, or this node would hold (and prefer) a value no other node has.
       this.replication?.publish(path, copy, ts);
+      this.cluster.set(path, o);
     }
     this.recompute([path], source);
   }

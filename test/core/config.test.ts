@@ -9,7 +9,7 @@ import path from 'node:path';
 import { describe, it } from 'node:test';
 import { z } from 'zod';
 import type { ConfigChange } from '../../src/core/config.js';
-import { CORE_KINDS } from '../../src/core/wire.js';
+import { CORE_KINDS, CORE_LIMITS } from '../../src/core/wire.js';
 import type { FoundationNode } from '../../src/index.js';
 import { InMemoryNetwork, ManualClock } from '../../src/testing.js';
 import { rejectsWithCode } from '../helpers/assert.js';
@@ -231,6 +231,31 @@ describe('config: cluster-wide (in-memory network, manual clock)', () => {
         'FND_ERR_CONFIG_NOT_UPDATABLE',
       );
       await rejectsWithCode(b.config.setClusterWide('app..x', 1), 'FND_ERR_CONFIG_PATH');
+    } finally {
+      await c.stop();
+    }
+  });
+
+  it('a cluster-wide value replication refuses (over the per-node limit) is not kept on the writer either', async () => {
+    const c = await startMeshedCluster(['a', 'b'], { config: { updatable: ['*'] } });
+    try {
+      const [a, b] = c.nodes as [FoundationNode, FoundationNode];
+      const max = CORE_LIMITS.maxConfigEntriesPerNode;
+      for (let i = 0; i < max; i++) await a.config.setClusterWide(`k${i}`, i);
+      await rejectsWithCode(a.config.setClusterWide('over', 1), 'FND_ERR_DIST_LIMIT');
+      assert.equal(a.config.clusterEntry('over'), undefined);
+      // The next change (of a path already held) does not bring it in either.
+      await a.config.setClusterWide('k0', -1);
+      assert.equal(
+        codeOf(() => a.config.get('over')),
+        'FND_ERR_CONFIG_PATH',
+        'no such value',
+      );
+      await tickUntil(c.clock, c.net, () => b.config.get('k0') === -1, 'b has the change');
+      assert.equal(
+        codeOf(() => b.config.get('over')),
+        'FND_ERR_CONFIG_PATH',
+      );
     } finally {
       await c.stop();
     }
