@@ -225,6 +225,9 @@ export class Config {
   private readonly cluster = new Map<string, Override>();
   private current: Record<string, unknown>;
   private readonly listeners = new Set<Listener>();
+  /** Ends each open `changes()` iterator (on stop). */
+  private readonly iterators = new Set<() => void>();
+  private stopped = false;
   private replication: ConfigReplication | undefined;
   private consensus: ConfigConsensus | undefined;
   /** The group's committed values (whole set, at `consensusRevision`): applied over the rest. */
@@ -466,12 +469,12 @@ export class Config {
   /**
    * The changes from now on, as an async iterator (`for await (const c of node.config.changes())`).
    * Breaking out of the loop unsubscribes. Up to 1024 unread changes are buffered; older ones are
-   * dropped.
+   * dropped. The loop ends (after the buffered changes) when the node stops.
    */
   changes(path?: string): AsyncIterableIterator<ConfigChange> {
     const buffer: ConfigChange[] = [];
     let wake: ((r: IteratorResult<ConfigChange>) => void) | undefined;
-    let done = false;
+    let done = this.stopped;
     const off = this.subscribe((c) => {
       if (wake) {
         const w = wake;
@@ -494,6 +497,7 @@ export class Config {
       return: () => {
         done = true;
         off();
+        this.iterators.delete(end);
         const w = wake;
         wake = undefined;
         w?.({ value: undefined, done: true });
@@ -503,7 +507,16 @@ export class Config {
         return it;
       },
     };
+    const end = () => void it.return!();
+    if (done) off();
+    else this.iterators.add(end);
     return it;
+  }
+
+  /** The node is stopping: every `changes()` loop ends once it has read what is buffered. */
+  stop(): void {
+    this.stopped = true;
+    for (const end of [...this.iterators]) end();
   }
 
   /**

@@ -82,6 +82,7 @@ export class CoreServices {
   async stop(): Promise<void> {
     this.configSync.stop();
     this.configConsensus.stop();
+    this.config.stop();
     await this.protection.stop();
     this.telemetry.stop();
     this.events.stop();

@@ -208,6 +208,28 @@ const CFG = {
 
 const ports = (nodes: FoundationNode[]) => nodes.map((n) => n.config.get('app.port'));
 
+describe('config: changes() and the node stopping', () => {
+  it('a changes() loop ends when the node stops, after the changes it had not read', async () => {
+    const node = await oneNode({ defaults: { app: { port: 80 } }, updatable: ['app.*'] });
+    const seen: unknown[] = [];
+    let ended = false;
+    const loop = (async () => {
+      for await (const c of node.config.changes()) seen.push(c.newValue);
+      ended = true;
+    })();
+    node.config.update('app.port', 81);
+    await node.stop();
+    // A liveness bound (real time), so that a loop that never ends fails here instead of hanging.
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([loop, new Promise((r) => (timer = setTimeout(r, 10_000)))]);
+    clearTimeout(timer);
+    assert.equal(ended, true, 'the loop ended');
+    assert.deepEqual(seen, [81]);
+    // Asked for after the stop: already over.
+    assert.equal((await node.config.changes().next()).done, true);
+  });
+});
+
 describe('config: cluster-wide (in-memory network, manual clock)', () => {
   it('setClusterWide on one node reaches every node; a later write wins everywhere', async () => {
     const c = await startMeshedCluster(['a', 'b', 'c'], { config: CFG });
