@@ -339,6 +339,12 @@ export class RaftBackend implements ConsensusBackend {
     const deposed: Array<() => void> = [];
     let token: number | undefined;
     let stopped = false;
+    /**
+     * Until when (this node's clock) the lease surely holds: `ttl` after the request that granted
+     * or renewed it was sent. A renewal not confirmed by then deposes, before another node can
+     * have been granted the lease.
+     */
+    let heldUntil = 0;
     /** The lock request whose answer the run loop has not taken: resign gives its grant back. */
     let asking: Promise<{ ok: boolean; token?: number }> | undefined;
     const name = `leader:${group}`;
@@ -362,6 +368,7 @@ export class RaftBackend implements ConsensusBackend {
     const run = async () => {
       while (!stopped && !this.closed) {
         try {
+          const sentAt = this.ctx.clock.now();
           if (token === undefined) {
             asking = this.command({ op: 'lock', name, owner, ttlMs: ttl }) as Promise<{
               ok: boolean;
@@ -372,14 +379,16 @@ export class RaftBackend implements ConsensusBackend {
               asking = undefined;
               if (r.ok) {
                 token = r.token!;
+                heldUntil = sentAt + ttl;
                 for (const f of elected) f(token);
               }
             }
           } else {
-            const r = (await this.command({ op: 'renew', name, token, ttlMs: ttl })) as {
+            const r = (await this.command({ op: 'renew', name, token, ttlMs: ttl }, heldUntil)) as {
               ok: boolean;
             };
-            if (!r.ok) lose();
+            if (r.ok) heldUntil = sentAt + ttl;
+            else lose();
           }
         } catch {
           // No leader reachable: our lease may run out meanwhile; give it up before it does.
@@ -442,18 +451,19 @@ export class RaftBackend implements ConsensusBackend {
     return `${this.owner}:${++this.seq}`;
   }
 
-  private command(cmd: Command): Promise<unknown> {
-    return this.submit({ id: this.nextId(), t: 'cmd', cmd });
+  /** Submits a state machine command; gives up at clock time `until` if that is earlier. */
+  private command(cmd: Command, until?: number): Promise<unknown> {
+    return this.submit({ id: this.nextId(), t: 'cmd', cmd }, until);
   }
 
   /** Sends a request to the leader (following redirects, retrying the same id) until the deadline. */
-  private async submit(req: Request): Promise<unknown> {
+  private async submit(req: Request, until = Number.POSITIVE_INFINITY): Promise<unknown> {
     if (!this.started || this.closed)
       throw new FoundationError(
         'FND_ERR_CONSENSUS_NOT_STARTED',
         this.closed ? 'this node has stopped' : 'call node.consensus.start() first',
       );
-    const deadline = this.ctx.clock.now() + this.opts.timeoutMs;
+    const deadline = Math.min(this.ctx.clock.now() + this.opts.timeoutMs, until);
     let rotate = 0;
     while (this.ctx.clock.now() < deadline) {
       // Stopped meanwhile: pending operations fail (stop()), they are not retried elsewhere.

@@ -198,6 +198,33 @@ describe('node.consensus', () => {
     }
   });
 
+  it('leader(group): a holder cut off from the group is deposed before another node can be elected', async () => {
+    const c = await group(['a', 'b', 'c'], ['a', 'b', 'c']);
+    try {
+      // ttl well below the operation timeout (5 s): a renewal that cannot reach the group must
+      // give up when the lease may have run out, not when the operation times out.
+      const ttl = 1000;
+      const x = c.nodes.find((n) => n.consensus.status().role !== 'leader')!;
+      const y = c.nodes.find((n) => n !== x && n.consensus.status().role !== 'leader')!;
+      const events: string[] = [];
+      const hx = x.consensus.leader('jobs', { ttl });
+      hx.onDeposed(() => events.push('x deposed'));
+      await tickUntil(c.clock, c.net, () => hx.isLeader(), 'x leads');
+      await c.clock.tickAsync(ttl);
+      c.net.partition(
+        [x.address],
+        c.nodes.filter((n) => n !== x).map((n) => n.address),
+      );
+      const hy = y.consensus.leader('jobs', { ttl });
+      hy.onElected(() => events.push('y elected'));
+      await tickUntil(c.clock, c.net, () => hy.isLeader(), 'y leads', { maxMs: 20_000 });
+      assert.deepEqual(events, ['x deposed', 'y elected']);
+    } finally {
+      c.net.heal();
+      await c.stop();
+    }
+  });
+
   it('an operation still looking for a leader when its node stops fails at once', async () => {
     const c = await group(['a', 'b', 'c'], ['a', 'b', 'c']);
     try {
