@@ -14,6 +14,7 @@ import {
   decodeStoredEvent,
   type EventQueryMsg,
   type StoredEvent,
+  stoppedError,
 } from './wire.js';
 
 export type { StoredEvent } from './wire.js';
@@ -82,6 +83,8 @@ export class Events {
       this.deliver(d.value.event);
     });
     ctx.net.handle(CORE_KINDS.eventQuery, (payload) => {
+      // Stopping (the store is closed): the asker lists this node as missing, not as empty.
+      if (this.stopped) throw stoppedError('events');
       const d = decodeEventQuery(payload, limits, maxName);
       if (!d.ok) {
         throw new FoundationError('FND_ERR_DIST_MESSAGE', `event query: ${d.reason}`, {

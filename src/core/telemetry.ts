@@ -9,7 +9,13 @@ import type { DistContext } from '../dist/context.js';
 import { FoundationError } from '../errors.js';
 import type { TimerHandle } from '../util/clock.js';
 import { CHANNELS, publish } from '../util/diagnostics.js';
-import { CORE_KINDS, type CoreLimits, decodeMetrics, type MetricFamily } from './wire.js';
+import {
+  CORE_KINDS,
+  type CoreLimits,
+  decodeMetrics,
+  type MetricFamily,
+  stoppedError,
+} from './wire.js';
 
 export type Labels = Record<string, string | number>;
 
@@ -150,6 +156,7 @@ export class Telemetry extends EventEmitter<TelemetryEvents> {
   >();
   private readonly unsubscribe: Array<() => void> = [];
   private readonly watches: TimerHandle[] = [];
+  private stopped = false;
 
   constructor(
     private readonly ctx: DistContext,
@@ -162,7 +169,11 @@ export class Telemetry extends EventEmitter<TelemetryEvents> {
     if (runtimeMetrics) client.collectDefaultMetrics({ register: this.registry });
     this.nodeGauges();
     this.channelMetrics();
-    ctx.net.handle(CORE_KINDS.metrics, async () => this.snapshot());
+    ctx.net.handle(CORE_KINDS.metrics, async () => {
+      // Stopping (the registry is cleared): the asker lists this node as missing, not as empty.
+      if (this.stopped) throw stoppedError('telemetry');
+      return this.snapshot();
+    });
   }
 
   private get<T extends AnyMetric>(
@@ -626,6 +637,7 @@ export class Telemetry extends EventEmitter<TelemetryEvents> {
   }
 
   stop(): void {
+    this.stopped = true;
     for (const u of this.unsubscribe.splice(0)) u();
     for (const w of this.watches.splice(0)) w.cancel();
     this.registry.clear();

@@ -2,7 +2,19 @@
 // metrics) and the one decoder each goes through, in the style of src/dist/wire.ts: shape, types
 // and bounds are checked and a typed value or a reason comes back before any state changes.
 import { approxSize, type Decoded, isName } from '../dist/wire.js';
+import { FoundationError } from '../errors.js';
 import { type Hlc, isHlc } from '../util/hlc.js';
+
+/**
+ * The answer of a core service a peer asks while this node stops: FND_ERR_NODE_STOPPED, so the
+ * asker counts the node as missing instead of taking an empty answer for its data.
+ */
+export function stoppedError(service: string): FoundationError {
+  return new FoundationError(
+    'FND_ERR_NODE_STOPPED',
+    `this node is stopping: its ${service} are closed`,
+  );
+}
 
 /** Messenger kinds of the core services (see docs/protocol.md). Append only. */
 export const CORE_KINDS = {

@@ -306,6 +306,10 @@ describe('events: cluster (in-memory network, manual clock)', () => {
       const down = await ask({ correlationId: 'trace' });
       assert.deepEqual(down.missing, ['c', 'd']);
       c.net.resume(d.address);
+      // A member whose core services stopped (it is stopping) is missing, not an empty answer.
+      await (b as unknown as { core: { stop(): Promise<void> } }).core.stop();
+      const stopping = await ask({ correlationId: 'trace' });
+      assert.deepEqual(stopping.missing, ['b', 'c', 'd']);
     } finally {
       await c.stop();
     }

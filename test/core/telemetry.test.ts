@@ -248,6 +248,9 @@ describe('telemetry', () => {
       await tickUntil(c.clock, c.net, () => slow !== undefined, 'timed out', { maxMs: 2000 });
       assert.deepEqual(slow!.missing.sort(), ['c', 'd']);
       c.net.resume(cc.address);
+      // A member whose core services stopped (it is stopping) is missing, not an empty answer.
+      await (b as unknown as { core: { stop(): Promise<void> } }).core.stop();
+      assert.deepEqual((await get('sum')).missing.sort(), ['b', 'd']);
     } finally {
       await c.stop();
     }
