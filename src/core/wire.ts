@@ -10,10 +10,7 @@ import { type Hlc, isHlc } from '../util/hlc.js';
  * asker counts the node as missing instead of taking an empty answer for its data.
  */
 export function stoppedError(service: string): FoundationError {
-  return new FoundationError(
-    'FND_ERR_NODE_STOPPED',
-    `this node is stopping: its ${service} are closed`,
-  );
+  return new FoundationError('FND_ERR_NODE_STOPPED', `this node is stopping: ${service} closed`);
 }
 
 /** Messenger kinds of the core services (see docs/protocol.md). Append only. */
