@@ -74,6 +74,9 @@ export class RaftBackend implements ConsensusBackend {
   private started = false;
   /** Set by stop(): the node is going away; campaign loops end and operations fail. */
   private closed = false;
+  /** Settles when this member closes: requests still in flight to other members stop waiting. */
+  private readonly closing: Promise<undefined>;
+  private signalClosed!: () => void;
   private raft: Raft | undefined;
   private storage: RaftStorage | undefined;
   private readonly machine = new Machine();
@@ -92,6 +95,9 @@ export class RaftBackend implements ConsensusBackend {
   private readonly owner: string;
 
   constructor(private readonly ctx: DistContext) {
+    this.closing = new Promise((resolve) => {
+      this.signalClosed = () => resolve(undefined);
+    });
     this.owner = `${ctx.self}~${ctx.epoch}`;
     this.machine.onEvent = (e) => {
       for (const w of this.watchers) {
@@ -201,6 +207,7 @@ export class RaftBackend implements ConsensusBackend {
     await Promise.race([resigned, sleep(this.ctx, this.opts.electionTicks * this.opts.tickMs * 2)]);
     await this.handOver();
     this.closed = true;
+    this.signalClosed();
     this.timer?.cancel();
     this.timer = undefined;
     this.storage?.close();
@@ -341,10 +348,12 @@ export class RaftBackend implements ConsensusBackend {
     let stopped = false;
     /**
      * Until when (this node's clock) the lease surely holds: `ttl` after the request that granted
-     * or renewed it was sent. A renewal not confirmed by then deposes, before another node can
-     * have been granted the lease.
+     * or renewed it was sent (the group's leader stamps it later). A renewal not confirmed a tenth
+     * of the ttl before that deposes, so no other node can have been granted the lease yet (the
+     * tenth: some room for the clocks' skew).
      */
     let heldUntil = 0;
+    const margin = ttl / 10;
     /** The lock request whose answer the run loop has not taken: resign gives its grant back. */
     let asking: Promise<{ ok: boolean; token?: number }> | undefined;
     const name = `leader:${group}`;
@@ -384,7 +393,8 @@ export class RaftBackend implements ConsensusBackend {
               }
             }
           } else {
-            const r = (await this.command({ op: 'renew', name, token, ttlMs: ttl }, heldUntil)) as {
+            const until = heldUntil - margin;
+            const r = (await this.command({ op: 'renew', name, token, ttlMs: ttl }, until)) as {
               ok: boolean;
             };
             if (r.ok) heldUntil = sentAt + ttl;
@@ -476,7 +486,10 @@ export class RaftBackend implements ConsensusBackend {
         res =
           to === this.ctx.self
             ? await this.serve(bind(req, this.ctx.self))
-            : ((await this.ctx.net.request(to, COORD_KINDS.request, req, left)) as Response);
+            : ((await Promise.race([
+                this.ctx.net.request(to, COORD_KINDS.request, req, left),
+                this.closing,
+              ])) as Response | undefined);
       } catch {
         this.leaderHint = null;
       }

@@ -206,9 +206,7 @@ describe('node.consensus', () => {
       const ttl = 1000;
       const x = c.nodes.find((n) => n.consensus.status().role !== 'leader')!;
       const y = c.nodes.find((n) => n !== x && n.consensus.status().role !== 'leader')!;
-      const events: string[] = [];
       const hx = x.consensus.leader('jobs', { ttl });
-      hx.onDeposed(() => events.push('x deposed'));
       await tickUntil(c.clock, c.net, () => hx.isLeader(), 'x leads');
       await c.clock.tickAsync(ttl);
       c.net.partition(
@@ -216,9 +214,12 @@ describe('node.consensus', () => {
         c.nodes.filter((n) => n !== x).map((n) => n.address),
       );
       const hy = y.consensus.leader('jobs', { ttl });
-      hy.onElected(() => events.push('y elected'));
+      let xLeadsToo: boolean | undefined;
+      hy.onElected(() => {
+        xLeadsToo = hx.isLeader();
+      });
       await tickUntil(c.clock, c.net, () => hy.isLeader(), 'y leads', { maxMs: 20_000 });
-      assert.deepEqual(events, ['x deposed', 'y elected']);
+      assert.equal(xLeadsToo, false, 'x no longer said it led when y was elected');
     } finally {
       c.net.heal();
       await c.stop();
@@ -233,18 +234,21 @@ describe('node.consensus', () => {
       c.net.partition([x.address], others);
       const put = x.consensus.kv.put('k', 1);
       let failed: unknown;
+      let failedAt = 0;
       put.catch((e) => {
         failed = e;
+        failedAt = c.clock.now();
       });
       await c.clock.tickAsync(500);
       assert.equal(failed, undefined, 'still retrying');
       const stoppedAt = c.clock.now();
-      await settle(c, x.stop());
+      const stopping = x.stop();
       await tickUntil(c.clock, c.net, () => failed !== undefined, 'the put to fail', {
         maxMs: 10_000,
       });
       assert.ok(isFoundationError(failed, 'FND_ERR_CONSENSUS_NOT_STARTED'), String(failed));
-      assert.ok(c.clock.now() - stoppedAt < 1000, 'not after the operation timeout (5 s)');
+      assert.ok(failedAt - stoppedAt < 1000, 'not after the operation timeout (5 s)');
+      await settle(c, stopping);
     } finally {
       c.net.heal();
       await c.stop();
