@@ -324,7 +324,7 @@ describe('distributed supervisor', () => {
     try {
       const started: Array<{ node: string; pid: Pid }> = [];
       for (const n of c.nodes)
-        n.define('stubborn', () => ({
+        n.define('trapper', () => ({
           init(ctx) {
             ctx.trapExits = true;
             started.push({ node: n.name, pid: ctx.self });
@@ -333,13 +333,13 @@ describe('distributed supervisor', () => {
         }));
       const children = ids(6);
       const sups = c.nodes.map((n) =>
-        n.distributedSupervisor('stubs', {
-          children: children.map((id) => ({ id, kind: 'stubborn' })),
+        n.distributedSupervisor('trappers', {
+          children: children.map((id) => ({ id, kind: 'trapper' })),
           redistribution: 'active',
         }),
       );
       const alive = () => started.filter((s) => c.nodes.some((n) => n.actors.isAlive(s.pid)));
-      const onB = children.filter((id) => rendezvous(`d:stubs\u0000${id}`, ['a', 'b']) === 'b');
+      const onB = children.filter((id) => rendezvous(`d:trappers\u0000${id}`, ['a', 'b']) === 'b');
       await tickUntil(
         c.clock,
         c.net,
