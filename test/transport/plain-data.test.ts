@@ -46,6 +46,19 @@ function writeForm(out: number[], v: Simple, form: number): void {
   const be = (n: number, bytes: number) => {
     for (let i = bytes - 1; i >= 0; i--) out.push(Math.floor(n / 2 ** (8 * i)) & 0xff);
   };
+  /**
+   * A length header: the `form`-th of `forms` ([type, width]; width 0: a fix type, `type | n`,
+   * for n below `fixMax`) that can hold n.
+   */
+  const header = (n: number, forms: Array<[number, number]>, fixMax = 16) => {
+    const fit = forms.filter(([, w]) => (w === 0 ? n < fixMax : n < 2 ** (8 * w)));
+    const [type, w] = fit[form % fit.length]!;
+    if (w === 0) out.push(type | n);
+    else {
+      out.push(type);
+      be(n, w);
+    }
+  };
   if (v === null) out.push(0xc0);
   else if (v === true) out.push(0xc3);
   else if (v === false) out.push(0xc2);
@@ -74,64 +87,41 @@ function writeForm(out: number[], v: Simple, form: number): void {
     }
   } else if (typeof v === 'string' || Buffer.isBuffer(v)) {
     const bytes = typeof v === 'string' ? Buffer.from(v) : v;
-    const n = bytes.length;
-    const forms: Array<[number, number]> =
-      typeof v === 'string'
-        ? ([
-            [0xa0, 0],
-            [0xd9, 1],
-            [0xda, 2],
-            [0xdb, 4],
-          ].filter(([t, w]) => (t === 0xa0 ? n < 32 : n < 2 ** (8 * w!))) as Array<
-            [number, number]
-          >)
-        : ([
-            [0xc4, 1],
-            [0xc5, 2],
-            [0xc6, 4],
-          ].filter(([, w]) => n < 2 ** (8 * w!)) as Array<[number, number]>);
-    const [type, w] = forms[form % forms.length]!;
-    if (type === 0xa0) out.push(0xa0 | n);
-    else {
-      out.push(type);
-      be(n, w);
-    }
+    if (typeof v === 'string')
+      header(
+        bytes.length,
+        [
+          [0xa0, 0],
+          [0xd9, 1],
+          [0xda, 2],
+          [0xdb, 4],
+        ],
+        32,
+      );
+    else
+      header(bytes.length, [
+        [0xc4, 1],
+        [0xc5, 2],
+        [0xc6, 4],
+      ]);
     for (const b of bytes) out.push(b);
   } else if (!Array.isArray(v)) {
     const keys = Object.keys(v);
-    const n = keys.length;
-    const forms = (
-      [
-        [0x80, 0],
-        [0xde, 2],
-        [0xdf, 4],
-      ] as Array<[number, number]>
-    ).filter(([t]) => t !== 0x80 || n < 16);
-    const [type, w] = forms[form % forms.length]!;
-    if (type === 0x80) out.push(0x80 | n);
-    else {
-      out.push(type);
-      be(n, w);
-    }
+    header(keys.length, [
+      [0x80, 0],
+      [0xde, 2],
+      [0xdf, 4],
+    ]);
     for (const k of keys) {
       writeForm(out, k, form);
       writeForm(out, v[k]!, form);
     }
   } else {
-    const n = v.length;
-    const forms = (
-      [
-        [0x90, 0],
-        [0xdc, 2],
-        [0xdd, 4],
-      ] as Array<[number, number]>
-    ).filter(([t]) => t !== 0x90 || n < 16);
-    const [type, w] = forms[form % forms.length]!;
-    if (type === 0x90) out.push(0x90 | n);
-    else {
-      out.push(type);
-      be(n, w);
-    }
+    header(v.length, [
+      [0x90, 0],
+      [0xdc, 2],
+      [0xdd, 4],
+    ]);
     for (const item of v) writeForm(out, item, form);
   }
 }
