@@ -141,6 +141,23 @@ function checkLabels(labels: Labels | undefined): Labels {
 
 type AnyMetric = client.Counter<string> | client.Gauge<string> | client.Histogram<string>;
 
+let runtimeRegistry: client.Registry | undefined;
+
+/**
+ * prom-client's default metrics (the runtime figures), made once per process: they read
+ * process-wide sources that prom-client never lets go (an event-loop delay histogram, a GC
+ * observer), so a set per node would leave one of each behind every node that stops. Every
+ * node's registry holds these same metric objects; the `node` label is the registry's own.
+ */
+function runtimeMetrics(): client.Metric[] {
+  if (runtimeRegistry === undefined) {
+    runtimeRegistry = new client.Registry();
+    client.collectDefaultMetrics({ register: runtimeRegistry });
+  }
+  const r = runtimeRegistry;
+  return r.getMetricsAsArray().map((m) => r.getSingleMetric(m.name)!);
+}
+
 /** Events of node.telemetry. */
 export interface TelemetryEvents {
   /** A watched metric's sample was flagged by its EWMA + z-score detector. */
@@ -162,11 +179,11 @@ export class Telemetry extends EventEmitter<TelemetryEvents> {
     private readonly ctx: DistContext,
     private readonly source: TelemetrySource,
     private readonly limits: CoreLimits,
-    runtimeMetrics: boolean,
+    withRuntime: boolean,
   ) {
     super();
     this.registry.setDefaultLabels({ node: ctx.self });
-    if (runtimeMetrics) client.collectDefaultMetrics({ register: this.registry });
+    if (withRuntime) for (const m of runtimeMetrics()) this.registry.registerMetric(m);
     this.nodeGauges();
     this.channelMetrics();
     ctx.net.handle(CORE_KINDS.metrics, async () => {

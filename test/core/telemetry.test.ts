@@ -2,6 +2,7 @@
 // channels and node figures as metrics, metrics of every node combined with the members that did
 // not answer reported, and EWMA + z-score anomaly flags on a deterministic series.
 import assert from 'node:assert/strict';
+import perfHooks from 'node:perf_hooks';
 import { describe, it } from 'node:test';
 import { EwmaDetector } from '../../src/core/telemetry.js';
 import { CORE_KINDS } from '../../src/core/wire.js';
@@ -66,6 +67,34 @@ describe('telemetry', () => {
       assert.match(text, /nodejs_gc_duration_seconds/);
     } finally {
       await node.stop();
+    }
+  });
+
+  it('runtime metrics are collected once per process: nodes that stop leave no collector behind', async () => {
+    // prom-client makes one event-loop delay histogram per collection it starts, and never
+    // disables it: count them while nodes start and stop.
+    const made = { n: 0 };
+    const original = perfHooks.monitorEventLoopDelay;
+    perfHooks.monitorEventLoopDelay = (...args) => {
+      made.n++;
+      return original(...args);
+    };
+    const clock = new ManualClock();
+    const net = new InMemoryNetwork(clock, 1);
+    try {
+      for (let i = 0; i < 3; i++) await (await startMemNode(net, clock, { name: `n${i}` })).stop();
+      const a = await startMemNode(net, clock, { name: 'a' });
+      const b = await startMemNode(net, clock, { name: 'b' });
+      assert.ok(made.n <= 1, `${made.n} event-loop delay histograms for 5 nodes`);
+      // Each node's scrape carries its own node label; stopping one leaves the other's intact.
+      assert.match(await a.telemetry.getMetrics(), /nodejs_eventloop_lag_p99_seconds\{node="a"\}/);
+      await a.stop();
+      const text = await b.telemetry.getMetrics();
+      assert.match(text, /nodejs_eventloop_lag_p99_seconds\{node="b"\}/);
+      assert.ok(seriesValue(text, 'nodejs_heap_size_used_bytes{node="b"}')! > 0);
+      await b.stop();
+    } finally {
+      perfHooks.monitorEventLoopDelay = original;
     }
   });
 
