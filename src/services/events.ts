@@ -65,10 +65,16 @@ export class ServiceEvents {
         this.log.error({ event, service, err: (err as Error)?.message }, 'event handler threw');
       }
     };
-    return [
-      this.pubsub.subscribe(BALANCED + pattern, run('emit', BALANCED), { queue: service }),
-      this.pubsub.subscribe(BROADCAST + pattern, run('broadcast', BROADCAST)),
-    ];
+    const balanced = this.pubsub.subscribe(BALANCED + pattern, run('emit', BALANCED), {
+      queue: service,
+    });
+    try {
+      return [balanced, this.pubsub.subscribe(BROADCAST + pattern, run('broadcast', BROADCAST))];
+    } catch (err) {
+      // Both or neither: the caller keeps no subscription when this throws (FND_ERR_DIST_LIMIT).
+      balanced.unsubscribe();
+      throw err;
+    }
   }
 
   /** One instance of every service listening to `event` gets it (at most once). */

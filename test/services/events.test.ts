@@ -117,4 +117,31 @@ describe('service events', () => {
       await c.stop();
     }
   });
+
+  it('a service whose event listeners do not all fit in pub/sub keeps none of them', async () => {
+    const c = await startMeshedCluster(['a']);
+    try {
+      const [a] = c.nodes as [FoundationNode];
+      // Fill this node's pub/sub entries (maxEntriesPerNode) but for one: an event listener
+      // needs two (one for emit, one for broadcast).
+      const subs = [];
+      for (let i = 0; ; i++) {
+        try {
+          subs.push(a.pubsub.subscribe(`fill.${i}`, () => {}));
+        } catch (err) {
+          assert.equal((err as { code?: string }).code, 'FND_ERR_DIST_LIMIT');
+          break;
+        }
+      }
+      subs.pop()!.unsubscribe();
+      assert.throws(() => a.service('s', {}, { events: { e: () => {} } }), {
+        code: 'FND_ERR_DIST_LIMIT',
+      });
+      // The emit listener that did fit was let go with the service: its entry is free again.
+      a.pubsub.subscribe('after', () => {}).unsubscribe();
+      assert.deepEqual(a.pubsub.interestedNodes('$svc.e.e'), []);
+    } finally {
+      await c.stop();
+    }
+  });
 });
