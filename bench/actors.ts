@@ -322,13 +322,26 @@ async function clientRole(
     cpuUs: number;
     serverCpuUs: number;
     rps: number[];
+    /** Per round: CPU µs per call, client + server. */
+    cpuRounds: number[];
+    /** Per round: the slowest call, ms. */
+    maxRounds: number[];
     lat: Float64Array[];
     sLat: Float64Array[];
   }
   const acc = Object.fromEntries(
     impls.map((impl) => [
       impl,
-      { seconds: 0, cpuUs: 0, serverCpuUs: 0, rps: [], lat: [], sLat: [] } as Acc,
+      {
+        seconds: 0,
+        cpuUs: 0,
+        serverCpuUs: 0,
+        rps: [],
+        cpuRounds: [],
+        maxRounds: [],
+        lat: [],
+        sLat: [],
+      } as Acc,
     ]),
   ) as Record<Impl, Acc>;
   /**
@@ -349,6 +362,13 @@ async function clientRole(
         a.cpuUs += p.clientCpuUs;
         a.seconds += p.seconds;
         a.rps.push(Math.round(PIPELINED / p.seconds));
+        a.cpuRounds.push(round((p.clientCpuUs + p.serverCpuUs) / PIPELINED, 2));
+        a.maxRounds.push(
+          round(
+            p.lat.reduce((x, y) => Math.max(x, y), 0),
+            1,
+          ),
+        );
         a.lat.push(p.lat);
       }
     }
@@ -369,6 +389,10 @@ async function clientRole(
         requests: total,
         rps: Math.round(total / a.seconds),
         rps_rounds: a.rps,
+        // A round slower than the others with the same CPU per call waited (the processes were not
+        // running: a stall, see its slowest call); one with more CPU per call did more work.
+        cpu_us_per_req_rounds: a.cpuRounds,
+        max_latency_ms_rounds: a.maxRounds,
         client_cpu_us_per_req: round(a.cpuUs / total, 2),
         server_cpu_us_per_req: round(a.serverCpuUs / total, 2),
         ...latencySummary(concat(a.lat)),
