@@ -5,7 +5,8 @@
 //   ping-pong:  two actors, 1 000 000 round trips → round trips/s
 //   cross-node: `node.call` to an actor on another node process, a GenServer and the README's plain
 //               `async (msg) => msg` handler, 64 in flight → calls/s, and one in flight → p50/p99,
-//               next to `node.messenger.request` (the same request without the actor layer);
+//               next to `node.messenger.request` (the same request without the actor layer)
+//               and to `messenger.request` measured a second time (the run's noise);
 //               then 1 MiB messages, 8 in flight, GenServer call next to `messenger.request`.
 //               In the same run, each in a pair of processes of its own: bench/baseline's bare
 //               socket (same framing, same pattern), and the async-handler call between nodes
@@ -65,10 +66,16 @@ const DEPTH = 64;
  * measures the climb, and whichever implementation runs during it.
  */
 const WARMUP_ROUNDS = 10;
-/** Calls per implementation and round; ROUNDS blocks of each are interleaved. */
+/** Calls per implementation and round; ROUNDS (PIPELINED_ROUNDS) blocks of each are interleaved. */
 const PIPELINED = 20_000;
 const SEQUENTIAL = 2_000;
 const ROUNDS = 10;
+/**
+ * Pipelined rounds: 40, not 10. The same code measured twice in one run (`messenger` and
+ * `messenger-again`) differed in calls/s by a standard deviation of 7.0 % with 10 rounds, and of
+ * 5.1 % with 40 (14 runs each; docs/benchmarks.md, eleventh pass).
+ */
+const PIPELINED_ROUNDS = 40;
 const SERVER_NAME = 'bench-actors-server';
 /** Large messages: a binary this size, echoed, LARGE_DEPTH in flight, LARGE_CALLS per block. */
 const LARGE_BYTES = 1 << 20;
@@ -226,10 +233,12 @@ async function localRole(): Promise<void> {
 // a node-level messenger echo handler (the same request without the actor layer) and the
 // baseline server.
 
-type Impl = 'baseline' | 'messenger' | 'actor-call' | 'actor-async';
+type Impl = 'baseline' | 'messenger' | 'messenger-again' | 'actor-call' | 'actor-async';
 /**
  * Three pairs of processes in the same run, each measuring its own implementations: the bare
- * baseline; Foundation's three (they share the code under test); and the async-handler call
+ * baseline; Foundation's (they share the code under test), `messenger-again` being
+ * `messenger` measured a second time, so that the run shows how far apart the same code
+ * measures (its noise); and the async-handler call
  * between nodes started with `busyPollUs: 0`, to show what the default's busy polling does (its
  * lines say `actor-async-no-poll`). Blocks of the bare baseline (or of nodes with other options)
  * interleaved in the same processes made every later block of the others slower and far
@@ -238,7 +247,7 @@ type Impl = 'baseline' | 'messenger' | 'actor-call' | 'actor-async';
 type PairKind = 'baseline' | 'foundation' | 'no-poll';
 const PAIR_IMPLS: Record<PairKind, Impl[]> = {
   baseline: ['baseline'],
-  foundation: ['messenger', 'actor-call', 'actor-async'],
+  foundation: ['messenger', 'actor-call', 'actor-async', 'messenger-again'],
   'no-poll': ['actor-async'],
 };
 const NO_POLL = { busyPollUs: 0 };
@@ -311,6 +320,7 @@ async function clientRole(
   const calls: Record<Impl, Call> = {
     baseline: baseline.call,
     messenger: (payload) => m.request(SERVER_NAME, 'echo', payload),
+    'messenger-again': (payload) => m.request(SERVER_NAME, 'echo', payload),
     // The pid as it arrived from the other process: a plain object, like any pid off the wire.
     'actor-call': (payload) => node.call(echo, payload),
     'actor-async': (payload) => node.call(echoAsync, payload),
@@ -349,7 +359,7 @@ async function clientRole(
    * warm-up (run the same way, not counted).
    */
   const pipelinedRounds = async (): Promise<void> => {
-    for (let r = -WARMUP_ROUNDS; r < ROUNDS; r++) {
+    for (let r = -WARMUP_ROUNDS; r < PIPELINED_ROUNDS; r++) {
       for (let k = 0; k < impls.length; k++) {
         const impl = impls[(r + WARMUP_ROUNDS + k) % impls.length]!;
         if (r < 0) {
@@ -379,7 +389,7 @@ async function clientRole(
     if (measure) acc[impl].sLat.push(lat);
   };
   const report = async (): Promise<void> => {
-    const total = PIPELINED * ROUNDS;
+    const total = PIPELINED * PIPELINED_ROUNDS;
     for (const impl of impls) {
       const a = acc[impl];
       emit({
@@ -561,6 +571,7 @@ async function main(): Promise<void> {
     payload_bytes: PAYLOAD_BYTES,
     depth: DEPTH,
     rounds: ROUNDS,
+    pipelined_rounds: PIPELINED_ROUNDS,
     warmup_rounds: WARMUP_ROUNDS,
   });
 
@@ -605,6 +616,10 @@ async function main(): Promise<void> {
     cpu_us_per_req_messenger: round(cpu('messenger'), 2),
     cpu_us_per_req_actor_async: round(cpu('actor-async'), 2),
     cpu_ratio_async_vs_messenger: round(cpu('messenger') / cpu('actor-async')),
+    // The same code measured twice: how far apart two measurements of one implementation land
+    // in this run (1 would be no noise at all).
+    messenger_again_rps: rps('messenger-again'),
+    ratio_messenger_again_vs_messenger: round(rps('messenger-again') / rps('messenger')),
     target: `ratio_rps >= ${TARGET_CALL_RATIO} and ratio_async_vs_messenger >= ${TARGET_ASYNC_VS_MESSENGER}`,
     met: ratio >= TARGET_CALL_RATIO && asyncRatio >= TARGET_ASYNC_VS_MESSENGER,
     pinned,
@@ -618,6 +633,7 @@ async function main(): Promise<void> {
     actor_call_p50_us: p50('actor-call'),
     actor_async_p50_us: p50('actor-async'),
     ratio_p50_messenger: round(p50('messenger') / p50('baseline')),
+    ratio_p50_messenger_again_vs_messenger: round(p50('messenger-again') / p50('messenger')),
     ratio_p50_async: round(p50Ratio),
     target: `ratio_p50_async <= ${TARGET_ASYNC_P50_RATIO}`,
     met: p50Ratio <= TARGET_ASYNC_P50_RATIO,
