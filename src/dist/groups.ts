@@ -115,7 +115,7 @@ export class ProcessGroups extends EventEmitter<GroupEvents> {
     if (!isName(group, this.ctx.limits.maxNameLength)) {
       throw new FoundationError(
         'FND_ERR_INVALID_OPTION',
-        `option "group": a non-empty string of at most ${this.ctx.limits.maxNameLength} characters`,
+        `option "group": a non-empty, well-formed string of at most ${this.ctx.limits.maxNameLength} characters`,
         { field: 'group' },
       );
     }

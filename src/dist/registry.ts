@@ -175,7 +175,7 @@ export class Registry extends EventEmitter<RegistryEvents> {
     if (!isName(name, this.ctx.limits.maxNameLength)) {
       throw new FoundationError(
         'FND_ERR_INVALID_OPTION',
-        `option "name": a non-empty string of at most ${this.ctx.limits.maxNameLength} characters`,
+        `option "name": a non-empty, well-formed string of at most ${this.ctx.limits.maxNameLength} characters`,
         { field: 'name' },
       );
     }

@@ -65,9 +65,18 @@ function isObject(v: unknown): v is Record<string, unknown> {
 const isNat = (v: unknown): v is number =>
   typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
 
-/** A non-empty string of at most `max` UTF-16 units. */
+/**
+ * Whether `s` is well-formed UTF-16 (no lone surrogate). The wire carries strings as UTF-8, which
+ * turns a lone surrogate into U+FFFD: such a string would be one thing here and another on every
+ * other node.
+ */
+export function isWellFormed(s: string): boolean {
+  return (s as unknown as { isWellFormed(): boolean }).isWellFormed();
+}
+
+/** A non-empty, well-formed string of at most `max` UTF-16 units. */
 export function isName(v: unknown, max: number): v is string {
-  return typeof v === 'string' && v.length > 0 && v.length <= max;
+  return typeof v === 'string' && v.length > 0 && v.length <= max && isWellFormed(v);
 }
 
 /**

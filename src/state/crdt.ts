@@ -5,7 +5,8 @@
 // and loss (repaired by anti-entropy) cannot make replicas diverge. Delta-state CRDTs after
 // Almeida, Shoker, Baquero, "Delta State Replicated Data Types" (2018), as delta_crdt does it.
 import { createHash } from 'node:crypto';
-import { approxSize, type Decoded } from '../dist/wire.js';
+import { approxSize, type Decoded, isName, isWellFormed } from '../dist/wire.js';
+import { FoundationError } from '../errors.js';
 import { compareHlc, type Hlc, isHlc } from '../util/hlc.js';
 
 /** Bounds a decoded state must respect: what one member can make this node hold per object. */
@@ -67,6 +68,12 @@ export function pncounterValue(s: PNCounter): number {
 // Causal context: which events (dots: replica + sequence number) a state has seen. A compact
 // version vector plus a "cloud" of dots seen out of order (deltas arrive in any order).
 
+/**
+ * The highest dot sequence number: a replica never issues more, and a peer's state claiming more
+ * is refused. 2^48 adds on one replica is out of reach, and every dot + 1 stays exact.
+ */
+export const MAX_DOT = 2 ** 48;
+
 export class CausalContext {
   readonly vv = new Map<string, number>();
   readonly cloud = new Map<string, Set<number>>();
@@ -88,7 +95,9 @@ export class CausalContext {
       this.cloud.set(replica, c);
     }
     c.add(n);
-    this.compact(replica);
+    // Only a dot right after the version vector can extend it (a full compact here would make
+    // adding many out-of-order dots quadratic).
+    if (n === (this.vv.get(replica) ?? 0) + 1) this.compact(replica);
     return true;
   }
 
@@ -156,8 +165,14 @@ export const emptyOrSet = (): OrSet => ({ entries: new Map(), ctx: new CausalCon
 export function orsetAdd(s: OrSet, replica: string, v: unknown): OrSet {
   const key = canonicalJson(v);
   const n = s.ctx.next(replica);
+  if (n > MAX_DOT)
+    throw new FoundationError('FND_ERR_STATE_LIMIT', `replica ${replica} has used all its dots`, {
+      limit: 'dots',
+    });
   const d = emptyOrSet();
-  d.entries.set(key, { v, dots: new Map([[dotKey(replica, n), [replica, n]]]) });
+  // The element is kept in its canonical form (object keys sorted), as every replica keeps it: the
+  // same element then encodes to the same bytes everywhere, whatever key order it was added with.
+  d.entries.set(key, { v: JSON.parse(key), dots: new Map([[dotKey(replica, n), [replica, n]]]) });
   d.ctx.add(replica, n);
   // The delta's context also covers the element's older dots: the new add replaces them.
   for (const [r, m] of s.entries.get(key)?.dots.values() ?? []) d.ctx.add(r, m);
@@ -435,14 +450,20 @@ export function canonicalJson(v: unknown): string {
   return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson((v as Record<string, unknown>)[k])}`).join(',')}}`;
 }
 
-/** Plain JSON data only (what values and elements may be): no functions, bigints, cycles, bytes. */
+/**
+ * Plain JSON data only (what values and elements may be): no functions, bigints, cycles, bytes,
+ * and well-formed strings only, keys included (see isWellFormed).
+ */
 export function isPlainData(v: unknown, depth = 0): boolean {
   if (depth > 32) return false;
-  if (v === null || typeof v === 'string' || typeof v === 'boolean') return true;
+  if (v === null || typeof v === 'boolean') return true;
+  if (typeof v === 'string') return isWellFormed(v);
   if (typeof v === 'number') return Number.isFinite(v);
   if (Array.isArray(v)) return v.every((x) => isPlainData(x, depth + 1));
   if (typeof v === 'object' && Object.getPrototypeOf(v) === Object.prototype)
-    return Object.values(v as object).every((x) => isPlainData(x, depth + 1));
+    return Object.entries(v as object).every(
+      ([k, x]) => isWellFormed(k) && isPlainData(x, depth + 1),
+    );
   return false;
 }
 
@@ -451,8 +472,10 @@ export function isPlainData(v: unknown, depth = 0): boolean {
 const fail = (reason: string): { ok: false; reason: string } => ({ ok: false, reason });
 const isNat = (v: unknown): v is number =>
   typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
-const isKey = (v: unknown, max: number): v is string =>
-  typeof v === 'string' && v.length > 0 && v.length <= max;
+/** A dot's sequence number (or a version vector's top): 1..MAX_DOT (0 too when `zero`). */
+const isDot = (v: unknown, zero = false): v is number =>
+  isNat(v) && v <= MAX_DOT && (zero || v > 0);
+const isKey = isName;
 
 class Budget {
   used = 0;
@@ -484,7 +507,7 @@ function decodeCtx(w: unknown, lim: CrdtLimits, b: Budget): CausalContext | stri
   const c = new CausalContext();
   for (const e of w[0]) {
     if (!b.take()) return 'object too large';
-    if (!Array.isArray(e) || e.length !== 2 || !isKey(e[0], lim.maxKeyLength) || !isNat(e[1]))
+    if (!Array.isArray(e) || e.length !== 2 || !isKey(e[0], lim.maxKeyLength) || !isDot(e[1], true))
       return 'context: bad entry';
     c.vv.set(e[0], Math.max(c.vv.get(e[0]) ?? 0, e[1]));
   }
@@ -498,7 +521,7 @@ function decodeCtx(w: unknown, lim: CrdtLimits, b: Budget): CausalContext | stri
       return 'context: bad cloud entry';
     for (const n of e[1]) {
       if (!b.take()) return 'object too large';
-      if (!isNat(n) || n === 0) return 'context: bad dot';
+      if (!isDot(n)) return 'context: bad dot';
       c.add(e[0], n);
     }
   }
@@ -527,19 +550,13 @@ function decodeOrSet(w: unknown, lim: CrdtLimits, b: Budget, keysOnly: boolean):
     const dots = new Map<string, [string, number]>();
     for (const d of e[1]) {
       if (!b.take()) return 'object too large';
-      if (
-        !Array.isArray(d) ||
-        d.length !== 2 ||
-        !isKey(d[0], lim.maxKeyLength) ||
-        !isNat(d[1]) ||
-        d[1] === 0
-      )
+      if (!Array.isArray(d) || d.length !== 2 || !isKey(d[0], lim.maxKeyLength) || !isDot(d[1]))
         return 'set: bad dot';
       // A state holds only dots its own context has seen (the join relies on it).
       if (!ctx.has(d[0], d[1])) return 'set: dot outside its context';
       dots.set(dotKey(d[0], d[1]), [d[0], d[1]]);
     }
-    s.entries.set(key, { v: e[0], dots });
+    s.entries.set(key, { v: keysOnly ? e[0] : JSON.parse(key), dots });
   }
   return s;
 }

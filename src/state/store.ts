@@ -8,7 +8,7 @@
 
 import type { DistContext } from '../dist/context.js';
 import type { Decoded } from '../dist/wire.js';
-import { approxSize } from '../dist/wire.js';
+import { approxSize, isName } from '../dist/wire.js';
 import { FoundationError } from '../errors.js';
 import type { TimerHandle } from '../util/clock.js';
 import {
@@ -292,10 +292,10 @@ export class StateStore {
         );
     };
     const key = (k: string) => {
-      if (typeof k !== 'string' || k.length === 0 || k.length > this.limits.maxKeyLength)
+      if (!isName(k, this.limits.maxKeyLength))
         throw new FoundationError(
           'FND_ERR_STATE_LIMIT',
-          `state map key must be a non-empty string of at most ${this.limits.maxKeyLength} units`,
+          `state map key must be a non-empty well-formed string of at most ${this.limits.maxKeyLength} units`,
           { name, limit: 'maxKeyLength' },
         );
       return k;
@@ -364,10 +364,10 @@ export class StateStore {
   // ---- local ----
 
   private obj(name: string, kind: CrdtKind, of?: InnerKind): Obj {
-    if (typeof name !== 'string' || name.length === 0 || name.length > this.limits.maxNameLength)
+    if (!isName(name, this.limits.maxNameLength))
       throw new FoundationError(
         'FND_ERR_STATE_LIMIT',
-        `state object names are non-empty strings of at most ${this.limits.maxNameLength} units`,
+        `state object names are non-empty well-formed strings of at most ${this.limits.maxNameLength} units`,
         { limit: 'maxNameLength' },
       );
     const tag = kindTag(kind, of);
@@ -424,7 +424,7 @@ export class StateStore {
     if (!isPlainData(v))
       throw new FoundationError(
         'FND_ERR_INVALID_OPTION',
-        'state values are plain JSON data (null, booleans, finite numbers, strings, arrays, plain objects)',
+        'state values are plain JSON data (null, booleans, finite numbers, well-formed strings, arrays, plain objects)',
       );
     if (approxSize(v, this.limits.maxValueBytes) > this.limits.maxValueBytes)
       throw new FoundationError(
@@ -592,22 +592,17 @@ export class StateStore {
         return;
       }
     }
-    // Counters: the joined total must stay a safe integer; anything near the unit limit: the
-    // joined state must stay under it. Both are checked on a copy before the real join.
-    const counter = o.kind === 'gcounter' || o.kind === 'pncounter';
+    // Counters (alone or as a map's values): every joined total must stay a safe integer, or
+    // replicas summing the same entries in another order would disagree; anything near the unit
+    // limit: the joined state must stay under it. Both are checked on a copy before the real join.
+    const counter = isCounter(o.kind) || (o.kind === 'ormap' && isCounter((o.state as OrMap).of));
     if (
       counter ||
       units(o.kind, o.state) + units(o.kind, dec.value) > this.limits.maxUnitsPerObject
     ) {
       const trial = cloneState(o.kind, o.state);
       join(o.kind, trial, dec.value);
-      const total =
-        o.kind === 'gcounter'
-          ? gcounterValue(trial as GCounter)
-          : o.kind === 'pncounter'
-            ? Math.max(gcounterValue((trial as PNCounter).p), gcounterValue((trial as PNCounter).n))
-            : 0;
-      if (units(o.kind, trial) > this.limits.maxUnitsPerObject || !Number.isSafeInteger(total)) {
+      if (units(o.kind, trial) > this.limits.maxUnitsPerObject || !totalsSafe(o.kind, trial)) {
         this.ctx.log.warn({ from, name }, 'state refused: object would exceed its limits');
         return;
       }
@@ -627,4 +622,20 @@ export class StateStore {
     for (const l of stamps) if (l.r !== '') this.ctx.hlc.observe(l.ts);
     return true;
   }
+}
+
+const isCounter = (kind: CrdtKind): boolean => kind === 'gcounter' || kind === 'pncounter';
+
+/** Whether every counter total in `s` (a counter, or a map's counters) is a safe integer. */
+function totalsSafe(kind: CrdtKind, s: AnyState): boolean {
+  if (kind === 'gcounter') return Number.isSafeInteger(gcounterValue(s as GCounter));
+  if (kind === 'pncounter') {
+    const c = s as PNCounter;
+    return Number.isSafeInteger(gcounterValue(c.p)) && Number.isSafeInteger(gcounterValue(c.n));
+  }
+  if (kind === 'ormap') {
+    const m = s as OrMap;
+    for (const v of m.vals.values()) if (!totalsSafe(m.of, v)) return false;
+  }
+  return true;
 }

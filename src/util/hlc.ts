@@ -17,7 +17,16 @@ export function compareHlc(a: Hlc, b: Hlc): number {
   return a.wall !== b.wall ? a.wall - b.wall : a.counter - b.counter;
 }
 
-/** Whether `v` is a timestamp that cannot poison comparisons (non-negative safe integers). */
+/**
+ * The highest counter a timestamp carries. A clock about to pass it moves its wall on by 1 ms
+ * instead, so a remote timestamp at the bound cannot push this clock's stamps out of range.
+ */
+export const MAX_HLC_COUNTER = 2 ** 31;
+
+/**
+ * Whether `v` is a timestamp that cannot poison comparisons: a non-negative safe integer wall and
+ * a counter of at most MAX_HLC_COUNTER.
+ */
 export function isHlc(v: unknown): v is Hlc {
   if (typeof v !== 'object' || v === null) return false;
   const { wall, counter } = v as { wall?: unknown; counter?: unknown };
@@ -27,7 +36,8 @@ export function isHlc(v: unknown): v is Hlc {
     wall >= 0 &&
     typeof counter === 'number' &&
     Number.isSafeInteger(counter) &&
-    counter >= 0
+    counter >= 0 &&
+    counter <= MAX_HLC_COUNTER
   );
 }
 
@@ -58,7 +68,7 @@ export class HybridClock {
   now(): Hlc {
     const pt = this.physical();
     if (pt > this.last.wall) this.last = { wall: pt, counter: 0 };
-    else this.last = { wall: this.last.wall, counter: this.last.counter + 1 };
+    else this.last = next(this.last.wall, this.last.counter + 1);
     return this.last;
   }
 
@@ -86,7 +96,12 @@ export class HybridClock {
     else if (wall === this.last.wall) counter = this.last.counter + 1;
     else if (wall === remote.wall) counter = remote.counter + 1;
     else counter = 0;
-    this.last = { wall, counter };
+    this.last = next(wall, counter);
     return true;
   }
+}
+
+/** `{ wall, counter }`, or the next millisecond when the counter would pass MAX_HLC_COUNTER. */
+function next(wall: number, counter: number): Hlc {
+  return counter > MAX_HLC_COUNTER ? { wall: wall + 1, counter: 0 } : { wall, counter };
 }

@@ -77,6 +77,11 @@ describe('registry', () => {
       b.exit(dead, 'kill');
       await rejectsWithCode(b.registry.register('y', dead), 'FND_ERR_NOPROC');
       await rejectsWithCode(b.registry.register('', b.spawn(idle())), 'FND_ERR_INVALID_OPTION');
+      // A lone surrogate: other members would get U+FFFD in its place, another name.
+      await rejectsWithCode(
+        b.registry.register('lone\ud800', b.spawn(idle())),
+        'FND_ERR_INVALID_OPTION',
+      );
       await rejectsWithCode(
         b.registry.register('z'.repeat(DIST_LIMITS.maxNameLength + 1), b.spawn(idle())),
         'FND_ERR_INVALID_OPTION',

@@ -6,6 +6,7 @@ import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import {
   type AnyState,
+  CausalContext,
   type CrdtKind,
   cloneState,
   decode,
@@ -17,6 +18,7 @@ import {
   type InnerState,
   join,
   type Lww,
+  MAX_DOT,
   type OrMap,
   type OrSet,
   ormapRemove,
@@ -227,5 +229,51 @@ describe('CRDT laws', () => {
       false,
       'wrong inner kind',
     );
+    // Dots past MAX_DOT, in a version vector, a cloud or an element.
+    assert.equal(decode('orset', [[], [[['a', MAX_DOT + 1]], []]], lim).ok, false);
+    assert.equal(decode('orset', [[], [[], [['a', [MAX_DOT + 1]]]]], lim).ok, false);
+    assert.equal(decode('orset', [[], [[['a', MAX_DOT]], []]], lim).ok, true);
+    // Strings the wire would change (a lone surrogate), as an element, inside one or as a replica.
+    assert.equal(decode('orset', [[['\ud800', [['a', 1]]]], [[['a', 1]], []]], lim).ok, false);
+    assert.equal(decode('lww', [{ '\udc00': 1 }, 1, 0, 'a'], lim).ok, false);
+    assert.equal(decode('gcounter', [['\ud800', 1]], lim).ok, false);
+  });
+
+  it('a replica out of dots refuses to add (FND_ERR_STATE_LIMIT) rather than reuse one', () => {
+    const s = empty('orset') as OrSet;
+    s.ctx.vv.set('a~1', MAX_DOT);
+    assert.throws(() => orsetAdd(s, 'a~1', 'x'), { code: 'FND_ERR_STATE_LIMIT' });
+  });
+
+  it('an element is kept in canonical form: added with either key order, it encodes the same', () => {
+    const a = empty('orset') as OrSet;
+    const b = empty('orset') as OrSet;
+    join('orset', a, orsetAdd(a, 'r~1', { x: 1, y: 2 }));
+    join('orset', b, orsetAdd(b, 'r~1', { y: 2, x: 1 }));
+    assert.equal(JSON.stringify(encode('orset', a)), JSON.stringify(encode('orset', b)));
+    // Decoded from a peer in the other order: the same form again.
+    const wire = [[[{ y: 2, x: 1 }, [['r~1', 1]]]], [[['r~1', 1]], []]];
+    const d = decode('orset', wire, STATE_LIMITS);
+    assert.ok(d.ok);
+    assert.equal(JSON.stringify(encode('orset', d.value)), JSON.stringify(encode('orset', a)));
+  });
+
+  it('causal context: dots added out of order compact into the version vector', () => {
+    const c = new CausalContext();
+    for (let n = 1000; n >= 1; n--) c.add('r', n);
+    assert.equal(c.vv.get('r'), 1000);
+    assert.equal(c.cloud.size, 0);
+    c.add('r', 1002);
+    assert.deepEqual([...(c.cloud.get('r') ?? [])], [1002]);
+    c.add('r', 1001);
+    assert.equal(c.vv.get('r'), 1002);
+    assert.equal(c.cloud.size, 0);
+    // A version vector that rises past cloud dots (a join) drops them too.
+    c.add('r', 1005);
+    const other = new CausalContext();
+    other.vv.set('r', 1006);
+    c.join(other);
+    assert.equal(c.vv.get('r'), 1006);
+    assert.equal(c.cloud.size, 0);
   });
 });

@@ -123,6 +123,39 @@ describe('node.state', () => {
     }
   });
 
+  it('replicas agree on elements added in any key order, and on map counters near the safe range', async () => {
+    const c = await startMeshedCluster(['a', 'b', 'c']);
+    try {
+      const [a, b, cc] = c.nodes as [FoundationNode, FoundationNode, FoundationNode];
+      a.state.set('objs').add({ x: 1, y: 2 });
+      b.state.set('objs').add({ y: 2, x: 1 });
+      // Each increment is safe where it is made; the three together are not.
+      a.state.map('m', 'gcounter').increment('k', Number.MAX_SAFE_INTEGER - 1);
+      b.state.map('m', 'gcounter').increment('k', 1);
+      cc.state.map('m', 'gcounter').increment('k', 3);
+      const form = (n: FoundationNode) => JSON.stringify(n.state.set('objs').values());
+      await tickUntil(
+        c.clock,
+        c.net,
+        () => c.nodes.every((n) => n.state.set('objs').values().length === 1),
+        'the element everywhere',
+      );
+      for (let i = 0; i < 30; i++) {
+        await c.clock.tickAsync(100);
+        await c.net.settle();
+      }
+      // One element, in one form, on every member (each had kept the key order it was added in).
+      for (const n of c.nodes) assert.equal(form(n), '[{"x":1,"y":2}]', n.name);
+      // A join that would take a map's counter past a safe integer is refused, as for counters.
+      for (const n of c.nodes) {
+        const k = n.state.map('m', 'gcounter').get('k');
+        assert.ok(Number.isSafeInteger(k), `${n.name}: ${String(k)}`);
+      }
+    } finally {
+      await c.stop();
+    }
+  });
+
   it('local misuse gets coded errors', async () => {
     const c = await startMeshedCluster(['a']);
     try {
@@ -140,6 +173,17 @@ describe('node.state', () => {
         code('FND_ERR_STATE_LIMIT'),
       );
       assert.throws(() => a.state.counter('n'.repeat(300)), code('FND_ERR_STATE_LIMIT'));
+      // Lone surrogates: UTF-8 on the wire would turn them into U+FFFD on every other member.
+      assert.throws(() => a.state.set('s').add('\ud800'), code('FND_ERR_INVALID_OPTION'));
+      assert.throws(
+        () => a.state.register('r').set({ '\udc00': 1 }),
+        code('FND_ERR_INVALID_OPTION'),
+      );
+      assert.throws(
+        () => a.state.map('m2', 'gcounter').increment('\ud83d'),
+        code('FND_ERR_STATE_LIMIT'),
+      );
+      assert.throws(() => a.state.counter('\ud800'), code('FND_ERR_STATE_LIMIT'));
     } finally {
       await c.stop();
     }
@@ -194,6 +238,41 @@ describe('node.state', () => {
       // The node still works: its own object still replicates.
       a.state.counter('hits').increment(1);
       await tickUntil(c.clock, c.net, () => m.state.counter('hits').value() === 2, 'still works');
+    } finally {
+      await c.stop();
+    }
+  });
+
+  it("a malicious member cannot use up a node's dots or push its clock's counter out of range", async () => {
+    const c = await startMeshedCluster(['a', 'm']);
+    try {
+      const [a, m] = c.nodes as [FoundationNode, FoundationNode];
+      const send = (p: unknown) => m.messenger.send('a', STATE_KIND, p);
+      const now = Math.floor(c.clock.wallNow());
+      // A context claiming a's own dots up to the safe limit, and a register stamped with the
+      // largest counter: both refused, so a's set keeps issuing fresh dots and its clock stays
+      // in range (its later writes are not refused by the others).
+      a.state.set('tags').add('x');
+      send({
+        t: 'd',
+        items: [['tags', 'orset', [[], [[[a.state.replicaId, Number.MAX_SAFE_INTEGER]], []]]]],
+      });
+      send({
+        t: 'd',
+        items: [['r2', 'lww', ['evil', now + 1000, Number.MAX_SAFE_INTEGER, 'm~1']]],
+      });
+      await c.clock.tickAsync(50);
+      await c.net.settle();
+      a.state.set('tags').add('y');
+      a.state.set('tags').add('z');
+      a.state.register('r2').set('later');
+      await tickUntil(
+        c.clock,
+        c.net,
+        () => m.state.set('tags').values().length === 3 && m.state.register('r2').get() === 'later',
+        'later adds and writes replicate',
+      );
+      assert.deepEqual(a.state.set('tags').values(), ['x', 'y', 'z']);
     } finally {
       await c.stop();
     }

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { ManualClock } from '../../src/util/clock.js';
-import { compareHlc, type Hlc, HybridClock, isHlc } from '../../src/util/hlc.js';
+import { compareHlc, type Hlc, HybridClock, isHlc, MAX_HLC_COUNTER } from '../../src/util/hlc.js';
 
 describe('hybrid logical clock', () => {
   it('never goes backwards on one node, even when the wall clock does not move', () => {
@@ -74,5 +74,18 @@ describe('hybrid logical clock', () => {
     }
     const key = (s: { t: Hlc; n: string }) => `${s.t.wall}:${s.t.counter}:${s.n}`;
     assert.equal(new Set(stamps.map(key)).size, stamps.length, 'no two events share (hlc, node)');
+  });
+
+  it('a counter at its bound moves the wall on instead: stamps stay in range and in order', () => {
+    const clock = new ManualClock();
+    const h = new HybridClock(clock);
+    const wall = Math.floor(clock.wallNow()) + 10;
+    assert.equal(isHlc({ wall, counter: MAX_HLC_COUNTER + 1 }), false);
+    assert.ok(h.observe({ wall, counter: MAX_HLC_COUNTER }));
+    assert.deepEqual(h.peek(), { wall: wall + 1, counter: 0 });
+    const t = h.now();
+    assert.deepEqual(t, { wall: wall + 1, counter: 1 });
+    assert.ok(isHlc(t));
+    assert.ok(compareHlc(t, { wall, counter: MAX_HLC_COUNTER }) > 0);
   });
 });
