@@ -2,6 +2,8 @@
 // circuit breaker (cockatiel), a rate limiter (rate-limiter-flexible) and a resource pool
 // (generic-pool) — behind one `execute(key, fn)` that rejects with coded errors. State changes and
 // refusals are published on diagnostics channels, which telemetry turns into metrics.
+
+import { setTimeout as sleep } from 'node:timers/promises';
 import {
   BrokenCircuitError,
   type CircuitBreakerPolicy,
@@ -63,13 +65,25 @@ export interface ProtectionState {
   ratePoints: number | undefined;
 }
 
+/**
+ * A pooled resource in a box of its own: generic-pool tells its loans apart by identity, so
+ * resources that are all `undefined` (a pool used as a plain concurrency limit) or otherwise
+ * equal would share one loan, and their slots would never come back.
+ */
+interface Loan {
+  r: unknown;
+}
+
+/** The longest pause after a failed pool create before generic-pool may try again. */
+const CREATE_RETRY_MAX_MS = 1000;
+
 interface Guard {
   key: string;
   breaker: CircuitBreakerPolicy | undefined;
   limiter: RateLimiterMemory | undefined;
   rate: RateLimiterOptions | undefined;
   ratePoints: number;
-  pool: Pool<unknown> | undefined;
+  pool: Pool<Loan> | undefined;
   dispose(): void;
 }
 
@@ -140,10 +154,25 @@ export class Protection {
         ),
       );
     }
-    let pool: Pool<unknown> | undefined;
+    let pool: Pool<Loan> | undefined;
     if (po) {
-      pool = createPool<unknown>(
-        { create: () => po.create(), destroy: (r) => po.destroy(r as R) },
+      let failures = 0;
+      const create = async (): Promise<Loan> => {
+        try {
+          const r = await po.create();
+          failures = 0;
+          return { r };
+        } catch (err) {
+          // generic-pool retries a failed create at once while a caller waits: without a pause,
+          // a create that fails without waiting on anything would spin the event loop (no timer,
+          // not even the acquire timeout, would fire). 10 ms doubling, at most 1 s.
+          failures++;
+          await sleep(Math.min(CREATE_RETRY_MAX_MS, 10 * 2 ** Math.min(failures, 10)));
+          throw err;
+        }
+      };
+      pool = createPool<Loan>(
+        { create, destroy: (l) => po.destroy(l.r as R) },
         { max: po.max, min: po.min ?? 0, acquireTimeoutMillis: po.acquireTimeoutMs ?? 5000 },
       );
       // Factory failures surface as acquire timeouts; keep the reason in the log.
@@ -225,19 +254,20 @@ export class Protection {
         });
       }
     }
-    let resource: unknown;
+    let loan: Loan | undefined;
     if (g.pool) {
       try {
-        resource = await g.pool.acquire();
+        loan = await g.pool.acquire();
       } catch (err) {
         publish('protectionRejected', () => ({ key, reason: 'pool-exhausted' }));
         throw new FoundationError('FND_ERR_POOL_EXHAUSTED', `"${key}"`, { key }, { cause: err });
       }
     }
+    const resource = loan?.r as R;
     let destroy = false;
     try {
-      if (!g.breaker) return await fn(resource as R);
-      return await g.breaker.execute(() => fn(resource as R));
+      if (!g.breaker) return await fn(resource);
+      return await g.breaker.execute(() => fn(resource));
     } catch (err) {
       if (err instanceof BrokenCircuitError) {
         publish('protectionRejected', () => ({ key, reason: 'circuit-open' }));
@@ -246,8 +276,8 @@ export class Protection {
       destroy = true; // a resource a failed call used may be broken: replace it
       throw err;
     } finally {
-      if (g.pool && resource !== undefined) {
-        const p = destroy ? g.pool.destroy(resource) : g.pool.release(resource);
+      if (g.pool && loan !== undefined) {
+        const p = destroy ? g.pool.destroy(loan) : g.pool.release(loan);
         p.catch((e: unknown) =>
           this.log.warn({ key, err: (e as Error).message }, 'pool release failed'),
         );
@@ -273,7 +303,7 @@ export class Protection {
     return g;
   }
 
-  private async drain(pool: Pool<unknown>): Promise<void> {
+  private async drain(pool: Pool<Loan>): Promise<void> {
     try {
       await pool.drain();
       await pool.clear();

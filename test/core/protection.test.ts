@@ -109,6 +109,53 @@ describe('protection', () => {
     assert.deepEqual(destroyed, [1, 2], 'stop drains the pool');
   });
 
+  it('a pool whose create keeps failing refuses at acquireTimeoutMs, and the event loop runs meanwhile', async () => {
+    const p = quiet();
+    let creates = 0;
+    try {
+      p.configure('down', {
+        pool: {
+          // Fails without waiting on anything; after 1000 tries (only if retried without a
+          // pause) it would succeed, and the call below would not be refused.
+          create: async () => {
+            if (++creates > 1000) return {};
+            throw new Error('db down');
+          },
+          destroy: async () => {},
+          max: 2,
+          acquireTimeoutMs: 100,
+        },
+      });
+      await rejectsWithCode(
+        p.execute('down', () => 'ran'),
+        'FND_ERR_POOL_EXHAUSTED',
+      );
+      assert.ok(creates <= 20, `${creates} creates`);
+    } finally {
+      await p.stop();
+    }
+  });
+
+  it('a pool of slots (create resolves undefined) gives every slot back', async () => {
+    const p = quiet();
+    try {
+      p.configure('slots', {
+        pool: {
+          create: async () => undefined,
+          destroy: async () => {},
+          max: 2,
+          acquireTimeoutMs: 100,
+        },
+      });
+      for (let i = 0; i < 5; i++) assert.equal(await p.execute('slots', () => 'ran'), 'ran');
+      const both = await Promise.all([p.execute('slots', () => 1), p.execute('slots', () => 2)]);
+      assert.deepEqual(both, [1, 2]);
+      assert.equal(p.state('slots').pool?.borrowed, 0);
+    } finally {
+      await p.stop();
+    }
+  });
+
   it('bad input: unknown key, bad options, a non-function', async () => {
     const p = quiet();
     try {
