@@ -91,9 +91,13 @@ export function approxSize(v: unknown, budget: number): number {
     if (++nodes > 10_000 || depth > 32) return false;
     if (typeof x === 'string') size += x.length * 3 + 5;
     else if (x instanceof Uint8Array) size += x.byteLength + 5;
-    else if (Array.isArray(x)) {
+    else if (Array.isArray(x) || x instanceof Set) {
+      // A Set goes on the wire as an array, a Map as an object (the codec's mapsAsObjects).
       size += 5;
       for (const e of x) if (!walk(e, depth + 1)) return false;
+    } else if (x instanceof Map) {
+      size += 5;
+      for (const [k, e] of x) if (!walk(k, depth + 1) || !walk(e, depth + 1)) return false;
     } else if (isObject(x)) {
       size += 5;
       for (const k in x) {

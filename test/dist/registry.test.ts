@@ -90,6 +90,13 @@ describe('registry', () => {
         b.registry.register('y', b.spawn(idle()), { meta: 'm'.repeat(DIST_LIMITS.maxMetaBytes) }),
         'FND_ERR_INVALID_OPTION',
       );
+      // The same bytes in a Map or a Set (the wire sends them as an object and an array).
+      const big = 'm'.repeat(DIST_LIMITS.maxMetaBytes);
+      for (const meta of [new Map([['k', big]]), new Set([big])])
+        await rejectsWithCode(
+          b.registry.register('y', b.spawn(idle()), { meta }),
+          'FND_ERR_INVALID_OPTION',
+        );
     } finally {
       await c.stop();
     }
