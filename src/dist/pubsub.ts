@@ -82,6 +82,11 @@ export class PubSub {
   private readonly byActor = new Map<number, Set<number>>();
   /** Interest of every node, this one included: node → (queue ␀ pattern) → count. */
   private routes = new Map<string, Route>();
+  /**
+   * Round-robin positions per queue group (remote groups by name, this node's own members under
+   * a local key). Queue names come and go with peers' subscriptions: bounded like the caches, by
+   * starting over when full (a group then starts again from its first member).
+   */
   private readonly rr = new Map<string, number>();
   /** Local subscriptions matching a topic, cached per topic; cleared when they change. */
   private readonly localCache = new Map<string, Sub[]>();
@@ -227,8 +232,7 @@ export class PubSub {
     }
     let chosen: Map<string, string[]> | undefined;
     for (const [q, nodes] of route.queues) {
-      const n = this.rr.get(q) ?? 0;
-      this.rr.set(q, n + 1);
+      const n = this.turn(q);
       const node = nodes[n % nodes.length]!;
       if (!chosen) chosen = new Map();
       const list = chosen.get(node);
@@ -382,11 +386,17 @@ export class PubSub {
     }
     if (!groups) return;
     for (const [q, members] of groups) {
-      const key = `${SEP}local${SEP}${q}`;
-      const n = this.rr.get(key) ?? 0;
-      this.rr.set(key, n + 1);
+      const n = this.turn(`${SEP}local${SEP}${q}`);
       this.deliver(members[n % members.length]!, topic, msg, c);
     }
+  }
+
+  /** The next round-robin position of queue group `key`. */
+  private turn(key: string): number {
+    const n = this.rr.get(key);
+    if (n === undefined && this.rr.size >= ROUTE_CACHE) this.rr.clear();
+    this.rr.set(key, (n ?? 0) + 1);
+    return n ?? 0;
   }
 
   private deliver(s: Sub, topic: string, msg: unknown, c: unknown): void {

@@ -132,6 +132,30 @@ describe('pubsub', () => {
     }
   });
 
+  it("queue groups' round-robin positions stay bounded however many queue names peers use", async () => {
+    const c = await startMeshedCluster(['a', 'b']);
+    try {
+      const [a, b] = c.nodes as [FoundationNode, FoundationNode];
+      // 12 000 queue names, each with one member on b (a job id per queue, say).
+      for (let i = 0; i < 12_000; i++) b.pubsub.subscribe('jobs.run', () => {}, { queue: `q${i}` });
+      await tickUntil(
+        c.clock,
+        c.net,
+        () => a.pubsub.interestedNodes('jobs.run').join() === 'b',
+        'interest',
+      );
+      for (let i = 0; i < 20; i++) {
+        await c.clock.tickAsync(100);
+        await c.net.settle();
+      }
+      a.pubsub.publish('jobs.run', 1);
+      const rr = (a.pubsub as unknown as { rr: Map<string, number> }).rr;
+      assert.ok(rr.size > 0 && rr.size <= 10_000, `${rr.size} round-robin positions`);
+    } finally {
+      await c.stop();
+    }
+  });
+
   it('unsubscribe and actor exit withdraw interest; publishLocal stays local', async () => {
     const c = await startMeshedCluster(['a', 'b']);
     try {
