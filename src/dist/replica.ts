@@ -193,7 +193,7 @@ export class Replica<V> {
   // ---- sending ----
 
   private queue(key: string, value: V | null): void {
-    this.pending.delete(key); // re-insert: ops go out in the order of their last change
+    this.pending.delete(key); // re-insert: a key holds its last change
     this.pending.set(key, value);
     if (!this.flushQueued) {
       this.flushQueued = true;
@@ -205,8 +205,12 @@ export class Replica<V> {
   flush(): void {
     this.flushQueued = false;
     if (this.pending.size === 0 || this.stopped) return;
+    // One op per key (its last change), so their order does not change the result; deletes go
+    // first so that a peer applying them never holds more of our entries than we do (at
+    // maxEntriesPerNode it would refuse a set that came before the delete making room for it).
     const ops: WireOp[] = [];
-    for (const [k, v] of this.pending) ops.push(v === null ? { k, d: 1 } : { k, v });
+    for (const [k, v] of this.pending) if (v === null) ops.push({ k, d: 1 });
+    for (const [k, v] of this.pending) if (v !== null) ops.push({ k, v });
     this.pending = new Map();
     const peers = this.ctx.members.peers();
     for (const chunk of this.chunks(ops)) {

@@ -156,6 +156,45 @@ describe('pubsub', () => {
     }
   });
 
+  it('at maxEntriesPerNode, changes that never pass the limit reach peers whole', async () => {
+    const c = await startMeshedCluster(['a', 'b']);
+    try {
+      const [a, b] = c.nodes as [FoundationNode, FoundationNode];
+      const subs = [];
+      for (let i = 0; ; i++) {
+        try {
+          subs.push(a.pubsub.subscribe(`fill.${i}`, () => {}));
+        } catch (err) {
+          assert.equal((err as { code?: string }).code, 'FND_ERR_DIST_LIMIT');
+          break;
+        }
+      }
+      const last = `fill.${subs.length - 1}`;
+      await tickUntil(
+        c.clock,
+        c.net,
+        () => b.pubsub.interestedNodes(last).length === 1,
+        'b holds all of a',
+      );
+      // In one go, never above the limit on a: leave fill.0, join new, leave fill.1, rejoin fill.0.
+      subs[0]!.unsubscribe();
+      a.pubsub.subscribe('new.one', () => {});
+      subs[1]!.unsubscribe();
+      a.pubsub.subscribe('fill.0', () => {});
+      await tickUntil(
+        c.clock,
+        c.net,
+        () =>
+          b.pubsub.interestedNodes('new.one').join() === 'a' &&
+          b.pubsub.interestedNodes('fill.1').length === 0,
+        'b has the changes',
+      );
+      assert.deepEqual(b.pubsub.interestedNodes('fill.0'), ['a']);
+    } finally {
+      await c.stop();
+    }
+  });
+
   it('unsubscribe and actor exit withdraw interest; publishLocal stays local', async () => {
     const c = await startMeshedCluster(['a', 'b']);
     try {
