@@ -78,6 +78,8 @@ export const ERRORS = {
     "The actor's bounded mailbox is full and its overflow policy is 'reject' (or the call was dropped by a drop policy). Slow down or raise mailbox.max.",
   FND_ERR_NAME_TAKEN:
     'That name is already registered to another live actor. Unregister it first or pick another name.',
+  FND_ERR_NAME_REFUSED:
+    "A member refused a sync registration (one of its limits, or a timestamp too far ahead of its clock): the name is not registered. See the warning in that member's log.",
   FND_ERR_SUPERVISOR:
     'A supervisor operation failed: unknown child id, duplicate id, or the child could not start.',
   FND_ERR_POOL_CLOSED:

@@ -198,6 +198,8 @@ export class Registry extends EventEmitter<RegistryEvents> {
         ),
       );
       let winner: RegAckReply['owner'] = null;
+      /** A member that applied our change and holds no owner refused our entry. */
+      let refusedBy: string | undefined;
       for (let i = 0; i < replies.length; i++) {
         const r = replies[i]!;
         if (r.status === 'rejected') {
@@ -210,6 +212,7 @@ export class Registry extends EventEmitter<RegistryEvents> {
         if (!d.ok)
           throw new FoundationError('FND_ERR_DIST_MESSAGE', `ack from ${peers[i]}: ${d.reason}`);
         const o = d.value.owner;
+        if (o === null) refusedBy ??= peers[i];
         if (o && !(o.node === this.ctx.self && o.id === id)) {
           if (!winner || beats({ ...o, meta: undefined }, { ...winner, meta: undefined }))
             winner = o;
@@ -226,6 +229,16 @@ export class Registry extends EventEmitter<RegistryEvents> {
       ) {
         this.drop(name, id);
         throw taken(name, winner);
+      }
+      if (refusedBy !== undefined) {
+        // Not agreed by every member: a later claim there could win. Withdrawn here too, so that
+        // a rejected registration holds nowhere.
+        this.drop(name, id);
+        throw new FoundationError(
+          'FND_ERR_NAME_REFUSED',
+          `"${name}": member ${refusedBy} refused the registration`,
+          { name, member: refusedBy },
+        );
       }
     } finally {
       this.syncing.delete(name);

@@ -6,8 +6,15 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { DIST_KINDS, DIST_LIMITS } from '../../src/dist/wire.js';
 import type { FoundationNode, Pid } from '../../src/index.js';
+import { InMemoryNetwork, ManualClock } from '../../src/testing.js';
 import { fulfilled, rejectedWith, rejectsWithCode, track } from '../helpers/assert.js';
-import { type MeshedCluster, startMeshedCluster, tickUntil } from '../helpers/nodes.js';
+import {
+  fullyMeshed,
+  type MeshedCluster,
+  startMemNode,
+  startMeshedCluster,
+  tickUntil,
+} from '../helpers/nodes.js';
 
 const idle = () => ({ handleInfo() {}, handleCall: (m: unknown) => m });
 
@@ -167,6 +174,44 @@ describe('registry', () => {
       assert.ok(a.actors.isAlive(pa) && b.actors.isAlive(pb));
     } finally {
       await c.stop();
+    }
+  });
+
+  it('a sync registration a member refused rejects with FND_ERR_NAME_REFUSED and holds nowhere', async () => {
+    const clock = new ManualClock();
+    const net = new InMemoryNetwork(clock, 1);
+    // a's wall clock runs 61 s ahead: b refuses a's registrations (further than 60 s ahead).
+    const skewed = {
+      now: () => clock.now(),
+      wallNow: () => clock.wallNow() + 61_000,
+      setTimeout: (f: () => void, ms: number) => clock.setTimeout(f, ms),
+      setInterval: (f: () => void, ms: number) => clock.setInterval(f, ms),
+    };
+    const a = await startMemNode(net, clock, { name: 'a', clock: skewed as never });
+    const b = await startMemNode(net, clock, { name: 'b' });
+    try {
+      await b.join(a.address);
+      await tickUntil(clock, net, () => fullyMeshed([a, b]), 'meshed');
+      const r = track(a.registry.register('leader', a.spawn(idle()), { sync: true }));
+      await tickUntil(clock, net, () => r.result.state !== 'pending', 'sync settles');
+      assert.equal(rejectedWith(r, 'FND_ERR_NAME_REFUSED').data?.member, 'b');
+      assert.equal(a.registry.whereis('leader'), undefined);
+      assert.equal(b.registry.whereis('leader'), undefined);
+      // b may take the name: nobody was told a holds it.
+      const rb = track(b.registry.register('leader', b.spawn(idle()), { sync: true }));
+      await tickUntil(clock, net, () => rb.result.state !== 'pending', 'b registers');
+      assert.equal(rb.result.state, 'fulfilled');
+    } finally {
+      const all = Promise.all([a.stop(), b.stop()]);
+      let done = false;
+      void all.finally(() => {
+        done = true;
+      });
+      while (!done) {
+        await net.settle();
+        await clock.tickAsync(10);
+      }
+      await all;
     }
   });
 
