@@ -123,7 +123,7 @@ export class Streams {
     this.consumers.set(key, c);
     this.count(from, 1);
     this.send(from, ['c', id, this.limits.streamWindow], false);
-    const next = async (): Promise<IteratorResult<unknown>> => {
+    const pull = async (): Promise<IteratorResult<unknown>> => {
       for (;;) {
         if (c.queue.length > 0) {
           const value = c.queue.shift();
@@ -140,6 +140,14 @@ export class Streams {
           c.wake = r;
         });
       }
+    };
+    // Calls of next() may overlap (the protocol allows several in flight): each waits for the one
+    // before, so they settle in order and there is only ever one waiter to wake.
+    let last: Promise<unknown> = Promise.resolve();
+    const next = (): Promise<IteratorResult<unknown>> => {
+      const p = last.then(pull, pull);
+      last = p;
+      return p;
     };
     const stop = async (): Promise<IteratorResult<unknown>> => {
       if (!c.ended) {

@@ -65,6 +65,41 @@ describe('streams', () => {
     }
   });
 
+  it('next() calls made before any chunk arrives settle in order, none left waiting', async () => {
+    const c = await startMeshedCluster(['a', 'b']);
+    try {
+      const [a, b] = c.nodes as [FoundationNode, FoundationNode];
+      let release!: () => void;
+      const gate = new Promise<void>((r) => {
+        release = r;
+      });
+      b.service('s', {
+        count: async function* (n: number) {
+          await gate;
+          for (let i = 0; i < n; i++) yield i;
+        },
+      });
+      await ready(c, a, 's');
+      const r = (await done(c, a.services.call('s.count', [2]))) as AsyncIterable<number>;
+      const it = r[Symbol.asyncIterator]();
+      const settled: Array<IteratorResult<unknown>> = [];
+      const pending = [it.next(), it.next(), it.next()].map((p) => p.then((v) => settled.push(v)));
+      await c.clock.tickAsync(50);
+      await c.net.settle();
+      assert.equal(settled.length, 0);
+      release();
+      await done(c, Promise.all(pending));
+      assert.deepEqual(settled, [
+        { value: 0, done: false },
+        { value: 1, done: false },
+        { value: undefined, done: true },
+      ]);
+      assert.deepEqual(a.services.streams.open, { producing: 0, consuming: 0 });
+    } finally {
+      await c.stop();
+    }
+  });
+
   it('keeps the producer within the credit window of a slow consumer; break stops the producer', async () => {
     const c = await startMeshedCluster(['a', 'b']);
     try {
