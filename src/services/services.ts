@@ -505,7 +505,16 @@ export class Services {
     }
     const deadline = this.now() + m.deadlineMs;
     if (!svc.guards && !m.ctx?.s) return this.runAction(svc, act, m, args, deadline, from);
-    const run = () => this.runAction(svc, act, m, args, deadline, from);
+    const run = () => {
+      // A call that waited in the bulkhead's queue past its deadline: its caller has given up.
+      if (this.now() >= deadline) {
+        throw new FoundationError('FND_ERR_DEADLINE_EXCEEDED', m.path, {
+          service: act.service,
+          action: act.action,
+        });
+      }
+      return this.runAction(svc, act, m, args, deadline, from);
+    };
     if (!m.ctx?.s) return svc.guards!.run(from, run);
     // Stream arguments of a call that fails (refused by a guard, or the action threw) are
     // cancelled, so their producers stop instead of waiting for a reader that will never come.

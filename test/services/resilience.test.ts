@@ -247,6 +247,44 @@ describe('resilience across nodes', () => {
     }
   });
 
+  it('a call that waited in the bulkhead past its deadline is not run', async () => {
+    const c = await startMeshedCluster(['a', 'b']);
+    try {
+      const [a, b] = c.nodes as [FoundationNode, FoundationNode];
+      const release: Array<() => void> = [];
+      const charged: number[] = [];
+      b.service(
+        'bh',
+        {
+          wait: () => new Promise<string>((r) => release.push(() => r('done'))),
+          charge: (n: number) => {
+            charged.push(n);
+            return 'charged';
+          },
+        },
+        { bulkhead: { maxConcurrent: 1, maxQueue: 1 } },
+      );
+      await ready(c, a, 'bh');
+      const p1 = track(a.services.call('bh.wait', [], { timeout: 60_000, retry: false }));
+      await tickUntil(c.clock, c.net, () => release.length === 1, 'first running');
+      await rejectsWithCode(
+        done(c, a.services.call('bh.charge', [42], { timeout: 1000, retry: false })),
+        'FND_ERR_REQUEST_TIMEOUT',
+      );
+      await c.clock.tickAsync(5000);
+      release.shift()!();
+      assert.equal(await done(c, p1.promise), 'done');
+      await c.clock.tickAsync(100);
+      await c.net.settle();
+      assert.deepEqual(charged, [], 'the expired call did not run');
+      // A call within its deadline still runs.
+      assert.equal(await done(c, a.services.call('bh.charge', [7])), 'charged');
+      assert.deepEqual(charged, [7]);
+    } finally {
+      await c.stop();
+    }
+  });
+
   it('resolves with the fallback when the call finally fails', async () => {
     const c = await startMeshedCluster(['a']);
     try {
