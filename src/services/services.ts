@@ -920,11 +920,16 @@ export class Services {
     if (eps.length === 0 && exclude) eps = this.candidates(st, undefined);
     if (eps.length === 0) {
       const { service, action } = st;
+      // Open circuits alone keep every endpoint out: say so (the breaker would have).
+      const open =
+        st.breaker !== undefined &&
+        st.offering.eps.length > 0 &&
+        this.candidates({ ...st, breaker: undefined }, exclude).length > 0;
       throw st.offering.eps.length > 0
         ? new FoundationError(
             'FND_ERR_SERVICE_UNAVAILABLE',
-            `no endpoint of ${service}.${action} can take calls now`,
-            { service, action },
+            `no endpoint of ${service}.${action} can take calls now${open ? ' (circuit open)' : ''}`,
+            open ? { service, action, reason: 'circuit_open' } : { service, action },
           )
         : new FoundationError(
             'FND_ERR_SERVICE_NOT_FOUND',

@@ -193,6 +193,12 @@ describe('resilience across nodes', () => {
       assert.equal(calls.b, 3);
       assert.equal(a.services.circuit('b', 'x'), 'open');
       assert.equal(a.services.circuit('c', 'x'), 'closed');
+      // Only b allowed, and its circuit open: refused, saying why.
+      const e = await rejectsWithCode(
+        done(c, a.services.call('x.go', [], { ...opts, node: 'b' })),
+        'FND_ERR_SERVICE_UNAVAILABLE',
+      );
+      assert.equal(e.data?.reason, 'circuit_open');
       calls.b = 0;
       for (let i = 0; i < 4; i++)
         assert.equal(await done(c, a.services.call('x.go', [], opts)), 'c');
