@@ -34,13 +34,14 @@ export interface CatalogueEntry {
 /** The endpoints offering one action. */
 export interface Offering {
   eps: Endpoint[];
+  /** Every endpoint declares the action idempotent (versions may differ on that). */
   idempotent: boolean;
 }
 
 export class Catalogue {
   private readonly replica: Replica<EndpointValue>;
   private index = new Map<string, Endpoint[]>();
-  /** `service ␀ action` → endpoints offering that action, and whether any says idempotent. */
+  /** `service ␀ action` → endpoints offering that action, and whether all say idempotent. */
   private byAction = new Map<string, Offering>();
   private readonly listeners: Array<() => void> = [];
 
@@ -103,13 +104,14 @@ export class Catalogue {
     let o = this.byAction.get(key);
     if (o) return o;
     const eps: Endpoint[] = [];
-    let idempotent = false;
+    let idempotent = true;
     for (const e of this.endpoints(service)) {
       const a = e.info.actions.find((x) => x.name === action);
       if (!a) continue;
       eps.push(e);
-      idempotent ||= a.idempotent;
+      idempotent &&= a.idempotent;
     }
+    idempotent &&= eps.length > 0;
     o = { eps, idempotent };
     // Bounded: names come from calls; a flood of unknown actions only refills the cache.
     if (this.byAction.size >= 10_000) this.byAction = new Map();

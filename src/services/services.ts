@@ -908,7 +908,13 @@ export class Services {
       out: outgoing('call', service, action),
       hasStreams,
       offering,
-      idempotent: opts.idempotent ?? offering.idempotent,
+      // The action's flag where this call may go: an endpoint of another version (or node) that
+      // says idempotent must not let a retry repeat one that does not.
+      idempotent:
+        opts.idempotent ??
+        (opts.version === undefined && opts.node === undefined
+          ? offering.idempotent
+          : idempotentAt(offering.eps, action, opts)),
       measure: balancer.name !== 'round-robin' && balancer.name !== 'random',
     };
   }
@@ -1086,4 +1092,20 @@ class FastCall implements ReplyTarget {
       this.reject(e);
     }
   }
+}
+
+/** Whether every endpoint a call with `o`'s version and node filters may use says `action` is idempotent. */
+function idempotentAt(
+  eps: readonly Endpoint[],
+  action: string,
+  o: { version?: string | undefined; node?: string | undefined },
+): boolean {
+  let any = false;
+  for (const e of eps) {
+    if (o.version !== undefined && e.info.version !== o.version) continue;
+    if (o.node !== undefined && e.node !== o.node) continue;
+    if (!e.info.actions.find((x) => x.name === action)?.idempotent) return false;
+    any = true;
+  }
+  return any;
 }

@@ -44,28 +44,45 @@ describe('retry rule', () => {
 
 describe('resilience across nodes', () => {
   it('fails over when the serving node dies mid-call (idempotent), else rejects with NODE_DOWN', async () => {
-    const c = await startMeshedCluster(['a', 'b', 'c']);
+    const c = await startMeshedCluster(['a', 'b', 'c', 'd']);
     try {
-      const [a, b, cc] = c.nodes as [FoundationNode, FoundationNode, FoundationNode];
+      const [a, b, cc, d] = c.nodes as [
+        FoundationNode,
+        FoundationNode,
+        FoundationNode,
+        FoundationNode,
+      ];
       const started: string[] = [];
+      // Version 2 (on d) declares put idempotent; the calls below ask for version 1, where it is
+      // not: d's flag must not let a retry repeat put.
+      d.service('store', { put: { idempotent: true, handler: () => 'v2' } }, { version: '2' });
       for (const n of [b, cc]) {
-        n.service('store', {
-          get: {
-            idempotent: true,
-            handler: () => {
+        n.service(
+          'store',
+          {
+            get: {
+              idempotent: true,
+              handler: () => {
+                started.push(n.name);
+                // b hangs (it is about to die); c answers.
+                return n === b ? new Promise(() => {}) : `from ${n.name}`;
+              },
+            },
+            put: () => {
               started.push(n.name);
-              // b hangs (it is about to die); c answers.
-              return n === b ? new Promise(() => {}) : `from ${n.name}`;
+              return n === b ? new Promise(() => {}) : 'ok';
             },
           },
-          put: () => {
-            started.push(n.name);
-            return n === b ? new Promise(() => {}) : 'ok';
-          },
-        });
+          { version: '1' },
+        );
       }
-      await ready(c, a, 'store', 2);
-      const opts = { balancer: 'consistent-hash' as const, key: 'k', timeout: 60_000 };
+      await ready(c, a, 'store', 3);
+      const opts = {
+        balancer: 'consistent-hash' as const,
+        key: 'k',
+        timeout: 60_000,
+        version: '1',
+      };
       // A key that b serves, so the first attempt hangs there.
       let key = 'k0';
       for (let i = 0; consistentOwner(['b', 'c'], key) !== 'b'; i++) key = `k${i}`;
@@ -77,7 +94,7 @@ describe('resilience across nodes', () => {
         () => started.filter((x) => x === 'b').length === 2,
         'both running on b',
       );
-      c.net.partition([b.address], [a.address, cc.address]);
+      c.net.partition([b.address], [a.address, cc.address, d.address]);
       await tickUntil(
         c.clock,
         c.net,
