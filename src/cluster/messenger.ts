@@ -425,7 +425,7 @@ export class Messenger {
     let early: Error | undefined;
     try {
       this.check(to);
-      if (this.deps.unreachable?.(to)) early = unreachableError(to);
+      if (this.deps.unreachable?.(to)) early = unreachableError(to, false);
     } catch (err) {
       early = err as Error;
     }
@@ -508,7 +508,7 @@ export class Messenger {
     for (const [id, p] of this.pending) {
       if (p.to !== name) continue;
       this.settle(id, p);
-      fail(p, unreachableError(name));
+      fail(p, unreachableError(name, true));
     }
   }
 
@@ -686,11 +686,12 @@ function remoteError(from: string, value: unknown): FoundationError {
   });
 }
 
-function unreachableError(node: string): FoundationError {
+/** `sent`: whether the request had gone out (false: refused before sending, so it surely did not run). */
+function unreachableError(node: string, sent: boolean): FoundationError {
   return new FoundationError(
     'FND_ERR_NODE_UNREACHABLE',
     `node ${node} is unreachable: every connection to it closed and it did not answer a re-dial`,
-    { node },
+    { node, sent },
   );
 }
 

@@ -75,6 +75,8 @@ export function isRetryable(err: unknown, idempotent: boolean): boolean {
   // Our own stop is final; a remote node's stop (data.remote) is like that node going down.
   if (err.code === 'FND_ERR_NODE_STOPPED' && err.data?.remote !== true) return false;
   if (NOT_RUN.has(err.code)) return true;
+  // Refused before anything was sent (the node was already known unreachable): it did not run.
+  if (err.code === 'FND_ERR_NODE_UNREACHABLE' && err.data?.sent === false) return true;
   if (!idempotent) return false;
   if (MAYBE_RUN.has(err.code)) return true;
   return err.code === 'FND_ERR_SERVICE_ACTION' && err.data?.retryable === true;

@@ -29,6 +29,9 @@ describe('retry rule', () => {
     assert.ok(isRetryable(coded('FND_ERR_NODE_DOWN'), true));
     assert.ok(isRetryable(coded('FND_ERR_NODE_UNREACHABLE'), true));
     assert.ok(!isRetryable(coded('FND_ERR_NODE_UNREACHABLE'), false));
+    // Refused before it was sent: did not run, so any action fails over.
+    assert.ok(isRetryable(coded('FND_ERR_NODE_UNREACHABLE', { sent: false }), false));
+    assert.ok(!isRetryable(coded('FND_ERR_NODE_UNREACHABLE', { sent: true }), false));
     assert.ok(!isRetryable(coded('FND_ERR_SERVICE_ACTION', { retryable: false }), true));
     assert.ok(isRetryable(coded('FND_ERR_SERVICE_ACTION', { retryable: true }), true));
     assert.ok(!isRetryable(coded('FND_ERR_SERVICE_ACTION', { retryable: true }), false));
@@ -107,6 +110,35 @@ describe('resilience across nodes', () => {
       assert.equal(await get.promise, 'from c');
       await rejectsWithCode(put.promise, 'FND_ERR_NODE_DOWN');
       assert.deepEqual(started, ['b', 'b', 'c'], 'put never ran on c');
+    } finally {
+      await c.stop();
+    }
+  });
+
+  it('a call towards a node already known unreachable fails over, whatever the action', async () => {
+    const c = await startMeshedCluster(['a', 'b', 'c']);
+    try {
+      const [a, b, cc] = c.nodes as [FoundationNode, FoundationNode, FoundationNode];
+      const ran: string[] = [];
+      for (const n of [b, cc]) {
+        n.service('store', {
+          put: () => {
+            ran.push(n.name);
+            return `put on ${n.name}`;
+          },
+        });
+      }
+      await ready(c, a, 'store', 2);
+      let unreachable = false;
+      a.on('memberUnreachable', (m) => {
+        if (m.name === 'b') unreachable = true;
+      });
+      c.net.crash(b.address);
+      await tickUntil(c.clock, c.net, () => unreachable, 'a sees b unreachable', { stepMs: 1 });
+      assert.equal(a.members().find((m) => m.name === 'b')?.status, 'alive', 'not down yet');
+      for (let i = 0; i < 4; i++)
+        assert.equal(await done(c, a.services.call('store.put', [i])), 'put on c');
+      assert.deepEqual(ran, ['c', 'c', 'c', 'c']);
     } finally {
       await c.stop();
     }
