@@ -7,7 +7,7 @@ import { describe, it } from 'node:test';
 import { matches } from '../../src/dist/pubsub.js';
 import { DIST_KINDS } from '../../src/dist/wire.js';
 import type { FoundationNode } from '../../src/index.js';
-import { startMeshedCluster, tickUntil } from '../helpers/nodes.js';
+import { fillPubSub, startMeshedCluster, tickUntil } from '../helpers/nodes.js';
 
 /** Counts `dist:pub` messages each node receives (the interest test needs to see none arrive). */
 function countPublishes(nodes: FoundationNode[]): Map<string, number> {
@@ -160,15 +160,7 @@ describe('pubsub', () => {
     const c = await startMeshedCluster(['a', 'b']);
     try {
       const [a, b] = c.nodes as [FoundationNode, FoundationNode];
-      const subs = [];
-      for (let i = 0; ; i++) {
-        try {
-          subs.push(a.pubsub.subscribe(`fill.${i}`, () => {}));
-        } catch (err) {
-          assert.equal((err as { code?: string }).code, 'FND_ERR_DIST_LIMIT');
-          break;
-        }
-      }
+      const subs = fillPubSub(a);
       const last = `fill.${subs.length - 1}`;
       await tickUntil(
         c.clock,

@@ -3,6 +3,7 @@
 // (waiting on real time, with generous deadlines and no assertions about how long things took).
 
 import type { DiscoveryStrategy } from '../../src/discovery/strategy.js';
+import type { Subscription } from '../../src/dist/pubsub.js';
 import { Foundation, type FoundationNode, type FoundationOptions } from '../../src/index.js';
 import { InMemoryNetwork } from '../../src/transport/memory.js';
 import { ManualClock } from '../../src/util/clock.js';
@@ -123,4 +124,20 @@ export async function startMeshedCluster(
     throw err;
   }
   return { net, clock, nodes, stop };
+}
+
+/**
+ * Subscribes `node` to topics `fill.0`, `fill.1`, … until pub/sub refuses one with
+ * FND_ERR_DIST_LIMIT (maxEntriesPerNode); returns the subscriptions (`fill.i` is the i-th).
+ */
+export function fillPubSub(node: FoundationNode): Subscription[] {
+  const subs: Subscription[] = [];
+  for (let i = 0; ; i++) {
+    try {
+      subs.push(node.pubsub.subscribe(`fill.${i}`, () => {}));
+    } catch (err) {
+      if ((err as { code?: string }).code !== 'FND_ERR_DIST_LIMIT') throw err;
+      return subs;
+    }
+  }
 }

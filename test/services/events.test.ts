@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { currentContext, type FoundationNode, withContext } from '../../src/index.js';
-import { startMeshedCluster, tickUntil } from '../helpers/nodes.js';
+import { fillPubSub, startMeshedCluster, tickUntil } from '../helpers/nodes.js';
 
 describe('service events', () => {
   it('emit: one instance per listening service; broadcast: all; wildcards; context flows', async () => {
@@ -124,15 +124,7 @@ describe('service events', () => {
       const [a] = c.nodes as [FoundationNode];
       // Fill this node's pub/sub entries (maxEntriesPerNode) but for one: an event listener
       // needs two (one for emit, one for broadcast).
-      const subs = [];
-      for (let i = 0; ; i++) {
-        try {
-          subs.push(a.pubsub.subscribe(`fill.${i}`, () => {}));
-        } catch (err) {
-          assert.equal((err as { code?: string }).code, 'FND_ERR_DIST_LIMIT');
-          break;
-        }
-      }
+      const subs = fillPubSub(a);
       subs.pop()!.unsubscribe();
       assert.throws(() => a.service('s', {}, { events: { e: () => {} } }), {
         code: 'FND_ERR_DIST_LIMIT',
