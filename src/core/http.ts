@@ -61,7 +61,9 @@ export class HttpEndpoints {
     private readonly view: HttpView,
     private readonly minMembers: number,
   ) {
-    this.server = http.createServer((req, res) => {
+    // Node checks the headers and request timeouts only every connectionsCheckingInterval
+    // (30 s by default): checked each second, a slow client is cut off after 10 s, not 30.
+    this.server = http.createServer({ connectionsCheckingInterval: 1000 }, (req, res) => {
       void this.handle(req, res).catch(() => {
         if (!res.headersSent) send(res, 500, { error: 'internal error' });
         else res.destroy();

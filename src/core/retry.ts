@@ -62,8 +62,25 @@ export async function retry<T>(
       backoff: new ExponentialBackoff({ initialDelay, maxDelay }),
     },
   );
-  return policy.execute(({ attempt }) => {
+  const run = policy.execute(({ attempt }) => {
     if (signal?.aborted) throw signal.reason; // aborted during a backoff wait
     return fn(attempt + 1);
   }, signal);
+  if (!signal) return run;
+  // cockatiel's backoff wait does not watch the signal: reject on abort ourselves, at once. (Its
+  // timer still runs out; the attempt after it sees the signal and does not call fn.)
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    run.then(
+      (v) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(v);
+      },
+      (err: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(err);
+      },
+    );
+  });
 }

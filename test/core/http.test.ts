@@ -66,6 +66,32 @@ describe('http endpoints', () => {
     }
   });
 
+  it('a client that sends nothing is cut off after the 10 s request timeout (408)', async () => {
+    const c = await startMeshedCluster(['a'], {
+      http: { port: 0 },
+      telemetry: { runtimeMetrics: false },
+    });
+    try {
+      const [a] = c.nodes as [FoundationNode];
+      const sock = net.connect(a.http!.port, '127.0.0.1');
+      sock.write('GET /health HTTP/1.1\r\nHost: x\r\n'); // headers never finished
+      let got = '';
+      sock.on('data', (d) => {
+        got += d.toString();
+      });
+      const closed = new Promise<void>((resolve) => sock.on('close', () => resolve()));
+      // Node's default check runs every 30 s: a socket still open at 25 s was not cut off at 10.
+      const limit = new Promise<'open'>((resolve) =>
+        setTimeout(() => resolve('open'), 25_000).unref(),
+      );
+      assert.equal(await Promise.race([closed.then(() => 'closed' as const), limit]), 'closed');
+      assert.match(got, /^HTTP\/1\.1 408/);
+      sock.destroy();
+    } finally {
+      await c.stop();
+    }
+  });
+
   it('/ready is 503 with its reasons while the cluster has fewer members than readyMinMembers', async () => {
     const c = await startMeshedCluster(['a'], { http: { port: 0, readyMinMembers: 2 } });
     try {

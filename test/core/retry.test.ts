@@ -1,7 +1,7 @@
 // retry(): retries transient failures up to `attempts`, rethrows the last error, does not retry
 // errors that describe the call itself, honours retryOn and abort, and refuses bad arguments.
 import assert from 'node:assert/strict';
-import { describe, it } from 'node:test';
+import { describe, it, mock } from 'node:test';
 import { isTransient, retry } from '../../src/core/retry.js';
 import { FoundationError } from '../../src/errors.js';
 import { rejectsWithCode } from '../helpers/assert.js';
@@ -61,6 +61,39 @@ describe('retry', () => {
       ),
     );
     assert.equal(calls, 1);
+  });
+
+  it('an abort during a backoff wait rejects at once with the reason, and fn runs no more', async () => {
+    // The backoff's timer never fires here (mocked): only the abort can settle the call.
+    mock.timers.enable({ apis: ['setTimeout'] });
+    try {
+      const ac = new AbortController();
+      let calls = 0;
+      let settled: unknown;
+      retry(
+        () => {
+          calls++;
+          throw new Error('flaky');
+        },
+        { attempts: 5, initialDelayMs: 60_000, maxDelayMs: 60_000, signal: ac.signal },
+      ).then(
+        () => {
+          settled = 'resolved';
+        },
+        (err: Error) => {
+          settled = err.message;
+        },
+      );
+      await new Promise((r) => setImmediate(r));
+      assert.equal(calls, 1);
+      assert.equal(settled, undefined, 'waiting for the backoff');
+      ac.abort(new Error('stop'));
+      await new Promise((r) => setImmediate(r));
+      assert.equal(settled, 'stop');
+      assert.equal(calls, 1);
+    } finally {
+      mock.timers.reset();
+    }
   });
 
   it('stops when aborted, and refuses bad arguments', async () => {
