@@ -405,7 +405,8 @@ export class RemoteEndpoint {
       case 'link': {
         const actor = sys.actorById(s.to);
         if (!actor?.alive) {
-          sys.sendSignal(from, encode.exit(sys.localPid(s.to), s.from.id, 'noproc', false));
+          // Over the link the requester already holds on its side: it is removed there.
+          sys.sendSignal(from, encode.exit(sys.localPid(s.to), s.from.id, 'noproc', true));
           return;
         }
         sys.acceptRemoteLink(actor, s.from);

@@ -652,7 +652,9 @@ export class ActorSystem {
       this.exitActor(actor, 'killed');
       return;
     }
-    if (!actor.removeLink(from) && viaLink) return;
+    // Only a signal that travelled over the link ends it: an explicit exit(pid, reason) from a
+    // linked actor leaves the link in place (as in Erlang), so its own exit still arrives later.
+    if (viaLink && !actor.removeLink(from)) return;
     if (actor.trapExits) {
       const m: ExitMessage = { type: 'EXIT', from: toPidObject(from), reason };
       this.deliverSystem(actor, m, source);

@@ -284,6 +284,37 @@ describe('trapExits', () => {
     assert.ok(sys.isAlive(trapper.pid));
   });
 
+  it('an explicit exit signal from a linked actor leaves the link: its later crash still arrives', async () => {
+    const sys = system();
+    const trapper = recorder(sys, { trapExits: true });
+    const a = sys.spawn(
+      (m, ctx) => {
+        if (m === 'poke') ctx.exit(trapper.pid, 'hello');
+        if (m === 'crash') throw new Error('boom');
+      },
+      { link: trapper.pid },
+    );
+    sys.send(a, 'poke');
+    await until(() => trapper.got.length === 1, 'the explicit EXIT');
+    sys.send(a, 'crash');
+    await until(() => trapper.got.length === 2, 'the EXIT of the crash, over the link');
+    assert.equal(((trapper.got[1] as ExitMessage).reason as Error).message, 'boom');
+    // Not trapping: exit(b, 'normal') from a linked actor is ignored, and its crash kills b.
+    const b = recorder(sys);
+    const c = sys.spawn(
+      (m, ctx) => {
+        if (m === 'poke') ctx.exit(b.pid, 'normal');
+        if (m === 'crash') throw new Error('boom2');
+      },
+      { link: b.pid },
+    );
+    sys.send(c, 'poke');
+    await flushIO(8);
+    assert.ok(sys.isAlive(b.pid));
+    sys.send(c, 'crash');
+    await until(() => !sys.isAlive(b.pid), 'b exits with its linked actor');
+  });
+
   it('can be switched on and off at run time through ctx.trapExits', async () => {
     const sys = system();
     const got: unknown[] = [];
