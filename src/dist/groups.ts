@@ -39,8 +39,11 @@ export class ProcessGroups extends EventEmitter<GroupEvents> {
     this.replica.onChange((owner, key, prev, next) => {
       const i = key.lastIndexOf(SEP);
       const group = key.slice(0, i);
-      const id = Number(key.slice(i + 1));
-      if (i <= 0 || !Number.isSafeInteger(id) || id < 1) return; // not a key of ours: ignore
+      const suffix = key.slice(i + 1);
+      const id = Number(suffix);
+      // Only the form this code writes (a canonical decimal id): " 1" or "0x1" would be a second
+      // entry for the same pid.
+      if (i <= 0 || !Number.isSafeInteger(id) || id < 1 || String(id) !== suffix) return;
       if (next !== undefined && prev === undefined) this.add(group, new Pid(owner, id));
       else if (next === undefined && prev !== undefined) this.remove(group, new Pid(owner, id));
     });

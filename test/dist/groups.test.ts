@@ -2,6 +2,7 @@
 // scopes, join/leave events, and members removed when they exit or their node goes down.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { DIST_KINDS } from '../../src/dist/wire.js';
 import type { FoundationNode } from '../../src/index.js';
 import { startMeshedCluster, tickUntil } from '../helpers/nodes.js';
 
@@ -88,6 +89,40 @@ describe('process groups', () => {
         'c gone',
       );
       assert.ok([a, b].every((n) => n.groups.members('all').every((p) => p.node !== 'c')));
+    } finally {
+      await c.stop();
+    }
+  });
+
+  it("a peer's member keys count in their canonical form only: one pid, one entry", async () => {
+    const c = await startMeshedCluster(['a', 'm']);
+    try {
+      const [a, m] = c.nodes as [FoundationNode, FoundationNode];
+      const events: string[] = [];
+      a.groups.on('join', (g, p) => events.push(`join ${g} ${String(p)}`));
+      a.groups.on('leave', (g, p) => events.push(`leave ${g} ${String(p)}`));
+      const kind = `${DIST_KINDS.groupsPrefix}default`;
+      const epoch = 2 ** 52;
+      // " 1" and "0x1" would be pid m.1 again under Number(): ignored.
+      m.messenger.send('a', kind, {
+        t: 'snap',
+        epoch,
+        seq: 0,
+        first: true,
+        last: true,
+        entries: [
+          { k: 'g\u00001', v: 1 },
+          { k: 'g\u0000 1', v: 1 },
+          { k: 'g\u00000x1', v: 1 },
+        ],
+      });
+      await c.clock.tickAsync(50);
+      await c.net.settle();
+      m.messenger.send('a', kind, { t: 'delta', epoch, seq: 1, ops: [{ k: 'g\u0000 1', d: 1 }] });
+      await c.clock.tickAsync(50);
+      await c.net.settle();
+      assert.deepEqual(keys(a.groups.members('g')), ['m.1']);
+      assert.deepEqual(events, ['join g <m.1>']);
     } finally {
       await c.stop();
     }
