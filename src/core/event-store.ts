@@ -70,7 +70,8 @@ export class MemoryEventStore implements EventStore {
     for (const e of events) {
       if (this.ids.has(e.id)) continue;
       this.ids.add(e.id);
-      this.events.push(e);
+      // Copies in and out: what a caller or a subscriber holds is never the stored event.
+      this.events.push(structuredClone(e));
       n++;
     }
     if (this.events.length > this.maxEvents) {
@@ -85,7 +86,7 @@ export class MemoryEventStore implements EventStore {
     // Stable sort by timestamp: equal timestamps keep insertion order.
     hits.sort((a, b) => a.timestamp - b.timestamp);
     if (q.order === 'desc') hits.reverse();
-    return hits.slice(0, q.limit);
+    return hits.slice(0, q.limit).map((e) => structuredClone(e));
   }
 
   stats(): EventStats {

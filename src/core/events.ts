@@ -306,12 +306,9 @@ export class Events {
     }
     if (json !== undefined && json.length > this.limits.maxEventDataBytes)
       throw bad('event.data', `larger than ${this.limits.maxEventDataBytes} bytes as JSON`);
-    // Fields are checked by the wire decoder (data aside: its size was checked as JSON above).
-    const d = decodeStoredEvent(
-      { ...e, data: undefined },
-      this.limits,
-      this.ctx.limits.maxNameLength,
-    );
+    // Fields are checked by the wire decoder, data included: its estimate (depth and size) is
+    // what every peer applies, so an event stored here is one the others accept.
+    const d = decodeStoredEvent(e, this.limits, this.ctx.limits.maxNameLength);
     if (!d.ok) throw bad('event', d.reason);
     // SQLite keeps the JSON text; the memory store keeps a copy, out of the caller's reach.
     d.value.data =

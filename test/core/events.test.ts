@@ -190,6 +190,15 @@ describe('events: local store', () => {
         ev.store(ev.newEvent('t', 'x'.repeat(100_000))),
         'FND_ERR_INVALID_ARGUMENT',
       );
+      // What peers would refuse is refused here too: data of 30 000 characters (under 64 KiB as
+      // JSON, over it by the wire's estimate), and data nested deeper than 32.
+      await rejectsWithCode(
+        ev.store(ev.newEvent('t', 'x'.repeat(30_000))),
+        'FND_ERR_INVALID_ARGUMENT',
+      );
+      let deep: unknown = 1;
+      for (let i = 0; i < 40; i++) deep = [deep];
+      await rejectsWithCode(ev.store(ev.newEvent('t', deep)), 'FND_ERR_INVALID_ARGUMENT');
       await rejectsWithCode(ev.store({ id: 'x' } as never), 'FND_ERR_INVALID_ARGUMENT');
       await rejectsWithCode(ev.storeBatch('nope' as never), 'FND_ERR_INVALID_ARGUMENT');
       await rejectsWithCode(ev.query({ limit: 0 }), 'FND_ERR_INVALID_ARGUMENT');
@@ -250,6 +259,12 @@ describe('events: cluster (in-memory network, manual clock)', () => {
       assert.deepEqual(seenC, ['order.created'], 'unsubscribed, and filtered');
       assert.equal((await b.events.getByCorrelation('k')).length, 1, 'b was not a replica');
       assert.equal((await a.events.getByCorrelation('k')).length, 2);
+      // What a caller gets is a copy: changing it changes nothing stored.
+      r.event.type = 'changed';
+      (await a.events.getByCorrelation('k'))[0]!.data = { n: 999 };
+      const again = await a.events.getByCorrelation('k');
+      assert.equal(again[0]!.type, 'order.created');
+      assert.deepEqual(again[0]!.data, { n: 1 });
     } finally {
       await c.stop();
     }
