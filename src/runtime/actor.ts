@@ -293,6 +293,7 @@ export class Actor implements Runnable {
       this.system.exitActor(this, err as Error);
       return Promise.reject(err);
     }
+    if (this.state === DEAD) return undefined; // init made it exit (e.g. a link to a dead pid)
     if (!isThenable(result)) {
       this.state = RUNNING;
       this.afterInit();
@@ -475,6 +476,13 @@ export class Actor implements Runnable {
       this.system.exitActor(this, err as Error);
       return;
     }
+    if (this.state === DEAD) {
+      // The handler made this actor exit (a link to a dead pid, an exit signal to a linked
+      // actor): its exit did not see this call, and no answer it returns may arrive from the dead.
+      call?.reply(false, exitedDuringCall(this));
+      if (isThenable(result)) Promise.resolve(result).then(undefined, ignore);
+      return;
+    }
     if (isThenable(result)) {
       this.awaitResult(result, call);
       return;
@@ -565,6 +573,16 @@ export class Actor implements Runnable {
   removeLink(p: PidLike): boolean {
     return this.ext?.links?.delete(pidKey(p)) ?? false;
   }
+}
+
+const ignore = (): void => {};
+
+function exitedDuringCall(actor: Actor): FoundationError {
+  return new FoundationError(
+    'FND_ERR_ACTOR_EXITED',
+    `${actor.pid} exited while handling the call, before replying`,
+    { pid: actor.pid.toJSON() },
+  );
 }
 
 function crashed(actor: Actor, err: unknown): FoundationError {

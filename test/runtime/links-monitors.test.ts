@@ -192,6 +192,41 @@ describe('links', () => {
     for (const d of downs) assert.equal((reasonOf(d) as Error).message, 'end of chain');
   });
 
+  it('an actor its own handler or init made exit stays dead, and its caller is answered', async () => {
+    const sys = system();
+    const dead = sys.spawn(() => {});
+    sys.exit(dead, 'kill');
+    const exits: string[] = [];
+    sys.onExit((pid, reason) => exits.push(`${String(pid)} ${String(reason)}`));
+    let terminates = 0;
+    const a = sys.spawn({
+      async handleCall(_m: unknown, ctx) {
+        ctx.link(dead); // 'noproc' back at once: this non-trapping actor exits mid-handler
+        await new Promise((r) => setImmediate(r));
+        return 'reply from a dead actor';
+      },
+      terminate() {
+        terminates++;
+      },
+    });
+    await assert.rejects(sys.call(a, 'go'), { code: 'FND_ERR_ACTOR_EXITED' });
+    await flushIO(8);
+    assert.equal(sys.isAlive(a), false);
+    assert.equal(terminates, 1);
+    // The same from a synchronous init: the actor does not come back to life after it.
+    const b = sys.spawn({
+      init(ctx) {
+        ctx.link(dead);
+      },
+      handleInfo() {},
+    });
+    await flushIO(8);
+    assert.equal(sys.isAlive(b), false);
+    sys.exit(b, 'kill');
+    await flushIO(8);
+    assert.deepEqual(exits, [`${String(a)} noproc`, `${String(b)} noproc`], 'one exit each');
+  });
+
   it("a 'normal' exit does not kill linked actors", async () => {
     const sys = system();
     const a = recorder(sys);
