@@ -119,13 +119,14 @@ export class CallRefusal {
 }
 
 /**
- * A system message (EXIT, DOWN) caused by a signal from another node, waiting in a mailbox. It
- * carries the node so the per-node budget is given back when the message is handled or dropped.
+ * A system message (EXIT, DOWN) waiting in a mailbox: marked, so that the mailbox bound neither
+ * counts nor drops it. `node`: the other node whose signal caused it, whose per-node budget is
+ * given back when the message is handled (undefined when it arose on this node).
  */
-class RemoteSystemMessage {
+class SystemMessage {
   constructor(
     readonly msg: unknown,
-    readonly node: string,
+    readonly node: string | undefined,
   ) {}
 }
 
@@ -163,6 +164,8 @@ class Extras {
   trapExits = false;
   /** System messages from other nodes waiting in the mailbox, per node (see enqueueSystem). */
   remoteSystem: Map<string, number> | undefined = undefined;
+  /** System messages waiting in the mailbox, from anywhere (the bound does not count them). */
+  systemWaiting = 0;
   /** While BUSY: the call whose handler's promise is awaited (its reply is owed). */
   busyCall: CallEnvelope | undefined = undefined;
   /** The reactions to a handler's promise, made once per actor rather than once per message. */
@@ -325,8 +328,9 @@ export class Actor implements Runnable {
   /** Puts a message in the mailbox, applying the overflow policy. Throws FND_ERR_MAILBOX_FULL. */
   enqueue(msg: unknown): void {
     if (this.state === DEAD) return;
-    const limits = this.ext?.limits;
-    if (limits !== undefined && this.tail - this.head >= limits.max) {
+    const ext = this.ext;
+    const limits = ext?.limits;
+    if (limits !== undefined && this.tail - this.head - ext!.systemWaiting >= limits.max) {
       if (limits.overflow === 'reject') {
         throw new FoundationError(
           'FND_ERR_MAILBOX_FULL',
@@ -342,13 +346,15 @@ export class Actor implements Runnable {
         callIn(msg)?.reply(false, mailboxDropped(this));
         return;
       }
+      // drop-oldest: the oldest ordinary message (system messages ahead of it move up one).
       const mb = this.mailbox!;
-      const oldest = mb[this.head];
+      let i = this.head;
+      while (mb[i] instanceof SystemMessage) i++;
+      const oldest = mb[i];
+      mb.copyWithin(this.head + 1, this.head, i);
       mb[this.head++] = undefined;
       this.system.dropped++;
-      const call = callIn(oldest);
-      if (call !== undefined) call.reply(false, mailboxDropped(this));
-      else if (oldest instanceof RemoteSystemMessage) this.release(oldest);
+      callIn(oldest)?.reply(false, mailboxDropped(this));
     }
     this.push(msg);
   }
@@ -361,16 +367,15 @@ export class Actor implements Runnable {
    */
   enqueueSystem(msg: unknown, node?: string): boolean {
     if (this.state === DEAD) return false;
-    if (node === undefined) {
-      this.push(msg);
-      return true;
-    }
     const ext = this.extras();
-    if (ext.remoteSystem === undefined) ext.remoteSystem = new Map();
-    const waiting = ext.remoteSystem.get(node) ?? 0;
-    if (waiting >= this.system.signalBudget) return false;
-    ext.remoteSystem.set(node, waiting + 1);
-    this.push(new RemoteSystemMessage(msg, node));
+    if (node !== undefined) {
+      if (ext.remoteSystem === undefined) ext.remoteSystem = new Map();
+      const waiting = ext.remoteSystem.get(node) ?? 0;
+      if (waiting >= this.system.signalBudget) return false;
+      ext.remoteSystem.set(node, waiting + 1);
+    }
+    ext.systemWaiting++;
+    this.push(new SystemMessage(msg, node));
     return true;
   }
 
@@ -379,12 +384,16 @@ export class Actor implements Runnable {
     return this.ext?.remoteSystem?.get(node) ?? 0;
   }
 
-  /** Gives one unit of `m.node`'s budget back; returns the message inside. */
-  private release(m: RemoteSystemMessage): unknown {
-    const counts = this.ext!.remoteSystem!;
-    const left = counts.get(m.node)! - 1;
-    if (left === 0) counts.delete(m.node);
-    else counts.set(m.node, left);
+  /** Takes a system message out of the counts (and `m.node`'s budget); returns the message. */
+  private release(m: SystemMessage): unknown {
+    const ext = this.ext!;
+    ext.systemWaiting--;
+    if (m.node !== undefined) {
+      const counts = ext.remoteSystem!;
+      const left = counts.get(m.node)! - 1;
+      if (left === 0) counts.delete(m.node);
+      else counts.set(m.node, left);
+    }
     return m.msg;
   }
 
@@ -424,7 +433,7 @@ export class Actor implements Runnable {
       mb[this.head++] = undefined;
       if (msg instanceof ContextEnvelope) {
         prop!.run(msg.ctx, () => this.handle(msg.msg), this);
-      } else this.handle(msg instanceof RemoteSystemMessage ? this.release(msg) : msg);
+      } else this.handle(msg instanceof SystemMessage ? this.release(msg) : msg);
       if (scheduler.tick()) return this.state === RUNNING && this.head < this.tail;
     }
     if (this.state === DEAD) return false;

@@ -205,4 +205,31 @@ describe('system messages at a full mailbox', () => {
       assert.ok(sys.isAlive(a.pid));
     });
   }
+
+  for (const overflow of ['reject', 'drop-newest', 'drop-oldest'] as const) {
+    it(`EXIT and DOWN waiting first are neither counted nor dropped by later messages ('${overflow}')`, async () => {
+      const sys = system();
+      const a = await blocked(sys, { max: 2, overflow }, { trapExits: true });
+      const linked = sys.spawn(
+        (m) => {
+          if (m === 'crash') throw new Error('linked crash');
+        },
+        { link: a.pid },
+      );
+      const watched = sys.spawn(() => {});
+      sys.monitor(watched, a.pid);
+      sys.send(linked, 'crash');
+      await until(() => !sys.isAlive(linked), 'linked actor crashed');
+      sys.exit(watched, 'shutdown');
+      await flushIO(4);
+      // Two system messages waiting: the bound of 2 still takes two ordinary ones.
+      sys.send(a.pid, 'm1');
+      sys.send(a.pid, 'm2');
+      a.release();
+      await until(() => a.handled.length === 5, 'everything handled', 2000);
+      const kinds = a.handled.map((m) => (typeof m === 'string' ? m : (m as ExitMessage).type));
+      assert.deepEqual(kinds, ['block', 'EXIT', 'DOWN', 'm1', 'm2']);
+      assert.equal(sys.dropped, 0);
+    });
+  }
 });
