@@ -171,6 +171,9 @@ export class ActorSystem {
   propagation: ContextPropagation | undefined = undefined;
   /** Told about every actor exit (supervision, registries, stats). */
   private readonly exitHooks: Array<(pid: Pid, reason: ExitReason) => void> = [];
+  /** Exit signals owed over links, sent by drainLinkExits: [from, to, reason]. */
+  private readonly linkExits: Array<[Pid, PidLike, ExitReason]> = [];
+  private drainingLinkExits = false;
 
   /** The clock this system's timers run on (supervisors use it for restart windows and shutdowns). */
   get clock(): Clock {
@@ -741,7 +744,7 @@ export class ActorSystem {
       }
     }
     if (actor.links) {
-      for (const l of actor.links.values()) this.exitSignal(actor.pid, l, reason);
+      for (const l of actor.links.values()) this.linkExits.push([actor.pid, l, reason]);
     }
     if (actor.monitors) {
       for (const [ref, node] of actor.monitors) {
@@ -756,6 +759,27 @@ export class ActorSystem {
       );
     }
     for (const h of this.exitHooks) h(actor.pid, reason);
+    this.drainLinkExits();
+  }
+
+  /**
+   * Sends the exit signals queued by exits over links, in order, in a loop rather than by
+   * recursion: an exit that runs down a chain of thousands of linked actors must not overflow the
+   * stack. The outermost exit drains; exits it causes queue theirs behind.
+   */
+  private drainLinkExits(): void {
+    if (this.drainingLinkExits) return;
+    this.drainingLinkExits = true;
+    try {
+      const q = this.linkExits;
+      for (let i = 0; i < q.length; i++) {
+        const [from, to, reason] = q[i]!;
+        this.exitSignal(from, to, reason);
+      }
+    } finally {
+      this.linkExits.length = 0;
+      this.drainingLinkExits = false;
+    }
   }
 
   // ---- remote side (called by remote.ts, which decoded and checked the message) ----

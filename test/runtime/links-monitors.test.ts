@@ -227,6 +227,19 @@ describe('links', () => {
     assert.deepEqual(exits, [`${String(a)} noproc`, `${String(b)} noproc`], 'one exit each');
   });
 
+  it('an exit runs down a chain of 5000 links without overflowing the stack', async () => {
+    const sys = system();
+    const first = sys.spawn(() => {});
+    let prev = first;
+    for (let i = 1; i < 5000; i++) prev = sys.spawn(() => {}, { link: prev });
+    const last = prev;
+    const downs = downsOf(sys, last);
+    sys.exit(first, 'boom');
+    await until(() => downs.length === 1, 'the last actor exited');
+    assert.equal(reasonOf(downs), 'boom');
+    assert.equal(sys.size, 0);
+  });
+
   it("a 'normal' exit does not kill linked actors", async () => {
     const sys = system();
     const a = recorder(sys);
