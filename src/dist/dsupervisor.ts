@@ -462,14 +462,17 @@ export class DistributedSupervisor {
       if (mine) {
         // The only instance runs here: a handoff stashed meanwhile is stale.
         if (runners.length === 1) c.stash = undefined;
-        if (this.mode === 'active') {
+        // A temporary child runs once, where it started: never moved (a move is a new run).
+        if (this.mode === 'active' && c.spec.restart !== 'temporary') {
           const want = rendezvous(`${this.key}${SEP}${c.spec.id}`, nodes);
           if (want !== undefined && want !== ctx.self) void this.move(c, want);
         }
         continue;
       }
-      if (runners.length > 0 || !quorate || !synced || c.failed) continue;
+      // Checked (and so copied into this node's part of the table) while the child still runs
+      // elsewhere: the mark must outlive the node that set it, which may go down with the child.
       if (this.p.done(this.key, c.spec.id)) continue;
+      if (runners.length > 0 || !quorate || !synced || c.failed) continue;
       if (rendezvous(`${this.key}${SEP}${c.spec.id}`, nodes) !== ctx.self) continue;
       // A singleton's name still held by another node's actor: wait until it is released.
       const g = this.opts.globalName;
@@ -634,7 +637,8 @@ export class DistributedSupervisor {
       this.children.map(async (c) => {
         if (!c.pid || c.stopping) return;
         const to = rendezvous(`${this.key}${SEP}${c.spec.id}`, nodes);
-        if (to !== undefined) await this.move(c, to);
+        // A temporary child is not moved (it runs once): it stops with its node.
+        if (to !== undefined && c.spec.restart !== 'temporary') await this.move(c, to);
         else this.stopLocal(c, 'shutdown');
       }),
     );

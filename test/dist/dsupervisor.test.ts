@@ -422,6 +422,38 @@ describe('distributed supervisor', () => {
     }
   });
 
+  it('a temporary child is not started again when its node goes down, nor moved when a node joins', async () => {
+    const c = await startMeshedCluster(['a', 'b', 'c']);
+    try {
+      const out: Instance[] = [];
+      defineWorker(c.nodes, out);
+      const [a, b, cc] = c.nodes as [FoundationNode, FoundationNode, FoundationNode];
+      // A child whose rendezvous owner among all three is not a; a runs it, alone at first.
+      let id = 0;
+      while (rendezvous(`d:t\u0000t${id}`, ['a', 'b', 'c']) === 'a') id++;
+      const child = `t${id}`;
+      const opts = { children: spec([child], 'temporary'), redistribution: 'active' as const };
+      a.distributedSupervisor('t', opts);
+      await tickUntil(c.clock, c.net, () => live(out, child).length === 1, 'started on a');
+      b.distributedSupervisor('t', opts);
+      cc.distributedSupervisor('t', opts);
+      await c.clock.tickAsync(3000);
+      await c.net.settle();
+      assert.deepEqual(
+        live(out, child).map((i) => i.node.name),
+        ['a'],
+        'not moved to its rendezvous owner',
+      );
+      c.net.crash(a.address);
+      await c.clock.tickAsync(15_000);
+      await c.net.settle();
+      assert.equal(live(out, child, new Set(['a'])).length, 0, 'not started again');
+      assert.equal(out.filter((i) => i.child === child).length, 1);
+    } finally {
+      await c.stop();
+    }
+  });
+
   it('after a partition heals each child runs exactly once, the earliest instance; the other exits duplicate_child', async () => {
     const c = await startMeshedCluster(['a', 'b', 'c', 'd']);
     try {
