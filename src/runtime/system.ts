@@ -744,7 +744,12 @@ export class ActorSystem {
       }
     }
     if (actor.links) {
-      for (const l of actor.links.values()) this.linkExits.push([actor.pid, l, reason]);
+      for (const l of actor.links.values()) {
+        // To another node: sent now, in this actor's lane, before its exit hooks let the lane
+        // go (behind everything it sent). Local: queued (see drainLinkExits).
+        if (l.node !== this.nodeName) this.exitSignal(actor.pid, l, reason);
+        else this.linkExits.push([actor.pid, l, reason]);
+      }
     }
     if (actor.monitors) {
       for (const [ref, node] of actor.monitors) {
@@ -763,7 +768,7 @@ export class ActorSystem {
   }
 
   /**
-   * Sends the exit signals queued by exits over links, in order, in a loop rather than by
+   * Delivers the exit signals queued for local linked actors, in order, in a loop rather than by
    * recursion: an exit that runs down a chain of thousands of linked actors must not overflow the
    * stack. The outermost exit drains; exits it causes queue theirs behind.
    */
