@@ -89,12 +89,9 @@ export class RemoteSpawn {
     if (opts.trapExits !== undefined) msg.trapExits = opts.trapExits;
     if (opts.link !== undefined) msg.link = { node: opts.link.node, id: opts.link.id };
     if (opts.handoff !== undefined) msg.handoff = opts.handoff;
-    const reply = await this.ctx.net.request(
-      node,
-      DIST_KINDS.spawn,
-      msg,
-      opts.timeout ?? this.ctx.requestTimeoutMs,
-    );
+    const timeout = opts.timeout ?? this.ctx.requestTimeoutMs;
+    msg.waitMs = timeout;
+    const reply = await this.ctx.net.request(node, DIST_KINDS.spawn, msg, timeout);
     const d = decodePidReply(reply, this.ctx.limits);
     if (!d.ok || d.value.node !== node) {
       throw new FoundationError(
@@ -123,12 +120,25 @@ export class RemoteSpawn {
       m.args,
       m.handoff !== undefined ? { handoff: m.handoff } : {},
     );
+    const giveUpAt = m.waitMs !== undefined ? this.ctx.clock.now() + m.waitMs : undefined;
     const pid = await this.ctx.system.spawnAsync(behaviour, {
       ...(m.name !== undefined ? { name: m.name } : {}),
       ...(m.mailbox ? { mailbox: m.mailbox } : {}),
       ...(m.trapExits !== undefined ? { trapExits: m.trapExits } : {}),
       ...(m.link ? { link: new Pid(m.link.node, m.link.id) } : {}),
     });
+    if (giveUpAt !== undefined && this.ctx.clock.now() >= giveUpAt) {
+      // Its init outlasted the requester's wait: the requester has failed the spawn, so an actor
+      // left running here would be known to nobody (a supervisor would start another).
+      this.ctx.system.exit(pid, 'kill');
+      throw new FoundationError(
+        'FND_ERR_REQUEST_TIMEOUT',
+        `spawn of ${m.kind}: init took too long`,
+        {
+          kind: m.kind,
+        },
+      );
+    }
     return { node: pid.node, id: pid.id };
   }
 

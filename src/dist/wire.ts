@@ -292,6 +292,11 @@ export interface SpawnMsg {
   link?: { node: string; id: number };
   /** State handed over from the child's previous node (distributed supervisor). */
   handoff?: unknown;
+  /**
+   * How long the requester waits, ms: an actor whose init finishes later is stopped, since
+   * nobody would know of it (older senders leave it out: no limit).
+   */
+  waitMs?: number;
 }
 
 const OVERFLOWS: ReadonlySet<unknown> = new Set(['reject', 'drop-oldest', 'drop-newest']);
@@ -324,6 +329,10 @@ export function decodeSpawn(p: unknown, limits: DistLimits): Decoded<SpawnMsg> {
     if (approxSize(p.handoff, limits.maxHandoffBytes) > limits.maxHandoffBytes)
       return fail('handoff state too large');
     out.handoff = p.handoff;
+  }
+  if (p.waitMs !== undefined) {
+    if (!isNat(p.waitMs)) return fail('bad waitMs');
+    out.waitMs = p.waitMs;
   }
   return ok(out);
 }

@@ -44,6 +44,34 @@ describe('remote spawn', () => {
     }
   });
 
+  it("an actor whose init outlasts the requester's wait is stopped, not left running unknown", async () => {
+    const c = await startMeshedCluster(['a', 'b']);
+    try {
+      const [a, b] = c.nodes as [FoundationNode, FoundationNode];
+      const started: Array<{ node: string; id: number }> = [];
+      b.define('slow', () => ({
+        async init(ctx: { self: { node: string; id: number } }) {
+          await new Promise<void>((r) => c.clock.setTimeout(r, 1500));
+          started.push(ctx.self);
+        },
+        handleCall: () => 'ok',
+      }));
+      const t = track(a.spawnOn('b', 'slow', null, { timeout: 1000 }));
+      await tickUntil(c.clock, c.net, () => t.result.state !== 'pending', 'spawn settles');
+      rejectedWith(t, 'FND_ERR_REQUEST_TIMEOUT');
+      await tickUntil(c.clock, c.net, () => started.length === 1, 'init done on b');
+      await c.clock.tickAsync(100);
+      await c.net.settle();
+      assert.equal(b.actors.isAlive(started[0]!), false, 'stopped: nobody knows of it');
+      // Within the wait, the same kind starts and stays.
+      const ok = track(a.spawnOn('b', 'slow', null, { timeout: 5000 }));
+      await tickUntil(c.clock, c.net, () => ok.result.state !== 'pending', 'spawned');
+      assert.ok(b.actors.isAlive(fulfilled(ok)));
+    } finally {
+      await c.stop();
+    }
+  });
+
   it('a supervisor child named by kind runs on another node and is restarted there', async () => {
     const c = await startMeshedCluster(['a', 'b']);
     try {
