@@ -56,18 +56,22 @@ export class ConfigSync {
     }
     const mine = this.replica.ownEntries().get(path);
     if (mine && compareWinner(mine.ts, mine.o, e.ts, e.o) >= 0) return;
-    // A value this node does not allow (path not updatable here, or refused by this node's schema)
-    // is neither applied nor adopted: it would spread values nobody here applies.
-    if (!this.config.accepts(path, e.v)) {
+    // A path this node does not let be updated: neither applied nor adopted. A value the schema
+    // refuses with what else is set is kept all the same (Config.updatable): refusing it here would
+    // depend on the order values arrived in, and members would disagree for good.
+    if (!this.config.updatable(path)) {
       this.ctx.log.warn({ path, origin: e.o }, 'cluster config value refused here');
       return;
     }
-    this.config.applyRemote(path, e.v, e.ts, e.o);
     try {
       this.replica.set(path, { v: e.v, ts: e.ts, o: e.o }); // adopt: it now outlives its writer
     } catch (err) {
+      // This node's part of the table is full (maxConfigEntriesPerNode): not applied either, so
+      // what a node holds stays bounded by what it announces.
       this.ctx.log.warn({ path, err: (err as Error).message }, 'cluster config value not adopted');
+      return;
     }
+    this.config.applyRemote(path, e.v, e.ts, e.o);
   }
 
   stop(): void {

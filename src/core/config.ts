@@ -408,19 +408,12 @@ export class Config {
   }
 
   /**
-   * Whether a value received for `path` may be applied here: the path is updatable and the
-   * configuration with it satisfies the schema.
+   * Whether this node lets `path` be updated at run time. A received value on such a path is kept
+   * even when the schema refuses it with what else is set now: recompute skips it in timestamp
+   * order, which every member with the same schema does alike, whatever order values arrived in.
    */
-  accepts(path: string, value: unknown): boolean {
-    if (!matchesUpdatable(this.patterns, path)) return false;
-    if (!this.opts.schema) return true;
-    const candidate = structuredClone(this.current);
-    try {
-      assign(candidate, splitPath(path), structuredClone(value));
-    } catch {
-      return false;
-    }
-    return this.opts.schema.safeParse(candidate).success;
+  updatable(path: string): boolean {
+    return matchesUpdatable(this.patterns, path);
   }
 
   /** The cluster-wide value this node holds for `path` (for the replication's own partition). */

@@ -377,4 +377,63 @@ describe('config: cluster-wide (in-memory network, manual clock)', () => {
       await c.stop();
     }
   });
+
+  it('members with a cross-field schema agree after concurrent writes, whatever order they arrived in', async () => {
+    const schema = z
+      .object({ a: z.number(), b: z.number() })
+      .refine((x) => x.a <= x.b, { message: 'a <= b' });
+    const c = await startMeshedCluster(['x', 'y', 'z'], {
+      config: { defaults: { a: 1, b: 10 }, schema, updatable: ['*'] },
+    });
+    try {
+      const [x, y] = c.nodes as [FoundationNode, FoundationNode, FoundationNode];
+      c.net.partition([x.address], [c.nodes[1]!.address, c.nodes[2]!.address]);
+      await x.config.setClusterWide('a', 5); // valid on x: 5 <= 10
+      c.clock.tick(5);
+      await y.config.setClusterWide('b', 3); // later, valid on y's side: 1 <= 3
+      c.net.heal();
+      // In timestamp order a = 5 applies, then b = 3 is refused by the schema: on every member.
+      await tickUntil(
+        c.clock,
+        c.net,
+        () => c.nodes.every((n) => JSON.stringify(n.config.get()) === '{"a":5,"b":10}'),
+        'every member a = 5, b = 10',
+      );
+    } finally {
+      await c.stop();
+    }
+  });
+
+  it("a member's new runs cannot make a node hold more than its own bound of cluster-wide paths", async () => {
+    const c = await startMeshedCluster(['a', 'm'], { config: { defaults: {}, updatable: ['*'] } });
+    try {
+      const [a, m] = c.nodes as [FoundationNode, FoundationNode];
+      const leaves = (v: unknown): number =>
+        v !== null && typeof v === 'object'
+          ? Object.values(v).reduce((n: number, x) => n + leaves(x), 0)
+          : 1;
+      for (let run = 0; run < 3; run++) {
+        const entries = Array.from({ length: 1000 }, (_, i) => ({
+          k: `r${run}.p${i}`,
+          v: { v: i, ts: { wall: c.clock.wallNow(), counter: 0 }, o: 'm' },
+        }));
+        // Each "run" (epoch) of m replaces its partition with 1000 new paths.
+        m.messenger.send('a', CORE_KINDS.config, {
+          t: 'snap',
+          epoch: Number.MAX_SAFE_INTEGER - 10 + run,
+          seq: 0,
+          first: true,
+          last: true,
+          entries,
+        });
+        await tickUntil(c.clock, c.net, () => false, '', { maxMs: 100 }).catch(() => {});
+      }
+      assert.ok(
+        leaves(a.config.get()) <= CORE_LIMITS.maxConfigEntriesPerNode,
+        `${leaves(a.config.get())} paths held`,
+      );
+    } finally {
+      await c.stop();
+    }
+  });
 });
