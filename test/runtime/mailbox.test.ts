@@ -167,21 +167,30 @@ describe("overflow 'drop-newest'", () => {
   });
 });
 
+/**
+ * A trapping actor blocked on its first message, with a bound of 2 and `overflow`; an actor linked
+ * to it that crashes on 'crash', and one it monitors.
+ */
+async function watchedAndLinked(sys: ActorSystem, overflow: MailboxOptions['overflow']) {
+  const a = await blocked(sys, { max: 2, overflow }, { trapExits: true });
+  const linked = sys.spawn(
+    (m) => {
+      if (m === 'crash') throw new Error('linked crash');
+    },
+    { link: a.pid },
+  );
+  const watched = sys.spawn(() => {});
+  // The monitor belongs to the blocked actor: monitor on its behalf through the system API.
+  const ref = sys.monitor(watched, a.pid);
+  return { a, linked, watched, ref };
+}
+
 describe('system messages at a full mailbox', () => {
   for (const overflow of ['reject', 'drop-newest', 'drop-oldest'] as const) {
     it(`EXIT and DOWN still arrive when the mailbox is full ('${overflow}')`, async () => {
       const sys = system();
-      const a = await blocked(sys, { max: 2, overflow }, { trapExits: true });
-      const linked = sys.spawn(
-        (m) => {
-          if (m === 'crash') throw new Error('linked crash');
-        },
-        { link: a.pid },
-      );
-      const watched = sys.spawn(() => {});
-      const refs: string[] = [];
-      // The monitor belongs to the blocked actor: monitor on its behalf through the system API.
-      refs.push(sys.monitor(watched, a.pid));
+      const { a, linked, watched, ref } = await watchedAndLinked(sys, overflow);
+      const refs = [ref];
       sys.send(a.pid, 'm1');
       sys.send(a.pid, 'm2');
       assert.equal(sys.mailboxDepth(), 2, 'mailbox full');
@@ -209,15 +218,7 @@ describe('system messages at a full mailbox', () => {
   for (const overflow of ['reject', 'drop-newest', 'drop-oldest'] as const) {
     it(`EXIT and DOWN waiting first are neither counted nor dropped by later messages ('${overflow}')`, async () => {
       const sys = system();
-      const a = await blocked(sys, { max: 2, overflow }, { trapExits: true });
-      const linked = sys.spawn(
-        (m) => {
-          if (m === 'crash') throw new Error('linked crash');
-        },
-        { link: a.pid },
-      );
-      const watched = sys.spawn(() => {});
-      sys.monitor(watched, a.pid);
+      const { a, linked, watched } = await watchedAndLinked(sys, overflow);
       sys.send(linked, 'crash');
       await until(() => !sys.isAlive(linked), 'linked actor crashed');
       sys.exit(watched, 'shutdown');
