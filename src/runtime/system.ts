@@ -171,7 +171,7 @@ export class ActorSystem {
   propagation: ContextPropagation | undefined = undefined;
   /** Told about every actor exit (supervision, registries, stats). */
   private readonly exitHooks: Array<(pid: Pid, reason: ExitReason) => void> = [];
-  /** Exit signals owed over links, sent by drainLinkExits: [from, to, reason]. */
+  /** Exit signals owed to local linked actors, sent by drainLinkExits: [from, to, reason]. */
   private readonly linkExits: Array<[Pid, PidLike, ExitReason]> = [];
   private drainingLinkExits = false;
 
