@@ -27,15 +27,27 @@ export function notRoot(): string | undefined {
   return undefined;
 }
 
-/** Throws, saying why, when namespaces or nft are missing (as root that is a failure, not a skip). */
+/**
+ * Throws, saying why, when namespaces or nft are missing (as root that is a failure, not a skip).
+ * A missing nft is installed first (Debian's nftables, as root), as the etcd and mDNS tests do.
+ */
 export function checkFaultSupport(): void {
   checkNetnsSupport();
+  const nft = () => execFileSync('nft', ['--version'], { stdio: ['ignore', 'pipe', 'pipe'] });
   try {
-    execFileSync('nft', ['--version'], { stdio: ['ignore', 'pipe', 'pipe'] });
-  } catch (err) {
-    throw new Error(
-      `the network-fault harness needs the \`nft\` command (Debian package nftables): ${(err as Error).message}`,
-    );
+    nft();
+  } catch {
+    try {
+      execFileSync('apt-get', ['install', '-y', '-qq', 'nftables'], {
+        stdio: 'ignore',
+        env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
+      });
+      nft();
+    } catch (err) {
+      throw new Error(
+        `the network-fault harness needs the \`nft\` command (Debian package nftables): ${(err as Error).message}`,
+      );
+    }
   }
 }
 
