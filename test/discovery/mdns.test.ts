@@ -212,4 +212,29 @@ describe('mdns discovery in network namespaces', () => {
     await m2.started(START_MS);
     await allSeeAlive([m1, m2], ['m1', 'm2'], FORM_MS);
   });
+
+  it('auto discovery off loopback, with the mDNS port held by another socket: the node falls back to gossip instead of crashing', () => {
+    const host = segment().hosts[3]!;
+    // A socket on 5353 without SO_REUSEADDR makes mDNS's bind fail (EADDRINUSE): multicast-dns
+    // then emits 'error' twice, which used to throw from the second emit and end the process.
+    const code = `
+      import dgram from 'node:dgram';
+      import { Foundation } from ${JSON.stringify(path.join(REPO, 'dist', 'src', 'index.js'))};
+      const blocker = dgram.createSocket({ type: 'udp4', reuseAddr: false });
+      await new Promise((r) => blocker.bind(5353, '0.0.0.0', r));
+      const node = await Foundation.start({
+        name: 'held', host: process.argv[1], secret: ${JSON.stringify(SECRET)}, logLevel: 'silent',
+      });
+      console.log(JSON.stringify(node.discovery));
+      await node.stop();
+      blocker.close();`;
+    const out = execFileSync(
+      'ip',
+      ['netns', 'exec', host.ns, process.execPath, '--input-type=module', '-e', code, host.ip],
+      { cwd: REPO, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: START_MS },
+    );
+    const discovery = JSON.parse(out.trim().split('\n').at(-1)!);
+    assert.equal(discovery.name, 'gossip');
+    assert.match(discovery.reason, /EADDRINUSE/);
+  });
 });

@@ -565,12 +565,19 @@ export class MdnsStrategy implements DiscoveryStrategy {
       }
     });
     return new Promise((resolve, reject) => {
+      // `on`, not `once`: multicast-dns emits 'error' twice when the bind fails (from the socket's
+      // error event and from the bind callback); an 'error' with no listener would throw.
+      let settled = false;
       const onError = (err: Error) => {
+        if (settled) return;
+        settled = true;
         m.destroy();
         reject(err);
       };
-      m.once('error', onError);
+      m.on('error', onError);
       m.once('ready', () => {
+        if (settled) return;
+        settled = true;
         m.off('error', onError);
         m.on('error', (err: Error) => ctx.log.warn({ err: err.message }, 'mdns socket error'));
         resolve(m);
