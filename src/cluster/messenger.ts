@@ -168,6 +168,8 @@ class TimeoutQueue {
   private head = 0;
   private timer: TimerHandle | undefined;
   private armedFor = 0;
+  /** `fire` is expiring entries: it arms the timer itself once done, `add` must not. */
+  private firing = false;
 
   constructor(
     private readonly clock: Clock,
@@ -178,7 +180,9 @@ class TimeoutQueue {
   add(p: Pending): void {
     this.dropSettled();
     this.items.push(p);
-    if (!this.timer) this.arm(p.deadline);
+    // A request started from an expiry callback (a retry) lands here while `fire` runs: arming
+    // now would leave `fire`'s own timer, armed after it, orphaned and firing early.
+    if (!this.timer && !this.firing) this.arm(p.deadline);
   }
 
   /** Drops settled entries from the front (called on add and when the front entry settles). */
@@ -214,11 +218,16 @@ class TimeoutQueue {
     this.timer = undefined;
     // The timer fired for `armedFor`: everything due by then has timed out.
     const limit = Math.max(this.clock.now(), this.armedFor);
-    while (this.head < this.items.length) {
-      const p = this.items[this.head]!;
-      if (!p.done && p.deadline > limit) break;
-      this.head++;
-      if (!p.done) this.expire(p);
+    this.firing = true;
+    try {
+      while (this.head < this.items.length) {
+        const p = this.items[this.head]!;
+        if (!p.done && p.deadline > limit) break;
+        this.head++;
+        if (!p.done) this.expire(p);
+      }
+    } finally {
+      this.firing = false;
     }
     this.dropSettled();
     if (this.head < this.items.length) this.arm(this.items[this.head]!.deadline);

@@ -157,6 +157,41 @@ describe('Messenger between nodes', () => {
     assert.equal(a.messenger.inFlight, 0);
   });
 
+  it("a request started from a timed-out request's failure callback (a retry) gets its whole timeout", async () => {
+    const { nodes, net, clock } = await cluster(['a', 'b']);
+    const [a, b] = nodes as [(typeof nodes)[0], (typeof nodes)[0]];
+    b.messenger.handle('never', never);
+    const failures: Array<{ sentAt: number; failedAt: number; code: unknown }> = [];
+    const start = () => {
+      const sentAt = clock.now();
+      a.messenger.requestTo(
+        'b',
+        'never',
+        null,
+        { timeout: 1000 },
+        {
+          replied() {},
+          failed(err) {
+            failures.push({ sentAt, failedAt: clock.now(), code: (err as FoundationError).code });
+            if (failures.length < 3) start(); // retried at once, inside the expiry
+          },
+        },
+      );
+    };
+    start();
+    await net.settle();
+    await clock.tickAsync(5000);
+    assert.deepEqual(
+      failures.map((f) => [f.failedAt - f.sentAt, f.code]),
+      [
+        [1000, 'FND_ERR_REQUEST_TIMEOUT'],
+        [1000, 'FND_ERR_REQUEST_TIMEOUT'],
+        [1000, 'FND_ERR_REQUEST_TIMEOUT'],
+      ],
+    );
+    assert.equal(a.messenger.inFlight, 0);
+  });
+
   it('timeoutError makes the error a timed-out request rejects with, from its subject (and is not called otherwise)', async () => {
     const { nodes, net, clock } = await cluster(['a', 'b']);
     const [a, b] = nodes as [(typeof nodes)[0], (typeof nodes)[0]];
