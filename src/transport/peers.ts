@@ -274,7 +274,8 @@ class Outbound {
             `${formatAddress(this.peer.address)} is now node ${link.peer.name}, not ${this.peer.name}`,
           );
         }
-        if (this.closed || this.peer.removed || this.mgr.stopped) {
+        // `this.link` too: join()'s connection to this peer may have been adopted meanwhile.
+        if (this.closed || this.link || this.peer.removed || this.mgr.stopped) {
           link.end();
           return;
         }

@@ -1,7 +1,10 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { Transport } from '../../src/index.js';
+import { InMemoryNetwork } from '../../src/transport/memory.js';
+import type { PeerManager } from '../../src/transport/peers.js';
 import { memCluster } from '../helpers/mem-cluster.js';
+import { testPeerManager } from '../helpers/peers.js';
 
 describe('re-dialling a peer that went away', () => {
   it('keeps its jittered backoff while the application keeps sending (no dial per message)', async () => {
@@ -38,6 +41,60 @@ describe('re-dialling a peer that went away', () => {
       assert.ok(dials < 20, `${dials} connection attempts for 500 sends`);
     } finally {
       await c.stopAll();
+    }
+  });
+});
+
+describe('a join() racing a control dial to the same peer', () => {
+  it('keeps one control connection, and remove() closes it', async () => {
+    const net = new InMemoryNetwork();
+    const opened: string[] = [];
+    const closed: string[] = [];
+    const b = testPeerManager(
+      net.transport(),
+      { cluster: 'c', name: 'B', incarnation: 1, address: { host: 'b', port: 1 } },
+      {},
+      {
+        accept: (hello) => {
+          opened.push(hello.channel);
+          return undefined;
+        },
+        linkDown: (_name, channel, dir) => {
+          if (dir === 'in') closed.push(channel);
+        },
+      },
+    );
+    const addrB = await b.listen({ host: 'b', port: 1 });
+    // As membership does: the node a join() reached is learned, which adopts join's link.
+    const a: PeerManager = testPeerManager(
+      net.transport(),
+      { cluster: 'c', name: 'A', incarnation: 1, address: { host: 'a', port: 1 } },
+      {},
+      { dialled: (peer) => void a.learn(peer.name, addrB, peer.incarnation) },
+    );
+    await a.listen({ host: 'a', port: 1 });
+    try {
+      const joined = a.join(addrB);
+      // In the same turn, membership hears of B (a SYNC) and keeps it connected: a control dial.
+      a.learn('B', addrB, 1);
+      a.keepAlive('B', true);
+      await joined;
+      await net.settle();
+      await new Promise((r) => setTimeout(r, 50));
+      await net.settle();
+      assert.deepEqual(
+        opened.filter((ch) => ch === 'control').length,
+        2,
+        'both dials reached B (the race happened)',
+      );
+      a.remove('B');
+      await net.settle();
+      await new Promise((r) => setTimeout(r, 50));
+      await net.settle();
+      assert.deepEqual(closed.sort(), opened.sort(), 'every connection A made to B is closed');
+    } finally {
+      await a.stop();
+      await b.stop();
     }
   });
 });
