@@ -19,23 +19,30 @@
 // never repeats a number a receiver still remembers (it would drop that message as stale).
 //
 // Delivery stays at most once. A predecessor can be lost only with its connection (bytes handed to
-// a socket that then broke), so a lane waits as long as no connection from that node closed, and
-// at most `gapTimeoutMs` after one did; then its held messages go on in order (the lost one,
-// should it still arrive, is dropped as stale). A lane holds at most `maxHeld` messages; past that
-// it gives up waiting too. Sender and receiver forget idle lanes, so neither grows with the
-// number of actors that ever talked.
+// a socket that then broke), so a lane that started waiting waits `gapTimeoutMs` from then or from
+// the last close of a connection from that node, whichever is later, once such a close happened
+// (a close more than `windowMs` before the wait began cannot have taken its predecessor), and at
+// most `windowMs` when none did (a predecessor that never comes: a peer's bug, or a member
+// holding lanes on purpose); then its held messages go on in order (the lost one, should it still
+// arrive, is dropped as stale). A lane holds at most `maxHeld` messages, and so do all the lanes
+// of one node together; past that the lane gives up waiting too. Sender and receiver forget idle
+// lanes, so neither grows with the number of actors that ever talked.
 import type { ChannelName } from '../transport/protocol.js';
 import type { Clock, TimerHandle } from '../util/clock.js';
 
 export interface LaneLimits {
-  /** Messages one lane may hold while it waits for an earlier one. */
+  /** Messages one lane, and all the lanes of one node together, may hold while they wait. */
   maxHeld: number;
-  /** How long held messages may wait after a connection from their node closed, in ms. */
+  /**
+   * How long held messages may wait after a connection from their node closed, in ms (counted
+   * from when their lane began waiting, if that was later).
+   */
   gapTimeoutMs: number;
   /**
    * A message is taken as delivered (or lost) this long after it was sent (ms): a sender names a
    * predecessor, and numbers a lane's messages on `default` after one on another channel, only
-   * within it; a receiver forgets a lane idle for twice as long. Bounds both sides' memory.
+   * within it; a receiver holds a lane's messages at most this long, and forgets a lane idle for
+   * twice as long. Bounds both sides' memory.
    */
   windowMs: number;
 }
@@ -195,6 +202,21 @@ interface In<T> {
   /** Waiting messages in arrival order (which is number order within a lane's connection). */
   held: Array<{ seq: number; dep: number; item: T }>;
   at: number;
+  /** When `held` last went from empty to not empty. */
+  since: number;
+}
+
+/** What a receiver keeps per sending node besides its lanes: the ones waiting, and their timer. */
+interface Waits<T> {
+  /** Lanes holding messages. */
+  lanes: Set<In<T>>;
+  /** Messages held by all of them. */
+  held: number;
+  /** When a connection from the node last closed (-Infinity: none did). */
+  lostAt: number;
+  timer: TimerHandle | undefined;
+  /** When `timer` fires. */
+  due: number;
 }
 
 export interface LaneStats {
@@ -209,7 +231,8 @@ export interface LaneStats {
 /** Delivers each (node, lane) in order across connections. */
 export class LaneReceiver<T> {
   private readonly nodes = new Map<string, Map<number, In<T>>>();
-  private readonly timers = new Map<string, TimerHandle>();
+  /** Nodes with a lane holding messages, or a lost connection (kept until the node is forgotten). */
+  private readonly waits = new Map<string, Waits<T>>();
   private sweepAt = 0;
   /** The lane used last, found again without two map lookups (a stream from one lane is common). */
   private lastFrom: string | undefined = undefined;
@@ -247,12 +270,69 @@ export class LaneReceiver<T> {
       this.stats.stale++;
       return;
     }
+    const w = this.waitsOf(from);
+    if (l.held.length === 0) {
+      l.since = this.clock.now();
+      w.lanes.add(l);
+      this.schedule(from, w);
+    }
     // Keep held messages in number order: a late predecessor goes before those waiting for it.
     let i = l.held.length;
     while (i > 0 && l.held[i - 1]!.seq > seq) i--;
     l.held.splice(i, 0, { seq, dep, item });
+    w.held++;
     this.stats.held++;
-    this.release(from, l, l.held.length > this.limits.maxHeld);
+    this.release(from, l, l.held.length > this.limits.maxHeld || w.held > this.limits.maxHeld);
+  }
+
+  private waitsOf(from: string): Waits<T> {
+    let w = this.waits.get(from);
+    if (!w) {
+      w = {
+        lanes: new Set(),
+        held: 0,
+        lostAt: Number.NEGATIVE_INFINITY,
+        timer: undefined,
+        due: Number.POSITIVE_INFINITY,
+      };
+      this.waits.set(from, w);
+    }
+    return w;
+  }
+
+  /** When a waiting lane gives up: see the top of this file. */
+  private deadline(l: In<T>, w: Waits<T>): number {
+    const { gapTimeoutMs, windowMs } = this.limits;
+    const latest = l.since + windowMs;
+    if (w.lostAt < l.since - windowMs) return latest;
+    return Math.min(latest, Math.max(l.since, w.lostAt) + gapTimeoutMs);
+  }
+
+  /**
+   * Arms the node's timer for its earliest deadline; drops the node's state when nothing waits and
+   * no connection from it was lost.
+   */
+  private schedule(from: string, w: Waits<T>): void {
+    let due = Number.POSITIVE_INFINITY;
+    for (const l of w.lanes) due = Math.min(due, this.deadline(l, w));
+    if (due !== w.due) {
+      w.timer?.cancel();
+      w.timer = undefined;
+      w.due = due;
+      if (due !== Number.POSITIVE_INFINITY) {
+        const wait = Math.max(0, due - this.clock.now());
+        w.timer = this.clock.setTimeout(() => this.expire(from, w), wait);
+      }
+    }
+    if (w.lanes.size === 0 && w.lostAt === Number.NEGATIVE_INFINITY) this.waits.delete(from);
+  }
+
+  private expire(from: string, w: Waits<T>): void {
+    w.timer = undefined;
+    w.due = Number.POSITIVE_INFINITY;
+    const now = this.clock.now();
+    for (const l of [...w.lanes]) if (this.deadline(l, w) <= now) this.release(from, l, true);
+    if (this.waits.get(from) === w) this.schedule(from, w);
   }
 
   /** The state of one (node, lane), made on first use; marks it used now. */
@@ -271,7 +351,7 @@ export class LaneReceiver<T> {
     }
     let l = lanes.get(lane);
     if (!l) {
-      l = { last: 0, held: [], at: now };
+      l = { last: 0, held: [], at: now, since: now };
       lanes.set(lane, l);
     } else l.at = now;
     this.lastFrom = from;
@@ -289,11 +369,14 @@ export class LaneReceiver<T> {
 
   /** Delivers held messages, in order, while their predecessor was delivered (all when `force`). */
   private release(from: string, l: In<T>, force: boolean): void {
-    if (force && l.held.length > 0) this.stats.skipped++;
+    if (l.held.length === 0) return;
+    if (force) this.stats.skipped++;
+    const w = this.waits.get(from);
     while (l.held.length > 0) {
       const h = l.held[0]!;
       if (!force && h.dep > l.last) return;
       l.held.shift();
+      if (w) w.held--;
       if (h.seq <= l.last) {
         this.stats.stale++;
         continue;
@@ -301,36 +384,34 @@ export class LaneReceiver<T> {
       l.last = h.seq;
       this.deliver(from, h.item);
     }
+    // Nothing held any more (a handler may have forgotten the node meanwhile: `w` is stale then).
+    if (w && this.waits.get(from) === w && w.lanes.delete(l)) this.schedule(from, w);
   }
 
   /**
    * A connection from `from` closed: whatever was in flight on it is lost, so lanes waiting for a
-   * predecessor may never see it. They go on after `gapTimeoutMs` (a message still queued at the
-   * sender arrives over its new connection well before that).
+   * predecessor may never see it. They go on `gapTimeoutMs` after this, or after they began
+   * waiting if later (a message still queued at the sender arrives over its new connection well
+   * before that).
    */
   connectionLost(from: string): void {
-    if (this.timers.has(from)) return;
-    this.timers.set(
-      from,
-      this.clock.setTimeout(() => {
-        this.timers.delete(from);
-        for (const l of this.nodes.get(from)?.values() ?? []) this.release(from, l, true);
-      }, this.limits.gapTimeoutMs),
-    );
+    const w = this.waitsOf(from);
+    w.lostAt = this.clock.now();
+    this.schedule(from, w);
   }
 
   /** The node is gone: drop its lanes (and anything held for them). */
   forget(from: string): void {
     this.uncache();
     this.nodes.delete(from);
-    this.timers.get(from)?.cancel();
-    this.timers.delete(from);
+    this.waits.get(from)?.timer?.cancel();
+    this.waits.delete(from);
   }
 
   stop(): void {
     this.uncache();
-    for (const t of this.timers.values()) t.cancel();
-    this.timers.clear();
+    for (const w of this.waits.values()) w.timer?.cancel();
+    this.waits.clear();
     this.nodes.clear();
   }
 

@@ -172,6 +172,53 @@ describe('ordered lanes', () => {
     assert.equal(rx.stats.skipped, 1);
   });
 
+  it('a lane that began waiting after a connection closed still waits the whole gap timeout from then', () => {
+    const { clock, got, rx, send, arrive } = setup();
+    // Lane 1 waits for a message lost with the connection that closes at t=0.
+    const [m1, lost] = send(1, 'bulk', 'lost');
+    const [after1] = send(1, 'default', 'after lost');
+    arrive(m1!);
+    arrive(after1!);
+    rx.connectionLost('b');
+    clock.tick(900);
+    // Lane 2's large message is still on its way (its connection is up) when a later one arrives.
+    const [m2, large] = send(2, 'bulk', 'large');
+    const [after2] = send(2, 'default', 'after large');
+    arrive(m2!);
+    arrive(after2!);
+    clock.tick(100);
+    assert.deepEqual(got, ['b:after lost'], 'lane 1 gave up at the gap timeout; lane 2 waits on');
+    clock.tick(500);
+    arrive(large!);
+    assert.deepEqual(got, ['b:after lost', 'b:large', 'b:after large'], 'lane 2 kept its order');
+    arrive(lost!);
+    assert.equal(rx.stats.stale, 1, 'only the lost one, arriving after its lane went on');
+    assert.equal(rx.stats.skipped, 1);
+  });
+
+  it('with no connection closed, a lane waits at most windowMs for a predecessor that never comes', () => {
+    const { clock, got, send, arrive } = setup();
+    const [marker] = send(1, 'bulk', 'never arrives');
+    arrive(marker!);
+    for (const m of send(1, 'default', 'after')) arrive(m);
+    clock.tick(LIMITS.windowMs - 1);
+    assert.deepEqual(got, []);
+    clock.tick(1);
+    assert.deepEqual(got, ['b:after']);
+  });
+
+  it('all the lanes of one node together hold at most maxHeld messages', () => {
+    const { rx, got, send, arrive } = setup();
+    // Each lane's first message names a predecessor that never comes (a member holding lanes).
+    for (let lane = 1; lane <= LIMITS.maxHeld * 3; lane++) {
+      send(lane, 'bulk', 'never sent');
+      for (const m of send(lane, 'default', `lane ${lane}`)) arrive(m);
+    }
+    const held = LIMITS.maxHeld * 3 - got.length;
+    assert.ok(held <= LIMITS.maxHeld, `${held} messages held`);
+    assert.ok(rx.stats.skipped >= LIMITS.maxHeld * 2, 'the lanes over the limit gave up waiting');
+  });
+
   it('a lane holds at most maxHeld messages, then gives up waiting', () => {
     const { got, send, arrive } = setup();
     const [marker] = send(1, 'bulk', 'never arrives');
