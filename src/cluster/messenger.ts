@@ -235,6 +235,12 @@ class TimeoutQueue {
   };
 }
 
+/**
+ * Most bytes a lane's numbers add to a message: lane, seq and dep, 9 bytes each at most (msgpack
+ * uint64 or float64); the array header stays one byte (a SEND or REQUEST widens to 6 or 7 fields).
+ */
+const LANE_FIELDS_BYTES = 27;
+
 export class Messenger {
   private readonly oneWay = new Map<string, MessageHandler>();
   private readonly handlers = new Map<string, Handler>();
@@ -320,7 +326,8 @@ export class Messenger {
     msg: unknown[],
   ): void {
     const body = encodeTransient(msg);
-    const ch = body.byteLength >= this.deps.bulkThreshold ? 'bulk' : channel;
+    // The widened message is up to LANE_FIELDS_BYTES longer: it must still fit the channel's limit.
+    const ch = body.byteLength + LANE_FIELDS_BYTES >= this.deps.bulkThreshold ? 'bulk' : channel;
     const lanes = this.lanesOut;
     if (!lanes.next(to, lane, ch, now)) {
       this.deps.send(to, ch, body);

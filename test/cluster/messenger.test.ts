@@ -8,6 +8,8 @@ import diagnostics from 'node:diagnostics_channel';
 import { afterEach, describe, it } from 'node:test';
 import type { ReplySink } from '../../src/cluster/messenger.js';
 import { FoundationError } from '../../src/errors.js';
+import { encode } from '../../src/transport/codec.js';
+import { DEFAULT_CHANNEL_MAX_FRAME, MSG } from '../../src/transport/protocol.js';
 import { CHANNELS } from '../../src/util/diagnostics.js';
 import { assertCoded, fulfilled, rejectedWith, rejectsWithCode, track } from '../helpers/assert.js';
 import { type MeshedCluster, startMeshedCluster, tickUntil } from '../helpers/nodes.js';
@@ -113,6 +115,22 @@ describe('Messenger between nodes', () => {
     } finally {
       diagnostics.unsubscribe(CHANNELS.transportConnect, onConnect);
     }
+  });
+
+  it("with bulkThreshold at the default channel's frame limit, a lane message just under it still goes (numbered, its lane fields make it longer)", async () => {
+    const T = DEFAULT_CHANNEL_MAX_FRAME;
+    const { nodes, net } = await cluster(['a', 'b'], { bulkThreshold: T });
+    const [a, b] = nodes as [(typeof nodes)[0], (typeof nodes)[0]];
+    const got: number[] = [];
+    b.messenger.on('k', (p) => got.push((p as Uint8Array).length));
+    let n = T - 16;
+    while (encode([MSG.SEND, 'k', Buffer.alloc(n)]).length < T - 8) n++;
+    const near = Buffer.alloc(n); // its plain SEND is 8 bytes under the threshold
+    // A large message first: the lane's next messages are numbered, so widened.
+    a.messenger.send('b', 'k', Buffer.alloc(T + 10), { lane: 5 });
+    a.messenger.send('b', 'k', near, { lane: 5 });
+    await net.settle();
+    assert.deepEqual(got, [T + 10, n]);
   });
 
   it('a request for a kind the target does not handle rejects with FND_ERR_NO_HANDLER', async () => {
