@@ -283,12 +283,17 @@ class Outbound {
       })
       .catch((err: Error) => {
         this.connecting = false;
-        this.mgr.reach.dialFailed(this.peer.name, err.message);
+        // This node's own dial rate refused the dial: nothing was tried, so nothing failed.
+        const rate =
+          err instanceof FoundationError &&
+          err.code === 'FND_ERR_DIAL_RATE_LIMITED' &&
+          err.data?.reason === 'rate';
+        if (!rate) this.mgr.reach.dialFailed(this.peer.name, err.message);
         this.mgr.opts.log.debug(
           { peer: this.peer.name, channel: this.channel, err: err.message },
           'connect failed',
         );
-        this.scheduleRetry();
+        this.scheduleRetry(rate ? Number((err as FoundationError).data?.retryInMs) || 0 : 0);
       });
   }
 
@@ -328,13 +333,17 @@ class Outbound {
     this.flush();
   }
 
-  private scheduleRetry(): void {
+  /** Re-dials after the backoff's next delay, and not before `atLeastMs`. */
+  private scheduleRetry(atLeastMs = 0): void {
     if (this.peer.removed || this.mgr.stopped || this.retry) return;
     if (!this.hasQueued && !(this.channel === 'control' && this.peer.keepAlive)) return;
-    this.retry = this.mgr.opts.clock.setTimeout(() => {
-      this.retry = undefined;
-      this.connect();
-    }, this.backoff.next());
+    this.retry = this.mgr.opts.clock.setTimeout(
+      () => {
+        this.retry = undefined;
+        this.connect();
+      },
+      Math.max(atLeastMs, this.backoff.next()),
+    );
   }
 
   /** Drops the connection to re-dial (the peer moved to another address). */

@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { Transport } from '../../src/index.js';
+import type { RawConnection, Transport } from '../../src/index.js';
 import { InMemoryNetwork } from '../../src/transport/memory.js';
 import type { PeerManager } from '../../src/transport/peers.js';
 import { memCluster } from '../helpers/mem-cluster.js';
 import { testPeerManager } from '../helpers/peers.js';
+import { until } from '../helpers/proc.js';
 
 describe('re-dialling a peer that went away', () => {
   it('keeps its jittered backoff while the application keeps sending (no dial per message)', async () => {
@@ -92,6 +93,56 @@ describe('a join() racing a control dial to the same peer', () => {
       await new Promise((r) => setTimeout(r, 50));
       await net.settle();
       assert.deepEqual(closed.sort(), opened.sort(), 'every connection A made to B is closed');
+    } finally {
+      await a.stop();
+      await b.stop();
+    }
+  });
+});
+
+describe('a re-dial refused by this node’s own dial rate', () => {
+  it('is not a failed re-dial: the peer is not reported unreachable, and is re-dialled later', async () => {
+    const net = new InMemoryNetwork();
+    const inner = net.transport();
+    const accepted: RawConnection[] = [];
+    const tracking: Transport = {
+      listen: (a, on) =>
+        inner.listen(a, (conn) => {
+          accepted.push(conn);
+          on(conn);
+        }),
+      connect: (a, t) => inner.connect(a, t),
+      close: () => inner.close(),
+    };
+    const b = testPeerManager(tracking, {
+      cluster: 'c',
+      name: 'B',
+      incarnation: 1,
+      address: { host: 'b', port: 1 },
+    });
+    const addrB = await b.listen({ host: 'b', port: 1 });
+    const events: string[] = [];
+    const a = testPeerManager(
+      net.transport(),
+      { cluster: 'c', name: 'A', incarnation: 1, address: { host: 'a', port: 1 } },
+      {
+        dialLimits: { ratePerSec: 5, burst: 1, backoffBaseMs: 100, backoffMaxMs: 1000 },
+        unreachableAfterMs: 5000,
+      },
+      {
+        unreachable: (n, why) => events.push(`unreachable ${n}: ${why}`),
+        reachable: (n) => events.push(`reachable ${n}`),
+      },
+    );
+    await a.listen({ host: 'a', port: 1 });
+    try {
+      a.learn('B', addrB, 1);
+      a.keepAlive('B', true); // the control dial takes the only token
+      await until(() => accepted.length === 1, 10_000, 'the control connection');
+      // B drops it (B is up and listening): A re-dials at once, and its limiter has no token yet.
+      for (const c of accepted) c.destroy();
+      await until(() => accepted.length === 2, 10_000, 'the re-dial, once a token came');
+      assert.deepEqual(events, []);
     } finally {
       await a.stop();
       await b.stop();
