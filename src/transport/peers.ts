@@ -519,6 +519,11 @@ export class PeerManager {
 
   /** The one path for refused connections (TLS or handshake): warn, diagnostics, node 'error'. */
   private handshakeFailed(err: FoundationError, remote: string, direction: 'in' | 'out'): void {
+    if (this.stopped) {
+      // This node's own stop closed the connection mid-handshake: not the peer's doing.
+      this.opts.log.debug({ remote, code: err.code, direction }, 'handshake ended by stop');
+      return;
+    }
     if (direction === 'in') this.rejected++;
     this.opts.log.warn(
       { remote, code: err.code, err: err.message },

@@ -173,4 +173,31 @@ describe('no lock-out before authentication (real sockets, 127.0.0.2 floods 127.
     await waitUntil(() => mgr.admission.pending === 1, 'the dropped socket released its slot');
     assert.deepEqual(errors, [], 'a silent socket is dropped quietly, not reported as an error');
   });
+
+  it("the node's own stop, during a peer's handshake, is not reported as the peer's error", async () => {
+    const identity: Identity = {
+      cluster: 'fb',
+      name: 'srv',
+      incarnation: 1,
+      address: { host: '127.0.0.1', port: 1 },
+    };
+    const errors: string[] = [];
+    const mgr = testPeerManager(
+      new TcpTransport(),
+      identity,
+      {},
+      { handshakeError: (e) => errors.push(e.code) },
+    );
+    const { port } = await mgr.listen({ host: '127.0.0.1', port: 0 });
+    const s = net.connect({ host: '127.0.0.1', port });
+    s.on('error', () => {});
+    cleanups.push(async () => void s.destroy());
+    await new Promise((r) => s.once('connect', r));
+    s.write(Buffer.from([0, 0, 0, 40, 0x9c])); // the start of a HELLO frame; the rest never comes
+    await waitUntil(() => mgr.admission.pending === 1, 'the socket admitted');
+    await new Promise((r) => setTimeout(r, 200)); // its bytes read: the handshake is under way
+    await mgr.stop();
+    await new Promise((r) => setTimeout(r, 50));
+    assert.deepEqual(errors, []);
+  });
 });
