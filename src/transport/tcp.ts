@@ -41,6 +41,8 @@ class SocketConnection implements RawConnection {
   private early: Buffer[] = [];
   private closed = false;
   private closeErr: Error | undefined;
+  /** Destroys the socket if an `end` did not close it in time. */
+  private endTimer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly socket: net.Socket,
@@ -60,6 +62,8 @@ class SocketConnection implements RawConnection {
     });
     socket.on('close', () => {
       this.closed = true;
+      if (this.endTimer) clearTimeout(this.endTimer);
+      this.endTimer = undefined;
       this.handlers?.close(this.closeErr);
     });
   }
@@ -80,7 +84,8 @@ class SocketConnection implements RawConnection {
   end(): void {
     this.socket.end();
     // A peer that never reads must not hold the socket open forever.
-    setTimeout(() => this.socket.destroy(), 2000).unref();
+    if (this.closed || this.endTimer) return;
+    this.endTimer = setTimeout(() => this.socket.destroy(), 2000).unref();
   }
 
   destroy(): void {

@@ -349,3 +349,43 @@ describe('disconnect (PeerManager over TCP)', () => {
     );
   });
 });
+
+describe('TcpTransport: ending a connection', () => {
+  it('leaves no timer behind once the socket closed', async () => {
+    const t = new TcpTransport();
+    const pending = new Set<unknown>();
+    const realSet = globalThis.setTimeout;
+    const realClear = globalThis.clearTimeout;
+    try {
+      const addr = await t.listen({ host: '127.0.0.1', port: 0 }, (conn) => {
+        conn.setHandlers({ data: () => {}, drain: () => {}, close: () => {} });
+        conn.end(); // the other side ends too: the socket closes at once
+      });
+      const conn = await t.connect(addr, 5000);
+      const closed = new Promise<void>((resolve) =>
+        conn.setHandlers({ data: () => {}, drain: () => {}, close: () => resolve() }),
+      );
+      // Counts the timers started meanwhile and not cleared (the transport's end() starts one).
+      globalThis.setTimeout = ((fn: () => void, ms?: number) => {
+        const h = realSet(() => {
+          pending.delete(h);
+          fn();
+        }, ms);
+        pending.add(h);
+        return h;
+      }) as typeof setTimeout;
+      globalThis.clearTimeout = ((h: NodeJS.Timeout) => {
+        pending.delete(h);
+        realClear(h);
+      }) as typeof clearTimeout;
+      conn.end();
+      assert.equal(pending.size, 1, 'end() armed its destroy-if-stuck timer');
+      await closed;
+      assert.equal(pending.size, 0, 'cleared when the socket closed');
+    } finally {
+      globalThis.setTimeout = realSet;
+      globalThis.clearTimeout = realClear;
+      await t.close();
+    }
+  });
+});
