@@ -408,6 +408,9 @@ export class PeerManager {
   readonly admission: Admission;
   private refusalsUnlogged = 0;
   private refusalLoggedAt = Number.NEGATIVE_INFINITY;
+  /** The last refused admission not logged yet, and the timer that logs it at the interval's end. */
+  private lastRefusal: Refusal | undefined;
+  private refusalTimer: TimerHandle | undefined;
   /** Inbound connections refused because of bad frames or handshakes (for tests and stats). */
   rejected = 0;
 
@@ -533,13 +536,28 @@ export class PeerManager {
     this.events.handshakeError(err, remote, direction);
   }
 
-  /** Logs refused admissions, one line per interval with the count (an attack makes thousands). */
+  /**
+   * Logs refused admissions, at most one line per interval with the count (an attack makes
+   * thousands): the first at once, the rest of a burst when the interval ends.
+   */
   private admissionRefused(r: Refusal): void {
     this.rejected++;
     this.refusalsUnlogged++;
-    const now = this.opts.clock.now();
-    if (now - this.refusalLoggedAt < REFUSAL_LOG_INTERVAL_MS) return;
-    this.refusalLoggedAt = now;
+    this.lastRefusal = r;
+    const clock = this.opts.clock;
+    const wait = this.refusalLoggedAt + REFUSAL_LOG_INTERVAL_MS - clock.now();
+    if (wait <= 0) this.logRefusals();
+    else
+      this.refusalTimer ??= clock.setTimeout(() => {
+        this.refusalTimer = undefined;
+        this.logRefusals();
+      }, wait);
+  }
+
+  private logRefusals(): void {
+    const r = this.lastRefusal;
+    if (!r || this.refusalsUnlogged === 0 || this.stopped) return;
+    this.refusalLoggedAt = this.opts.clock.now();
     const { maxPending, maxPendingPerSource } = this.admission.limits;
     this.opts.log.warn(
       { ...r, refused: this.refusalsUnlogged, maxPending, maxPendingPerSource },
@@ -548,6 +566,7 @@ export class PeerManager {
         : 'too many pending connections; connections refused',
     );
     this.refusalsUnlogged = 0;
+    this.lastRefusal = undefined;
   }
 
   /**
@@ -751,6 +770,8 @@ export class PeerManager {
   /** Flushes queues and closes everything. */
   async stop(): Promise<void> {
     this.stopped = true;
+    this.refusalTimer?.cancel();
+    this.refusalTimer = undefined;
     this.reach.stop();
     for (const peer of this.peers.values())
       for (const out of peer.channels.values()) out.close(true);

@@ -18,6 +18,7 @@ import { InMemoryNetwork } from '../../src/transport/memory.js';
 import type { RawConnection } from '../../src/transport/types.js';
 import { ManualClock } from '../../src/util/clock.js';
 import { assertCoded } from '../helpers/assert.js';
+import { captureLogger } from '../helpers/loopback.js';
 import { TEST_SECRET } from '../helpers/nodes.js';
 import { testPeerManager } from '../helpers/peers.js';
 
@@ -160,5 +161,32 @@ describe('PeerManager admission on the in-memory network', () => {
     assert.equal((await link).peer.name, 'server');
     assert.deepEqual(accepted, ['good']);
     assert.equal(mgr.admission.pending, 3, 'the finished handshake released its slot');
+  });
+
+  it('refusals are logged at most once per interval, with their count: the first at once, the rest of a burst when the interval ends', async () => {
+    const clock = new ManualClock();
+    const net = new InMemoryNetwork(clock);
+    const { logger, lines } = captureLogger();
+    const mgr = testPeerManager(net.transport(), identity('server'), {
+      clock,
+      log: logger,
+      handshakeTimeoutMs: 60_000,
+      maxPendingPerSource: 1,
+    });
+    stops.push(() => mgr.stop());
+    const address = await mgr.listen({ host: '127.0.0.1', port: 0 });
+    const attacker = net.transport();
+    await attacker.listen({ host: '127.0.0.2', port: 0 }, () => {});
+    stops.push(() => attacker.close());
+    for (let i = 0; i < 50; i++) await attacker.connect(address, 1000);
+    await net.settle();
+    assert.equal(mgr.admission.refused, 49);
+    const refusals = () =>
+      lines.filter((l) => String(l.msg).includes('connections refused')).map((l) => l.refused);
+    assert.deepEqual(refusals(), [1], 'the first at once');
+    await clock.tickAsync(10_000);
+    assert.deepEqual(refusals(), [1, 48], 'the rest of the burst once the interval is over');
+    await clock.tickAsync(60_000);
+    assert.deepEqual(refusals(), [1, 48], 'nothing more to say');
   });
 });
