@@ -78,6 +78,14 @@ interface Established {
   rest: Buffer | undefined;
 }
 
+/**
+ * A failed proof, in words that read right on both sides: the refusing node logs it, and sends it
+ * to the other, which logs it as "peer refused: ...".
+ */
+function secretMismatch(self: string, peer: string): string {
+  return `nodes ${self} and ${peer} do not share the same cluster secret (${self} checked ${peer}'s proof)`;
+}
+
 export class Link {
   /** Free bytes `writeBatch` needs before the payload. */
   static readonly HEADROOM = RECORD_HEADER;
@@ -231,11 +239,7 @@ export class Link {
           if (!ch) return fail('FND_ERR_HANDSHAKE_PROTOCOL', 'malformed CHALLENGE', true);
           const transcript = { hello: helloBody, challenge: chBody };
           if (!proofsEqual(sProof, serverProof(key, transcript))) {
-            return fail(
-              'FND_ERR_HANDSHAKE_SECRET',
-              `node ${ch.name} does not share this cluster's secret`,
-              true,
-            );
+            return fail('FND_ERR_HANDSHAKE_SECRET', secretMismatch(opts.self.name, ch.name), true);
           }
           if (ch.version < versions[0] || ch.version > versions[1]) {
             return fail(
@@ -343,11 +347,7 @@ export class Link {
       if (msg[0] !== MSG.AUTH || !peer || !transcript)
         return fail('FND_ERR_HANDSHAKE_PROTOCOL', 'expected AUTH', true);
       if (!proofsEqual(msg[1], clientProof(key, transcript))) {
-        return fail(
-          'FND_ERR_HANDSHAKE_SECRET',
-          `node ${hello.name} does not share this cluster's secret`,
-          true,
-        );
+        return fail('FND_ERR_HANDSHAKE_SECRET', secretMismatch(opts.self.name, hello.name), true);
       }
       const refused = accept(peer);
       if (refused) return fail(refused.code, refused.message, true);

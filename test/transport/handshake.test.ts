@@ -159,8 +159,11 @@ describe('handshake on the in-memory network', () => {
       { name: 'alice', secret: TEST_SECRET },
       { name: 'bob', secret: OTHER_SECRET },
     );
-    rejectedWith(client, 'FND_ERR_HANDSHAKE_SECRET', 'client');
-    rejectedWith(server, 'FND_ERR_HANDSHAKE_SECRET', 'server');
+    const c = rejectedWith(client, 'FND_ERR_HANDSHAKE_SECRET', 'client');
+    const s = rejectedWith(server, 'FND_ERR_HANDSHAKE_SECRET', 'server');
+    // The same words on both sides, right from either (the server's says its peer refused).
+    assert.match(c.message, /^nodes alice and bob do not share the same cluster secret/);
+    assert.match(s.message, /^peer refused: nodes alice and bob do not share the same cluster/);
   });
 
   it('a client that skips its own checks and answers with a made-up proof is refused by the server: FND_ERR_HANDSHAKE_SECRET', async () => {
